@@ -1,0 +1,160 @@
+"""Command line for the MNIST GAN: a thin Typer skin over gan.py.
+
+    python cli.py train --epochs 10 --data-dir ./data
+    python cli.py resume checkpoints/gan_epoch_5.pth --epochs 20
+    python cli.py generate --n 16
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train a GAN on MNIST and draw new handwritten digits.")
+
+# gan.py imports torch (seconds), so each command imports it when it runs and `--help` answers at once.
+
+Arch = Annotated[str, typer.Option(help="Network: mlp, mlp-bn (BatchNorm, no biases), dcgan, dcgan-tf (TensorFlow tutorial's).")]
+Epochs = Annotated[int, typer.Option(help="Total epochs to train (on resume: the epoch to stop at).")]
+BatchSize = Annotated[int, typer.Option(help="Images per batch.")]
+Lr = Annotated[float, typer.Option(help="Adam learning rate for both networks.")]
+LrG = Annotated[Optional[float], typer.Option(help="Learning rate for G only (overrides --lr).")]
+LrD = Annotated[Optional[float], typer.Option(help="Learning rate for D only (overrides --lr).")]
+Beta1 = Annotated[float, typer.Option(help="Adam beta1 (0.5 as in the DCGAN paper).")]
+LatentDim = Annotated[int, typer.Option(help="Size of the noise vector z.")]
+Width = Annotated[int, typer.Option(help="dcgan: channels of D's first layer; compute grows with its square (paper: 64).")]
+GAct = Annotated[str, typer.Option(help="mlp: generator activation, relu or leaky.")]
+DDropout = Annotated[float, typer.Option(help="mlp/mlp-bn: dropout after each hidden layer of D (0: none).")]
+Smoothing = Annotated[Optional[float], typer.Option(help="Target for real labels in D's loss, e.g. 0.9 (default: off, 1.0).")]
+Seed = Annotated[int, typer.Option(help="Random seed (weights, noise, shuffling).")]
+Device = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
+DataDir = Annotated[Path, typer.Option(help="Folder with MNIST/raw/ (downloaded there if missing).")]
+CheckpointDir = Annotated[Path, typer.Option(help="Where checkpoints, metrics, plots and the report go.")]
+SampleDir = Annotated[Path, typer.Option(help="Where the per-epoch sample grids go.")]
+SaveEvery = Annotated[int, typer.Option(help="Save a checkpoint every N epochs (and always at the end).")]
+SampleEvery = Annotated[int, typer.Option(help="Write a sample grid every N epochs (and always at the end).")]
+KeepLast = Annotated[int, typer.Option(help="Epoch checkpoints to keep, newest first (0: keep all).")]
+Tensorboard = Annotated[bool, typer.Option(help="Also log to TensorBoard (needs `pip install tensorboard`).")]
+Resume = Annotated[Optional[Path], typer.Option(help="Continue from this checkpoint with its saved config.")]
+
+# Options that define the networks: a resumed run keeps the checkpoint's values and refuses others.
+MODEL_OPTIONS = {"arch": "--arch", "latent_dim": "--latent-dim", "width": "--width", "g_act": "--g-act",
+                 "d_dropout": "--d-dropout"}
+
+
+def fail(message: str, code: int = 1):
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def run_gan(action):
+    """Run `action`, turning the GAN's user errors into one line on stderr and a non-zero exit."""
+    import gan
+    try:
+        return action(gan)
+    except gan.TrainingInterrupted as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(130)
+    except gan.GANError as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user typed this option (as opposed to it taking its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def start_training(ctx: typer.Context, options: dict, resume: Path | None):
+    def action(gan):
+        options["data_dir"], options["checkpoint_dir"], options["sample_dir"] = (
+            str(options["data_dir"]), str(options["checkpoint_dir"]), str(options["sample_dir"]))
+        if resume is None:
+            return gan.train(gan.Config(**options))
+        state = gan.load_checkpoint(resume)
+        saved = state["config_obj"]
+        changed = [flag for name, flag in MODEL_OPTIONS.items() if given(ctx, name) and options[name] != getattr(saved, name)]
+        if changed:
+            fail(f"{', '.join(changed)} would change the networks saved in {resume}: leave them out when resuming "
+                 f"(start a new run with another --checkpoint-dir to train a different model)")
+        overrides = {name: value for name, value in options.items() if given(ctx, name) and name not in MODEL_OPTIONS}
+        cfg = gan.Config(**{**gan.asdict(saved), **overrides})
+        return gan.train(cfg, resume=resume)
+    run_gan(action)
+
+
+@app.command()
+def train(ctx: typer.Context, epochs: Epochs = 5, arch: Arch = "dcgan", batch_size: BatchSize = 128, lr: Lr = 2e-4,
+          lr_g: LrG = None, lr_d: LrD = None, beta1: Beta1 = 0.5, latent_dim: LatentDim = 100, width: Width = 32,
+          g_act: GAct = "relu", d_dropout: DDropout = 0.0, label_smoothing: Smoothing = None, seed: Seed = 0,
+          device: Device = "auto", data_dir: DataDir = Path("data"), checkpoint_dir: CheckpointDir = Path("checkpoints"),
+          sample_dir: SampleDir = Path("samples"), save_every: SaveEvery = 1, sample_every: SampleEvery = 1,
+          keep_last: KeepLast = 3, tensorboard: Tensorboard = False, resume: Resume = None):
+    """Train a GAN on MNIST, saving checkpoints and a sample grid every epoch."""
+    options = {k: v for k, v in locals().items() if k not in ("ctx", "resume")}
+    start_training(ctx, options, resume)
+
+
+@app.command()
+def resume(ctx: typer.Context, checkpoint: Annotated[Path, typer.Argument(help="A gan_epoch_N.pth checkpoint.")],
+           epochs: Epochs = 5, batch_size: BatchSize = 128, lr: Lr = 2e-4, lr_g: LrG = None, lr_d: LrD = None,
+           device: Device = "auto", data_dir: DataDir = Path("data"),
+           checkpoint_dir: CheckpointDir = Path("checkpoints"), sample_dir: SampleDir = Path("samples"),
+           save_every: SaveEvery = 1, sample_every: SampleEvery = 1, keep_last: KeepLast = 3,
+           tensorboard: Tensorboard = False):
+    """Continue training from a checkpoint with its saved config (--epochs sets where to stop)."""
+    options = {k: v for k, v in locals().items() if k not in ("ctx", "checkpoint")}
+    start_training(ctx, options, checkpoint)
+
+
+@app.command()
+def generate(n: Annotated[int, typer.Option(help="How many digits to draw.")] = 16,
+             checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint or exported generator (default: newest in --checkpoint-dir).")] = None,
+             checkpoint_dir: CheckpointDir = Path("checkpoints"),
+             out: Annotated[Optional[Path], typer.Option(help="Output file: .png for a grid, .npy for an (n, 1, 28, 28) float array in [0, 1].")] = None,
+             seed: Annotated[Optional[int], typer.Option(help="Seed for repeatable samples.")] = None,
+             nrow: Annotated[Optional[int], typer.Option(help="Images per row of the grid (default: square).")] = None,
+             device: Device = "auto"):
+    """Draw new digits from a trained generator into a PNG grid or an .npy array."""
+    def action(gan):
+        path = checkpoint or newest_checkpoint(checkpoint_dir)
+        target = out or Path("samples") / f"generated_{time_stamp()}.png"
+        if target.suffix.lower() not in (".png", ".npy"):
+            fail(f"--out {target}: use a .png (grid) or .npy (array) file name")
+        if nrow is not None and nrow <= 0:
+            fail(f"--nrow must be at least 1, got {nrow}")
+        gan.check_sample_count(n, as_grid=target.suffix.lower() == ".png")
+        G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
+        ensure_parent(target)
+        gan.generate_and_plot_samples(G, n=n, nrow=nrow, seed=seed, out=target, show=False, latent_dim=cfg.latent_dim)
+        typer.echo(f"wrote {n} digits from {path} to {target}")
+    run_gan(action)
+
+
+def newest_checkpoint(folder: Path) -> Path:
+    found = [p for p in folder.glob("*.pth") if p.name.startswith(("gan_epoch_", "generator_"))] if folder.is_dir() else []
+    if not found:
+        fail(f"no checkpoint in {folder}/: train first (python cli.py train) or pass --checkpoint PATH")
+    return max(found, key=lambda p: p.stat().st_mtime)
+
+
+def ensure_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        fail(f"cannot create {path.parent} ({e.strerror}): choose another --out")
+
+
+def time_stamp() -> str:
+    import time
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,837 @@
+"""A small, fast GAN that learns MNIST and draws new handwritten digits.
+
+    python cli.py train --epochs 10 --data-dir ./data     # checkpoints/ and samples/ fill as it learns
+    python cli.py generate --n 16                         # a grid of new digits from the newest checkpoint
+    from gan import generate_and_plot_samples             # the same from Python
+
+Everything about the GAN lives in this file, in the order the data flows:
+config -> data -> networks -> training step -> training loop -> checkpoints -> sampling and plots.
+Importing it only defines things: no downloads, folders or device probing happen until a function is called.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GANError(Exception):
+    """A problem the user can fix (bad input, missing file, full disk); the CLI prints it as one line."""
+
+
+class TrainingInterrupted(GANError):
+    """Training stopped on Ctrl-C or SIGTERM after saving a checkpoint."""
+
+
+# ---- config ----
+
+ARCHS = ("mlp", "mlp-bn", "dcgan", "dcgan-tf")
+MODEL_FIELDS = ("arch", "latent_dim", "width", "g_act", "d_dropout")  # fixed for the life of a run
+
+
+@dataclass
+class Config:
+    # model
+    arch: str = "dcgan"  # mlp | mlp-bn | dcgan | dcgan-tf
+    latent_dim: int = 100
+    width: int = 32  # dcgan: channels of D's first layer (the DCGAN paper uses 64); G mirrors it
+    g_act: str = "relu"  # mlp: activation of the generator's hidden layers, relu or leaky
+    d_dropout: float = 0.0  # dropout after each hidden layer of D (mlp archs)
+    # optimisation
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 2e-4
+    lr_g: float | None = None  # overrides lr for G
+    lr_d: float | None = None  # overrides lr for D
+    beta1: float = 0.5
+    label_smoothing: float | None = None  # target for real labels in D's loss, e.g. 0.9; None: 1.0
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    # files
+    data_dir: str = "data"
+    checkpoint_dir: str = "checkpoints"
+    sample_dir: str = "samples"
+    save_every: int = 1  # epochs
+    sample_every: int = 1  # epochs
+    keep_last: int = 3  # epoch checkpoints kept (0: all); the final one is always kept
+    tensorboard: bool = False
+
+    @property
+    def lr_generator(self) -> float:
+        return self.lr_g if self.lr_g is not None else self.lr
+
+    @property
+    def lr_discriminator(self) -> float:
+        return self.lr_d if self.lr_d is not None else self.lr
+
+
+def validate(cfg: Config) -> None:
+    """Reject values that cannot train, with a message that says which option to fix."""
+    if cfg.arch not in ARCHS:
+        raise GANError(f"unknown --arch {cfg.arch!r}: choose one of {', '.join(ARCHS)}")
+    if cfg.g_act not in ("relu", "leaky"):
+        raise GANError(f"unknown --g-act {cfg.g_act!r}: choose relu or leaky")
+    positive = {"epochs": cfg.epochs, "batch-size": cfg.batch_size, "latent-dim": cfg.latent_dim,
+                "width": cfg.width, "lr": cfg.lr, "save-every": cfg.save_every, "sample-every": cfg.sample_every}
+    positive.update({"lr-g": cfg.lr_g} if cfg.lr_g is not None else {})
+    positive.update({"lr-d": cfg.lr_d} if cfg.lr_d is not None else {})
+    for name, value in positive.items():
+        if not value > 0 or not math.isfinite(value):
+            raise GANError(f"--{name} must be a positive number, got {value}")
+    if not 0 <= cfg.beta1 < 1:
+        raise GANError(f"--beta1 must be in [0, 1), got {cfg.beta1}")
+    if not 0 <= cfg.d_dropout < 1:
+        raise GANError(f"--d-dropout must be in [0, 1), got {cfg.d_dropout}")
+    if cfg.label_smoothing is not None and not 0.5 < cfg.label_smoothing <= 1:
+        raise GANError(f"--label-smoothing is the target for real labels and must be in (0.5, 1], got {cfg.label_smoothing}")
+    if cfg.keep_last < 0:
+        raise GANError(f"--keep-last must be 0 (keep all) or more, got {cfg.keep_last}")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """auto picks CUDA, then Apple's MPS, then the CPU; a named device that is missing is an error."""
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise GANError(f"unknown --device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GANError(f"--device {name} was asked for but this PyTorch sees no CUDA GPU: use --device auto or cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise GANError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if device.type == "mps" and not has_mps:
+        raise GANError(f"--device {name} was asked for but Apple's MPS is not available: use --device auto or cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise GANError(f"unsupported --device {name!r}: use auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+# ---- data ----
+
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def load_mnist(data_dir: str | Path, train: bool = True, device: torch.device | str = "cpu"):
+    """All of MNIST as one tensor on `device`: images (N, 1, 28, 28) scaled to [-1, 1], labels (N,).
+
+    torchvision finds the files in DATA_DIR/MNIST/raw or downloads them there. Holding the whole set on the
+    device and slicing batches out of it is much faster than a DataLoader with per-image PIL transforms.
+    """
+    from torchvision.datasets import MNIST
+
+    raw = Path(data_dir) / "MNIST" / "raw"
+    try:
+        dataset = MNIST(root=str(data_dir), train=train, download=True)
+    except RuntimeError as e:
+        if "download" not in str(e).lower():
+            raise GANError(f"could not read MNIST from {raw}: {e}. Delete the damaged files and try again") from None
+        raise GANError(f"MNIST is not in {raw} and could not be downloaded (no network?): put "
+                       f"{', '.join(MNIST_FILES)} (or their .gz) in {raw}/, or pass --data-dir to a folder that has "
+                       f"MNIST/raw/ with them") from None
+    except (OSError, ValueError, IndexError) as e:
+        raise GANError(f"could not read MNIST from {raw} ({type(e).__name__}: {e}): the IDX files look damaged; "
+                       f"delete them and download again") from None
+    images, labels = dataset.data, dataset.targets
+    if images.dtype != torch.uint8 or images.dim() != 3 or tuple(images.shape[1:]) != (28, 28) or len(images) != len(labels):
+        raise GANError(f"MNIST files in {raw} do not hold 28x28 images with one label each: they look damaged")
+    images = images.to(device).unsqueeze(1).float().div_(127.5).sub_(1.0)  # uint8 0..255 -> [-1, 1], like tanh
+    return images, labels.to(device)
+
+
+# ---- networks ----
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """The DCGAN paper's init: conv weights from N(0, 0.02), BatchNorm scales from N(1, 0.02)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def dense(cin: int, cout: int, act: nn.Module, norm: bool = False, dropout: float = 0.0) -> list[nn.Module]:
+    """Linear -> [BatchNorm] -> activation -> [Dropout]. BatchNorm makes the bias redundant, so it has none."""
+    layers = [nn.Linear(cin, cout, bias=not norm)]
+    layers += [nn.BatchNorm1d(cout)] if norm else []
+    layers += [act]
+    layers += [nn.Dropout(dropout)] if dropout else []
+    return layers
+
+
+def up(cin: int, cout: int, kernel: int, stride: int, padding: int, output_padding: int = 0,
+       act: nn.Module | None = None) -> list[nn.Module]:
+    """Transposed convolution -> BatchNorm -> ReLU (or `act`): one upsampling step of a DCGAN generator."""
+    return [nn.ConvTranspose2d(cin, cout, kernel, stride, padding, output_padding, bias=False),
+            nn.BatchNorm2d(cout), act or nn.ReLU(inplace=True)]
+
+
+def down(cin: int, cout: int, kernel: int, stride: int, padding: int, norm: bool = True,
+         dropout: float = 0.0) -> list[nn.Module]:
+    """Strided convolution -> [BatchNorm] -> LeakyReLU(0.2) -> [Dropout]: one step of a DCGAN discriminator."""
+    layers = [nn.Conv2d(cin, cout, kernel, stride, padding, bias=not norm)]
+    layers += [nn.BatchNorm2d(cout)] if norm else []
+    layers += [nn.LeakyReLU(0.2, inplace=True)]
+    layers += [nn.Dropout(dropout)] if dropout else []
+    return layers
+
+
+def build_generator(cfg: Config) -> nn.Sequential:
+    """z (B, latent_dim) -> images (B, 1, 28, 28) in [-1, 1]."""
+    z, w = cfg.latent_dim, cfg.width
+    if cfg.arch in ("mlp", "mlp-bn"):
+        norm = cfg.arch == "mlp-bn"
+        act = (lambda: nn.LeakyReLU(0.2, inplace=True)) if cfg.g_act == "leaky" or norm else (lambda: nn.ReLU(inplace=True))
+        G = nn.Sequential(*dense(z, 256, act(), norm), *dense(256, 512, act(), norm), *dense(512, 1024, act(), norm),
+                          nn.Linear(1024, 784, bias=not norm), nn.Tanh(),
+                          nn.Unflatten(1, (1, 28, 28)))                        # (B, 784) -> (B, 1, 28, 28)
+    elif cfg.arch == "dcgan":
+        G = nn.Sequential(nn.Unflatten(1, (z, 1, 1)),                            # (B, z) -> (B, z, 1, 1)
+                          *up(z, 8 * w, 4, 1, 0),                                # -> (B, 8w, 4, 4)
+                          *up(8 * w, 4 * w, 4, 2, 1),                            # -> (B, 4w, 8, 8)
+                          *up(4 * w, 2 * w, 4, 2, 2),                            # -> (B, 2w, 14, 14)
+                          nn.ConvTranspose2d(2 * w, 1, 4, 2, 1, bias=False),     # -> (B, 1, 28, 28)
+                          nn.Tanh())
+        G.apply(init_dcgan_weights)
+    else:  # dcgan-tf: the TensorFlow DCGAN tutorial's generator
+        leaky = lambda: nn.LeakyReLU(0.3, inplace=True)  # Keras' LeakyReLU default slope
+        G = nn.Sequential(*dense(z, 7 * 7 * 128, leaky(), norm=True),
+                          nn.Unflatten(1, (128, 7, 7)),                          # (B, 6272) -> (B, 128, 7, 7)
+                          *up(128, 64, 5, 1, 2, act=leaky()),                    # -> (B, 64, 7, 7)
+                          *up(64, 32, 5, 2, 2, output_padding=1, act=leaky()),   # -> (B, 32, 14, 14)
+                          nn.ConvTranspose2d(32, 1, 5, 2, 2, output_padding=1, bias=False),  # -> (B, 1, 28, 28)
+                          nn.Tanh())
+        G.apply(init_dcgan_weights)
+    return G
+
+
+def build_discriminator(cfg: Config) -> nn.Sequential:
+    """images (B, 1, 28, 28) -> one logit per image (B,); the losses apply the sigmoid."""
+    w, p = cfg.width, cfg.d_dropout
+    if cfg.arch in ("mlp", "mlp-bn"):
+        norm = cfg.arch == "mlp-bn"
+        leaky = lambda: nn.LeakyReLU(0.2, inplace=True)
+        D = nn.Sequential(nn.Flatten(),                                          # (B, 1, 28, 28) -> (B, 784)
+                          *dense(784, 1024, leaky(), norm, p), *dense(1024, 512, leaky(), norm, p),
+                          *dense(512, 256, leaky(), norm, p), nn.Linear(256, 1), nn.Flatten(0))
+    elif cfg.arch == "dcgan":
+        D = nn.Sequential(*down(1, w, 4, 2, 1, norm=False),                     # (B, 1, 28, 28) -> (B, w, 14, 14)
+                          *down(w, 2 * w, 4, 2, 1),                              # -> (B, 2w, 7, 7)
+                          *down(2 * w, 4 * w, 3, 2, 1),                          # -> (B, 4w, 4, 4)
+                          nn.Conv2d(4 * w, 1, 4, 1, 0),                          # -> (B, 1, 1, 1)
+                          nn.Flatten(0))                                         # -> (B,)
+        D.apply(init_dcgan_weights)
+    else:  # dcgan-tf: two strided 5x5 convolutions with LeakyReLU and Dropout(0.3), then a dense logit
+        D = nn.Sequential(*down(1, 64, 5, 2, 2, norm=False, dropout=0.3),       # (B, 1, 28, 28) -> (B, 64, 14, 14)
+                          *down(64, 128, 5, 2, 2, norm=False, dropout=0.3),     # -> (B, 128, 7, 7)
+                          nn.Flatten(), nn.Linear(128 * 7 * 7, 1), nn.Flatten(0))  # -> (B,)
+        D.apply(init_dcgan_weights)
+    return D
+
+
+def model_summary(G: nn.Module, D: nn.Module, cfg: Config) -> str:
+    """Each network's layers with output shapes and parameter counts, as a text table."""
+    def table(net: nn.Module, x: torch.Tensor, title: str) -> list[str]:
+        rows, hooks = [], []
+        for name, module in net.named_children():
+            hooks.append(module.register_forward_hook(
+                lambda m, i, o, name=name: rows.append((name, type(m).__name__, tuple(o.shape[1:]),
+                                                        sum(p.numel() for p in m.parameters())))))
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            net(x)
+        net.train(was_training)
+        for h in hooks:
+            h.remove()
+        total = sum(p.numel() for p in net.parameters())
+        lines = [f"{title}  (input {tuple(x.shape[1:])}, batch dimension omitted)",
+                 f"{'#':>3}  {'layer':<18} {'output shape':<18} {'params':>10}"]
+        lines += [f"{n:>3}  {kind:<18} {str(shape):<18} {params:>10,}" for n, kind, shape, params in rows]
+        lines += [f"     {'total':<18} {'':<18} {total:>10,}", ""]
+        return lines
+
+    device = next(G.parameters()).device
+    z = torch.zeros(2, cfg.latent_dim, device=device)
+    lines = [f"arch {cfg.arch}, latent_dim {cfg.latent_dim}" + (f", width {cfg.width}" if cfg.arch == "dcgan" else ""), ""]
+    lines += table(G, z, "Generator")
+    lines += table(D, torch.zeros(2, 1, 28, 28, device=device), "Discriminator")
+    return "\n".join(lines)
+
+
+# ---- training step ----
+
+def train_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+               real: torch.Tensor, latent_dim: int, real_target: float) -> torch.Tensor:
+    """One update of D, then one of G. Returns [d_loss, g_loss, D(x), D(G(z))] as a tensor on the device,
+    so the caller can sum it without forcing a host sync every step."""
+    z = torch.randn(real.size(0), latent_dim, device=real.device)
+    fake = G(z)
+
+    # (1) D: maximise log D(x) + log(1 - D(G(z)))
+    d_real, d_fake = D(real), D(fake.detach())
+    d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, real_target))
+              + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+
+    # (2) G: maximise log D(G(z)), the non-saturating form of minimising log(1 - D(G(z)))
+    d_fake_for_g = D(fake)
+    g_loss = F.binary_cross_entropy_with_logits(d_fake_for_g, torch.ones_like(d_fake_for_g))
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt_g.step()
+
+    return torch.stack([d_loss, g_loss, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean()]).detach()
+
+
+# ---- training loop ----
+
+STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
+LOG_EVERY = 25  # steps between reads of the running sums (each read is a host sync on a GPU)
+
+
+class _StopRequest:
+    """Turns the first Ctrl-C or SIGTERM into a flag the loop checks between steps; a second one stops at once."""
+
+    def __init__(self):
+        self.signal_name: str | None = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signal_name is not None:  # second signal: give up now; checkpoint writes are atomic anyway
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: signals cannot be caught here
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def make_optimizers(G: nn.Module, D: nn.Module, cfg: Config):
+    betas = (cfg.beta1, 0.999)
+    return (torch.optim.Adam(G.parameters(), lr=cfg.lr_generator, betas=betas),
+            torch.optim.Adam(D.parameters(), lr=cfg.lr_discriminator, betas=betas))
+
+
+def train(cfg: Config, resume: str | Path | None = None, console=None) -> Path:
+    """Train (or continue training) a GAN as `cfg` says; returns the path of the last checkpoint written.
+
+    With `resume`, the networks, optimizers, epoch, fixed noise, history and random-number state come from that
+    checkpoint and training continues exactly where it stopped, up to cfg.epochs epochs in all.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    console = console or Console()
+    validate(cfg)
+    state = load_checkpoint(resume) if resume is not None else None
+    start_epoch = state["epoch"] if state else 0
+    if start_epoch >= cfg.epochs and not (state and state["pos"]):
+        raise GANError(f"{resume} has already trained {start_epoch} epochs: pass --epochs larger than {start_epoch}")
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+
+    run = RunFiles(cfg)
+    run.prepare()
+    images, _ = load_mnist(cfg.data_dir, device=device)
+    n_images, batch = len(images), cfg.batch_size
+    if n_images < batch:
+        raise GANError(f"--batch-size {batch} is larger than the {n_images} training images: use a smaller one")
+    steps = n_images // batch  # the last incomplete batch is dropped: tiny batches upset BatchNorm
+
+    G, D = build_generator(cfg).to(device), build_discriminator(cfg).to(device)
+    opt_g, opt_d = make_optimizers(G, D, cfg)
+    fixed_z = torch.randn(64, cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed))
+    history: list[dict] = []
+    if state:
+        G.load_state_dict(state["G"])
+        D.load_state_dict(state["D"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        for opt, lr in ((opt_g, cfg.lr_generator), (opt_d, cfg.lr_discriminator)):
+            for group in opt.param_groups:
+                group["lr"] = lr  # an explicit --lr on resume wins over the saved one
+        fixed_z, history = state["fixed_z"], list(state["history"])
+        set_rng_state(state["rng"], device)
+    run.write_text(run.summary, model_summary(G, D, cfg) + "\n")
+    run.write_metrics(history)
+    writer = run.tensorboard() if cfg.tensorboard else None
+
+    real_target = cfg.label_smoothing if cfg.label_smoothing is not None else 1.0
+    last_path = None
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[stats]}"))
+    with _StopRequest() as stop, Progress(*columns, console=console, transient=False) as progress:
+        epochs_bar = progress.add_task("epochs", total=cfg.epochs, completed=start_epoch, stats="")
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            resuming_mid_epoch = state is not None and state["pos"] and epoch == start_epoch + 1
+            if resuming_mid_epoch:
+                perm, pos = state["perm"].to(device), state["pos"]
+                sums, seconds_before = state["sums"].to(device), state["seconds"]
+            else:
+                perm, pos = torch.randperm(n_images, device=device), 0
+                sums, seconds_before = torch.zeros(len(STAT_NAMES), device=device), 0.0
+            done_steps = pos // batch
+            batches_bar = progress.add_task(f"epoch {epoch}", total=steps, completed=done_steps, stats="")
+            t0 = time.perf_counter()
+            images_seen = 0
+            G.train(), D.train()
+            for step in range(done_steps, steps):
+                real = images[perm[step * batch:(step + 1) * batch]]
+                sums += train_step(G, D, opt_g, opt_d, real, cfg.latent_dim, real_target)
+                images_seen += batch
+                if stop.signal_name:
+                    check_finite(sums, epoch, step + 1, run)
+                    path = save_checkpoint(run.partial_checkpoint(epoch - 1), cfg, G, D, opt_g, opt_d, epoch - 1,
+                                           fixed_z, history, device, perm=perm, pos=(step + 1) * batch, sums=sums,
+                                           seconds=seconds_before + time.perf_counter() - t0)
+                    progress.stop()
+                    raise TrainingInterrupted(f"stopped by {stop.signal_name} in epoch {epoch} after step {step + 1}/"
+                                              f"{steps}; saved {path}. Continue with: python cli.py resume {path}")
+                if (step + 1) % LOG_EVERY == 0 or step + 1 == steps:
+                    means = check_finite(sums, epoch, step + 1, run) / (step + 1)
+                    rate = images_seen / (time.perf_counter() - t0)
+                    progress.update(batches_bar, completed=step + 1, stats=format_stats(means, rate))
+            seconds = seconds_before + time.perf_counter() - t0
+            means = check_finite(sums, epoch, steps, run) / steps
+            row = {"epoch": epoch, **{k: round(float(v), 5) for k, v in zip(STAT_NAMES, means)},
+                   "epoch_time_s": round(seconds, 2), "images_per_s": round(steps * batch / seconds, 1),
+                   "lr_g": opt_g.param_groups[0]["lr"], "lr_d": opt_d.param_groups[0]["lr"]}
+            history.append(row)
+            progress.remove_task(batches_bar)
+            progress.update(epochs_bar, completed=epoch)
+
+            notes = []
+            if epoch % cfg.sample_every == 0 or epoch == cfg.epochs:
+                grid = sample_images(G, fixed_z.to(device))
+                notes.append(str(save_grid(grid, run.sample_grid(epoch), nrow=8)))
+                if writer:
+                    writer.add_image("samples", make_grid(grid, nrow=8), epoch)
+            if epoch % cfg.save_every == 0 or epoch == cfg.epochs:
+                last_path = save_checkpoint(run.checkpoint(epoch), cfg, G, D, opt_g, opt_d, epoch, fixed_z,
+                                            history, device)
+                run.prune_checkpoints(keep=cfg.keep_last, newest=epoch)
+                notes.append(str(last_path))
+            run.write_metrics(history)
+            run.plot_losses(history)
+            if writer:
+                for key in (*STAT_NAMES, "images_per_s"):
+                    writer.add_scalar(key, row[key], epoch)
+            progress.console.print(f"epoch {epoch}/{cfg.epochs}  {format_stats(means, row['images_per_s'])}  "
+                                   f"{seconds:.1f}s" + (f"  -> {', '.join(notes)}" if notes else ""))
+    if writer:
+        writer.close()
+    final = export_generator(run.final_generator, cfg, G, fixed_z)
+    report = run.write_report(history, final, last_path)
+    console.print(f"done: {cfg.epochs} epochs; generator {final}; report {report}")
+    return last_path
+
+
+def format_stats(means, images_per_s: float) -> str:
+    d_loss, g_loss, d_real, d_fake = (float(v) for v in means)
+    return f"D {d_loss:.3f}  G {g_loss:.3f}  D(x) {d_real:.2f}  D(G(z)) {d_fake:.2f}  {images_per_s:,.0f} img/s"
+
+
+def check_finite(sums: torch.Tensor, epoch: int, step: int, run: "RunFiles") -> torch.Tensor:
+    """Read the running sums (one host sync) and stop if a loss has become NaN or infinite."""
+    sums = sums.cpu()
+    if not torch.isfinite(sums).all():
+        good = run.newest_checkpoint()
+        keep = f"the last good checkpoint, {good}, is kept" if good else "no checkpoint had been written yet"
+        raise GANError(f"training diverged at epoch {epoch}, step {step} (a loss became NaN or infinite); {keep}. "
+                       f"Try a lower --lr or --label-smoothing 0.9")
+    return sums
+
+
+def sample_images(G: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """G(z) in eval mode (BatchNorm uses its running statistics), as images in [0, 1] on the CPU."""
+    was_training = G.training
+    G.eval()
+    with torch.no_grad():
+        images = G(z).add_(1).div_(2).clamp_(0, 1).cpu()
+    G.train(was_training)
+    return images
+
+
+# ---- checkpoints and run files ----
+
+FORMAT = 1
+CHECKPOINT_KIND = "mnist-gan-checkpoint"
+GENERATOR_KIND = "mnist-gan-generator"
+
+
+def get_rng_state(device: torch.device) -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    if device.type == "mps":
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+    if device.type == "mps" and "mps" in state:
+        torch.mps.set_rng_state(state["mps"])
+
+
+def atomic_write(path: Path, write) -> Path:
+    """Write through a temporary file in the same folder, then rename it over `path`.
+
+    A crash at any moment leaves either the old file or the new one under `path`, never half of one.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise GANError(f"could not write {path}: {e.strerror or e}; anything already saved there is unchanged") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(path: Path, cfg: Config, G, D, opt_g, opt_d, epoch: int, fixed_z, history, device,
+                    perm=None, pos: int = 0, sums=None, seconds: float = 0.0) -> Path:
+    """Everything needed to continue exactly: networks, optimizers, epoch, config, fixed noise, history, RNG.
+
+    A checkpoint written mid-epoch (on Ctrl-C) also holds the epoch's shuffle order, how far it got and the
+    running sums, so that resuming finishes that epoch as if nothing had happened.
+    """
+    state = {"format": FORMAT, "kind": CHECKPOINT_KIND, "config": asdict(cfg), "epoch": epoch,
+             "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+             "fixed_z": fixed_z.cpu(), "history": history, "rng": get_rng_state(device),
+             "pos": pos, "perm": perm.cpu() if perm is not None else None,
+             "sums": sums.cpu() if sums is not None else None, "seconds": seconds}
+    return atomic_write(path, lambda f: torch.save(state, f))
+
+
+def export_generator(path: Path, cfg: Config, G: nn.Module, fixed_z) -> Path:
+    """The generator alone (no D, no optimizer state): a small file to share; `generate` accepts it."""
+    state = {"format": FORMAT, "kind": GENERATOR_KIND, "config": asdict(cfg), "G": G.state_dict(),
+             "fixed_z": fixed_z.cpu()}
+    return atomic_write(path, lambda f: torch.save(state, f))
+
+
+def read_checkpoint_file(path: str | Path) -> dict:
+    """torch.load with weights_only=True (never runs code from the file), every failure as one clear line."""
+    import pickle
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise GANError(f"no checkpoint at {path}: check the path (checkpoints are written to --checkpoint-dir)")
+    if path.stat().st_size == 0:
+        raise GANError(f"{path} is empty: it is not a checkpoint (use another one from the same folder)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        reason = str(e).splitlines()[0] if "weights_only" in str(e) or "Unsupported" in str(e) else str(e)
+        if "Unsupported global" in str(e) or "Weights only load failed" in str(e):
+            raise GANError(f"refused to load {path}: it holds Python objects other than tensors and plain values, "
+                           f"which could run code; only load checkpoints you trust to be made by this tool") from None
+        raise GANError(f"{path} is not a readable checkpoint ({reason[:120]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, TypeError,
+            IndexError, KeyError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0][:120]
+        raise GANError(f"{path} is damaged or not a PyTorch checkpoint ({first}): use another checkpoint") from None
+    if not isinstance(state, dict) or state.get("kind") not in (CHECKPOINT_KIND, GENERATOR_KIND):
+        raise GANError(f"{path} is not a checkpoint of this tool (a plain state_dict or another project's file?): "
+                       f"use one written by `python cli.py train`")
+    if not isinstance(state.get("format"), int) or state["format"] > FORMAT:
+        raise GANError(f"{path} has checkpoint format {state.get('format')!r}, newer than this version "
+                       f"understands ({FORMAT}): update this tool")
+    return state
+
+
+def config_from_state(state: dict, path) -> Config:
+    known = {f.name for f in fields(Config)}
+    saved = state.get("config")
+    if not isinstance(saved, dict):
+        raise GANError(f"{path} has no config: it is not a complete checkpoint of this tool")
+    cfg = Config(**{k: v for k, v in saved.items() if k in known})
+    try:
+        validate(cfg)
+    except GANError as e:
+        raise GANError(f"{path} holds an invalid config ({e})") from None
+    return cfg
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A full training checkpoint, checked to match the networks its config describes."""
+    state = read_checkpoint_file(path)
+    if state["kind"] != CHECKPOINT_KIND:
+        raise GANError(f"{path} holds only a generator (no discriminator or optimizer state), so training cannot "
+                       f"resume from it: use a gan_epoch_N.pth checkpoint")
+    cfg = config_from_state(state, path)
+    _check_weights(build_generator(cfg), state.get("G"), path, "generator")
+    _check_weights(build_discriminator(cfg), state.get("D"), path, "discriminator")
+    missing = [k for k in ("opt_g", "opt_d", "epoch", "fixed_z", "history", "rng") if k not in state]
+    if missing:
+        raise GANError(f"{path} is incomplete (missing {', '.join(missing)}): use another checkpoint")
+    state["config_obj"] = cfg
+    state.setdefault("pos", 0)
+    return state
+
+
+def _check_weights(net: nn.Module, weights, path, what: str) -> None:
+    if not isinstance(weights, dict):
+        raise GANError(f"{path} has no {what} weights: use another checkpoint")
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError:
+        raise GANError(f"the {what} weights in {path} do not fit the architecture its config describes "
+                       f"(different arch, width or latent size?): the file is inconsistent") from None
+
+
+def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, Config]:
+    """Rebuild the generator from the config stored in a checkpoint or exported generator file."""
+    state = read_checkpoint_file(path)
+    cfg = config_from_state(state, path)
+    G = build_generator(cfg)
+    _check_weights(G, state.get("G"), path, "generator")
+    return G.to(device).eval(), cfg
+
+
+class RunFiles:
+    """Where a run's files go: checkpoints and records in checkpoint_dir, sample grids in sample_dir."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.dir, self.samples = Path(cfg.checkpoint_dir), Path(cfg.sample_dir)
+        self.summary, self.report = self.dir / "summary.txt", self.dir / "report.md"
+        self.metrics_csv, self.metrics_json = self.dir / "metrics.csv", self.dir / "metrics.json"
+        self.loss_plot, self.final_generator = self.dir / "training_loss.png", self.dir / "generator_final.pth"
+
+    def prepare(self) -> None:
+        """Create the output folders and prove they are writable before any time is spent training."""
+        for folder, flag in ((self.dir, "--checkpoint-dir"), (self.samples, "--sample-dir")):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                probe = folder / f".write-test-{os.getpid()}"
+                probe.write_bytes(b"")
+                probe.unlink()
+            except OSError as e:
+                raise GANError(f"cannot write to {folder} ({e.strerror or e}): pass a writable {flag}") from None
+
+    def checkpoint(self, epoch: int) -> Path:
+        return self.dir / f"gan_epoch_{epoch}.pth"
+
+    def partial_checkpoint(self, epochs_done: int) -> Path:
+        return self.dir / f"gan_epoch_{epochs_done}_interrupted.pth"
+
+    def sample_grid(self, epoch: int) -> Path:
+        return self.samples / f"epoch_{epoch:04d}.png"
+
+    def epoch_checkpoints(self) -> list[tuple[int, Path]]:
+        found = []
+        for p in self.dir.glob("gan_epoch_*.pth"):
+            number = p.stem.removeprefix("gan_epoch_")
+            if number.isdigit():
+                found.append((int(number), p))
+        return sorted(found)
+
+    def newest_checkpoint(self) -> Path | None:
+        found = self.epoch_checkpoints()
+        return found[-1][1] if found else None
+
+    def prune_checkpoints(self, keep: int, newest: int) -> None:
+        """Delete all but the `keep` newest epoch checkpoints (after the newest is safely on disk)."""
+        for path in self.dir.glob("gan_epoch_*_interrupted.pth"):  # superseded by the complete epoch
+            path.unlink(missing_ok=True)
+        if keep <= 0:
+            return
+        for epoch, path in self.epoch_checkpoints()[:-keep]:
+            if epoch < newest:
+                path.unlink(missing_ok=True)
+
+    def write_text(self, path: Path, text: str) -> Path:
+        return atomic_write(path, lambda f: f.write(text.encode()))
+
+    def write_metrics(self, history: list[dict]) -> None:
+        """metrics.csv and metrics.json, rewritten whole from the history (which lives in every checkpoint),
+        so a resumed run continues one record with no duplicated or missing epochs."""
+        columns = list(history[0].keys()) if history else ["epoch", *STAT_NAMES, "epoch_time_s", "images_per_s",
+                                                          "lr_g", "lr_d"]
+        buf = io.StringIO()
+        out = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        out.writeheader()
+        out.writerows(history)
+        self.write_text(self.metrics_csv, buf.getvalue())
+        self.write_text(self.metrics_json, json.dumps(history, indent=1) + "\n")
+
+    def plot_losses(self, history: list[dict]) -> Path | None:
+        if not history:
+            return None
+        return save_loss_plot(history, self.loss_plot)
+
+    def tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise GANError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+        return SummaryWriter(log_dir=str(self.dir / "tensorboard"))
+
+    def write_report(self, history: list[dict], generator: Path, checkpoint: Path | None) -> Path:
+        cfg, last = self.cfg, history[-1]
+        best_g = min(history, key=lambda r: r["g_loss"])
+        best_d = min(history, key=lambda r: r["d_loss"])
+        total = sum(r["epoch_time_s"] for r in history)
+        lines = ["# Training report", "",
+                 f"{len(history)} epochs of `{cfg.arch}` in {total / 60:.1f} min of training "
+                 f"({total / len(history):.1f} s per epoch, {last['images_per_s']:,.0f} images/s in the last).", "",
+                 "| | epoch | D loss | G loss | D(x) | D(G(z)) |", "|---|---|---|---|---|---|",
+                 *(f"| {name} | {r['epoch']} | {r['d_loss']:.3f} | {r['g_loss']:.3f} | {r['d_real']:.3f} | "
+                   f"{r['d_fake']:.3f} |" for name, r in (("final", last), ("lowest G loss", best_g),
+                                                         ("lowest D loss", best_d))), "",
+                 "## Files", "",
+                 f"- checkpoint to resume from: `{checkpoint}`",
+                 f"- generator alone, for `generate`: `{generator}`",
+                 f"- sample grids (fixed noise, one per epoch): `{self.samples}/epoch_NNNN.png`",
+                 f"- metrics: `{self.metrics_csv}`, `{self.metrics_json}`",
+                 f"- loss curves: `{self.loss_plot}`", f"- model summary: `{self.summary}`", "",
+                 "## Config", "", "```json", json.dumps(asdict(cfg), indent=1), "```", ""]
+        return self.write_text(self.report, "\n".join(lines))
+
+
+# ---- sampling and plots ----
+
+def make_grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
+    from torchvision.utils import make_grid as tv_make_grid
+    return tv_make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
+    """A PNG grid of images in [0, 1], written atomically."""
+    from torchvision.utils import save_image
+    return atomic_write(Path(path), lambda f: save_image(images, f, format="png", nrow=nrow, padding=2, pad_value=1.0))
+
+
+def save_array(images: torch.Tensor, path: str | Path) -> Path:
+    """Images as a float32 .npy array of shape (n, 1, 28, 28), values in [0, 1]."""
+    import numpy as np
+    return atomic_write(Path(path), lambda f: np.save(f, images.numpy().astype(np.float32)))
+
+
+def save_loss_plot(history: list[dict], path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure  # a Figure object, not pyplot: no global state, no display needed
+
+    epochs = [r["epoch"] for r in history]
+    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    losses, probs = fig.subplots(1, 2)
+    losses.plot(epochs, [r["d_loss"] for r in history], marker="o", label="D loss")
+    losses.plot(epochs, [r["g_loss"] for r in history], marker="o", label="G loss")
+    losses.set(xlabel="epoch", ylabel="mean loss (BCE)", title="Losses")
+    probs.plot(epochs, [r["d_real"] for r in history], marker="o", label="D(x), real")
+    probs.plot(epochs, [r["d_fake"] for r in history], marker="o", label="D(G(z)), fake")
+    probs.axhline(0.5, color="grey", lw=0.8, ls="--")
+    probs.set(xlabel="epoch", ylabel="mean D output", ylim=(0, 1), title="Discriminator's view")
+    for ax in (losses, probs):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return atomic_write(path, lambda f: f.write(buf.getvalue()))
+
+
+MAX_GRID = 10_000
+
+
+def check_sample_count(n: int, as_grid: bool) -> None:
+    if n <= 0:
+        raise GANError(f"--n must be at least 1, got {n}")
+    if as_grid and n > MAX_GRID:
+        raise GANError(f"--n {n} is too many for one picture (at most {MAX_GRID:,}): write an .npy with --out x.npy")
+    need = n * 28 * 28 * 4 * 2  # the images, plus a copy while saving
+    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else None
+    if available and need > available * 0.8:
+        raise GANError(f"--n {n} needs about {need / 2**30:.1f} GiB of memory but only {available / 2**30:.1f} GiB "
+                       f"is free: ask for fewer images at a time")
+
+
+def generate(G: nn.Module, n: int, latent_dim: int, seed: int | None = None, batch: int = 1024) -> torch.Tensor:
+    """n new images in [0, 1], shape (n, 1, 28, 28), on the CPU; repeatable for a given seed."""
+    device = next(G.parameters()).device
+    rng = torch.Generator().manual_seed(seed) if seed is not None else None
+    chunks = []
+    for start in range(0, n, batch):
+        z = torch.randn(min(batch, n - start), latent_dim, generator=rng)
+        chunks.append(sample_images(G, z.to(device)))
+    return torch.cat(chunks)
+
+
+def _has_display() -> bool:
+    import matplotlib
+    backend = matplotlib.get_backend().lower()
+    return not any(name in backend for name in ("agg", "pdf", "svg", "ps", "cairo", "template"))
+
+
+def generate_and_plot_samples(generator: nn.Module | str | Path, n: int = 16, nrow: int | None = None,
+                              seed: int | None = None, out: str | Path | None = None, show: bool | None = None,
+                              latent_dim: int | None = None) -> torch.Tensor:
+    """Draw n digits from `generator` (a module, or the path of a checkpoint or exported generator) and plot them.
+
+    The grid is shown in a matplotlib figure when there is a display (a desktop or a notebook) and saved to `out`
+    otherwise (default samples/generated_<time>.png); an `out` ending in .npy saves the raw array instead.
+    Returns the images: a float tensor of shape (n, 1, 28, 28) with values in [0, 1].
+    """
+    if isinstance(generator, (str, Path)):
+        generator, cfg = load_generator(generator)
+        latent_dim = cfg.latent_dim
+    elif latent_dim is None:
+        first = next(m for m in generator.modules() if isinstance(m, (nn.Linear, nn.ConvTranspose2d)))
+        latent_dim = first.in_features if isinstance(first, nn.Linear) else first.in_channels
+    as_array = out is not None and str(out).endswith(".npy")
+    check_sample_count(n, as_grid=not as_array)
+    images = generate(generator, n, latent_dim, seed)
+    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
+    if as_array:
+        save_array(images, out)
+        return images
+    show = _has_display() if show is None else show
+    if out is None and not show:
+        out = Path("samples") / f"generated_{time.strftime('%Y%m%d-%H%M%S')}.png"
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        save_grid(images, out, nrow=nrow)
+    if show:
+        import matplotlib.pyplot as plt
+        plt.figure(figsize=(nrow, math.ceil(n / nrow)))
+        plt.imshow(make_grid(images, nrow=nrow).permute(1, 2, 0).numpy(), cmap="gray")
+        plt.axis("off")
+        plt.show()
+    return images

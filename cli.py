@@ -137,6 +137,29 @@ def generate(n: Annotated[int, typer.Option(help="How many digits to draw.")] = 
     run_gan(action)
 
 
+@app.command()
+def interpolate(checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint or exported generator (default: newest in --checkpoint-dir).")] = None,
+                checkpoint_dir: CheckpointDir = Path("checkpoints"),
+                rows: Annotated[int, typer.Option(help="Number of walks, one per row.")] = 8,
+                steps: Annotated[int, typer.Option(help="Images per walk, ends included.")] = 10,
+                method: Annotated[str, typer.Option(help="linear, or slerp (spherical: stays where Gaussian noise lives).")] = "linear",
+                out: Annotated[Optional[Path], typer.Option(help="PNG to write (default: samples/interpolation_<time>.png).")] = None,
+                seed: Annotated[Optional[int], typer.Option(help="Seed for repeatable walks.")] = None,
+                device: Device = "auto"):
+    """Draw digits morphing smoothly between random points of the latent space."""
+    def action(gan):
+        path = checkpoint or newest_checkpoint(checkpoint_dir)
+        target = out or Path("samples") / f"interpolation_{time_stamp()}.png"
+        if target.suffix.lower() != ".png":
+            fail(f"--out {target}: interpolations are written as .png")
+        G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
+        images = gan.interpolate(G, cfg.latent_dim, rows=rows, steps=steps, method=method, seed=seed)
+        ensure_parent(target)
+        gan.save_grid(images, target, nrow=steps)
+        typer.echo(f"wrote {rows} {method} walks of {steps} steps from {path} to {target}")
+    run_gan(action)
+
+
 def newest_checkpoint(folder: Path) -> Path:
     found = [p for p in folder.glob("*.pth") if p.name.startswith(("gan_epoch_", "generator_"))] if folder.is_dir() else []
     if not found:

@@ -1,0 +1,231 @@
+"""The core promise: train, resume and generate from the command line and from Python, on real (tiny) IDX data."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gan
+from conftest import ROOT
+
+
+def grid_size(n: int, nrow: int) -> tuple[int, int]:
+    """Pixel size of a torchvision grid of 28x28 images with padding 2."""
+    rows = -(-n // nrow)
+    return (nrow * 30 + 2, rows * 30 + 2)
+
+
+def test_load_mnist_scales_the_real_idx_files(mnist_dir):
+    images, labels = gan.load_mnist(mnist_dir)
+    assert images.shape == (256, 1, 28, 28) and images.dtype == torch.float32
+    assert images.min() == -1.0 and images.max() == 1.0  # 0 -> -1, 255 -> 1, as a tanh generator draws
+    assert labels.shape == (256,) and 0 <= labels.min() and labels.max() <= 9
+
+
+def test_missing_data_says_where_to_put_the_files(tmp_path, run_cli, train_args, monkeypatch):
+    from torchvision.datasets import MNIST
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])  # a download that fails at once, as offline
+    empty = tmp_path / "nodata"
+    args = train_args("--epochs", "1")
+    args[args.index("--data-dir") + 1] = empty
+    result = run_cli("train", *args)
+    assert result.exit_code == 1
+    assert "MNIST is not in" in result.output and str(empty / "MNIST" / "raw") in result.output
+    assert "--data-dir" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("arch", ["mlp", "mlp-bn", "dcgan", "dcgan-tf"])
+def test_each_arch_trains_and_its_generator_draws_digits_shaped_images(arch, mnist_dir, tmp_path, run_cli, train_args):
+    extra = ["--width", "8"] if arch == "dcgan" else []
+    result = run_cli("train", *train_args("--epochs", "1", *extra, arch=arch))
+    assert result.exit_code == 0, result
+    G, cfg = gan.load_generator(tmp_path / "ckpt" / "gan_epoch_1.pth")
+    assert cfg.arch == arch
+    images = gan.generate(G, 5, cfg.latent_dim, seed=0)
+    assert images.shape == (5, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+
+
+def test_train_writes_checkpoints_samples_and_records(tmp_path, run_cli, train_args):
+    result = run_cli("train", *train_args("--epochs", "2", "--label-smoothing", "0.9", "--lr-d", "1e-4"))
+    assert result.exit_code == 0, result
+    ckpt, samples = tmp_path / "ckpt", tmp_path / "samples"
+    assert "epoch 1/2" in result.output and "epoch 2/2" in result.output and "img/s" in result.output
+    for name in ("gan_epoch_1.pth", "gan_epoch_2.pth", "generator_final.pth", "metrics.csv", "metrics.json",
+                 "training_loss.png", "summary.txt", "report.md"):
+        assert (ckpt / name).stat().st_size > 0, name
+    assert Image.open(samples / "epoch_0001.png").size == grid_size(64, 8)
+    assert Image.open(samples / "epoch_0002.png").size == grid_size(64, 8)
+    assert not list(ckpt.glob(".*.tmp")) and not list(samples.glob(".*.tmp"))
+
+    state = torch.load(ckpt / "gan_epoch_2.pth", weights_only=True)
+    assert state["epoch"] == 2 and state["format"] == gan.FORMAT
+    assert state["config"]["label_smoothing"] == 0.9 and state["config"]["lr_d"] == 1e-4
+    assert state["fixed_z"].shape == (64, 100) and len(state["history"]) == 2
+    assert {"G", "D", "opt_g", "opt_d", "rng"} <= state.keys()
+    assert state["opt_d"]["param_groups"][0]["lr"] == 1e-4 and state["opt_g"]["param_groups"][0]["lr"] == 2e-4
+
+    with open(ckpt / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert {"d_loss", "g_loss", "d_real", "d_fake", "epoch_time_s", "images_per_s", "lr_g", "lr_d"} <= rows[0].keys()
+    assert all(0 <= float(r["d_real"]) <= 1 and float(r["images_per_s"]) > 0 for r in rows)
+    assert json.loads((ckpt / "metrics.json").read_text())[1]["epoch"] == 2
+
+    summary = (ckpt / "summary.txt").read_text()
+    assert "Generator" in summary and "Discriminator" in summary and "(1, 28, 28)" in summary
+    G = gan.build_generator(gan.Config(arch="mlp"))
+    assert f"{sum(p.numel() for p in G.parameters()):,}" in summary
+    report = (ckpt / "report.md").read_text()
+    assert "2 epochs" in report and "generator_final.pth" in report and '"arch": "mlp"' in report
+    assert Image.open(ckpt / "training_loss.png").size[0] > 500
+
+
+def test_exported_generator_is_small_and_generates(tmp_path, run_cli, train_args):
+    assert run_cli("train", *train_args("--epochs", "1")).exit_code == 0
+    full, small = tmp_path / "ckpt" / "gan_epoch_1.pth", tmp_path / "ckpt" / "generator_final.pth"
+    assert small.stat().st_size < full.stat().st_size / 4  # no D, no optimizer state
+    out = tmp_path / "g.npy"
+    result = run_cli("generate", "--checkpoint", small, "--n", "3", "--out", out)
+    assert result.exit_code == 0, result
+    assert np.load(out).shape == (3, 1, 28, 28)
+    result = run_cli("resume", small)
+    assert result.exit_code == 1 and "only a generator" in result.output
+
+
+def test_keep_last_prunes_old_epoch_checkpoints(tmp_path, run_cli, train_args):
+    assert run_cli("train", *train_args("--epochs", "4", "--keep-last", "2", "--sample-every", "3")).exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "ckpt").glob("gan_epoch_*.pth")) == ["gan_epoch_3.pth", "gan_epoch_4.pth"]
+    # grids every 3 epochs and at the end
+    assert sorted(p.name for p in (tmp_path / "samples").glob("*.png")) == ["epoch_0003.png", "epoch_0004.png"]
+
+
+@pytest.mark.parametrize("how", ["resume", "train --resume"])
+def test_resume_continues_from_the_next_epoch_with_one_record(how, tmp_path, run_cli, train_args):
+    assert run_cli("train", *train_args("--epochs", "1", "--seed", "7")).exit_code == 0
+    first = tmp_path / "ckpt" / "gan_epoch_1.pth"
+    if how == "resume":
+        result = run_cli("resume", first, "--epochs", "3", "--data-dir", train_args()[train_args().index("--data-dir") + 1],
+                         "--checkpoint-dir", tmp_path / "ckpt", "--sample-dir", tmp_path / "samples", "--device", "cpu")
+    else:
+        result = run_cli("train", *train_args("--resume", first, "--epochs", "3"))
+    assert result.exit_code == 0, result
+    assert "epoch 1/3" not in result.output and "epoch 2/3" in result.output and "epoch 3/3" in result.output
+    state = torch.load(tmp_path / "ckpt" / "gan_epoch_3.pth", weights_only=True)
+    assert state["epoch"] == 3 and state["config"]["seed"] == 7  # the saved config carried over
+    assert [r["epoch"] for r in state["history"]] == [1, 2, 3]
+    with open(tmp_path / "ckpt" / "metrics.csv") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
+
+
+def test_resume_refuses_model_changes_and_finished_runs(tmp_path, run_cli, train_args):
+    assert run_cli("train", *train_args("--epochs", "1")).exit_code == 0
+    first = tmp_path / "ckpt" / "gan_epoch_1.pth"
+    result = run_cli("train", *train_args("--resume", first, "--epochs", "2", "--latent-dim", "64", arch="dcgan"))
+    assert result.exit_code == 1
+    assert "--arch" in result.output and "--latent-dim" in result.output and "Traceback" not in result.output
+    result = run_cli("resume", first)  # the saved config says 1 epoch, and 1 is done
+    assert result.exit_code == 1 and "already trained 1 epochs" in result.output
+    assert not (tmp_path / "ckpt" / "gan_epoch_2.pth").exists()
+
+
+def test_generate_png_and_npy_from_the_newest_checkpoint(tmp_path, run_cli, train_args):
+    assert run_cli("train", *train_args("--epochs", "2", "--keep-last", "0")).exit_code == 0
+    ckpt_dir = tmp_path / "ckpt"
+    png = tmp_path / "out" / "digits.png"
+    result = run_cli("generate", "--n", "16", "--checkpoint-dir", ckpt_dir, "--out", png, "--device", "cpu")
+    assert result.exit_code == 0, result
+    assert Image.open(png).size == grid_size(16, 4)
+    assert "generator_final.pth" in result.output  # the newest file in the folder
+
+    a, b, c = (tmp_path / f"{name}.npy" for name in "abc")
+    for path, seed in ((a, 1), (b, 1), (c, 2)):
+        assert run_cli("generate", "--n", "10", "--checkpoint-dir", ckpt_dir, "--out", path, "--seed", seed).exit_code == 0
+    images = np.load(a)
+    assert images.shape == (10, 1, 28, 28) and images.dtype == np.float32
+    assert images.min() >= 0 and images.max() <= 1 and images.std() > 0
+    assert np.array_equal(images, np.load(b)) and not np.array_equal(images, np.load(c))
+
+
+def test_generate_and_plot_samples_from_python(tmp_path, run_cli, train_args):
+    assert run_cli("train", *train_args("--epochs", "1")).exit_code == 0
+    path = tmp_path / "ckpt" / "generator_final.pth"
+    out = tmp_path / "py.png"
+    images = gan.generate_and_plot_samples(path, n=6, nrow=3, seed=0, out=out)
+    assert images.shape == (6, 1, 28, 28) and Image.open(out).size == grid_size(6, 3)
+    G, _ = gan.load_generator(path)
+    again = gan.generate_and_plot_samples(G, n=6, seed=0, out=tmp_path / "py2.png")  # a module works too
+    assert torch.equal(images, again)
+
+
+def test_interpolation_walks_between_two_points(tmp_path, run_cli, train_args):
+    assert run_cli("train", *train_args("--epochs", "1")).exit_code == 0
+    for method in ("linear", "slerp"):
+        out = tmp_path / f"{method}.png"
+        result = run_cli("interpolate", "--checkpoint-dir", tmp_path / "ckpt", "--rows", "3", "--steps", "7",
+                         "--method", method, "--out", out, "--seed", "0")
+        assert result.exit_code == 0, result
+        assert Image.open(out).size == grid_size(21, 7)
+    a, b = torch.randn(2, 4, 1, 100, generator=torch.Generator().manual_seed(0))
+    t = torch.linspace(0, 1, 5).view(1, 5, 1)
+    path = gan.slerp(a, b, t)
+    assert torch.allclose(path[:, 0], a[:, 0], atol=1e-5) and torch.allclose(path[:, -1], b[:, 0], atol=1e-5)
+    # slerp keeps the norm near that of its ends; the straight line's midpoint is shorter
+    mid_norm, end_norm = path[:, 2].norm(dim=-1), (a.norm(dim=-1) + b.norm(dim=-1)).squeeze(-1) / 2
+    assert (mid_norm > 0.9 * end_norm).all() and ((a + b) / 2).norm(dim=-1).squeeze(-1).mean() < 0.8 * end_norm.mean()
+    result = run_cli("interpolate", "--checkpoint-dir", tmp_path / "ckpt", "--method", "cubic")
+    assert result.exit_code == 1 and "unknown --method" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--epochs", "0"], "--epochs must be a positive number"),
+    (["train", "--lr", "-1"], "--lr must be a positive number"),
+    (["train", "--arch", "resnet"], "unknown --arch"),
+    (["train", "--label-smoothing", "0.2"], "--label-smoothing"),
+    (["generate", "--n", "0", "--checkpoint", "x.pth"], "--n must be at least 1"),
+    (["generate", "--checkpoint", "missing.pth"], "no checkpoint at missing.pth"),
+    (["generate", "--checkpoint-dir", "no-such-dir"], "no checkpoint in no-such-dir"),
+])
+def test_bad_input_is_one_clear_line(args, message, run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(*args)
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.strip()]) == 1
+
+
+def test_corrupt_checkpoint_and_unwritable_output(tmp_path, run_cli, train_args):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint at all" * 10)
+    result = run_cli("generate", "--checkpoint", bad)
+    assert result.exit_code == 1 and "damaged or not a PyTorch checkpoint" in result.output
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    args = train_args("--epochs", "1")
+    args[args.index("--checkpoint-dir") + 1] = blocker / "ckpt"
+    result = run_cli("train", *args)
+    assert result.exit_code == 1 and "cannot write to" in result.output and "--checkpoint-dir" in result.output
+
+
+def test_importing_gan_does_nothing_but_define(tmp_path):
+    code = "import gan, cli; print(gan.Config().arch)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": ""},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "dcgan" and list(tmp_path.iterdir()) == []  # no folders, downloads or files
+    assert "torch" not in subprocess.run([sys.executable, "-c", "import cli, sys; print(list(sys.modules))"],
+                                         cwd=ROOT, capture_output=True, text=True).stdout.split("'")
+
+
+def test_device_selection():
+    assert gan.resolve_device("cpu").type == "cpu"
+    assert gan.resolve_device("auto").type in ("cuda", "mps", "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(gan.GANError, match="no CUDA GPU"):
+            gan.resolve_device("cuda")
+    with pytest.raises(gan.GANError, match="unknown --device"):
+        gan.resolve_device("tpu9")

@@ -50,7 +50,7 @@ def count_flops(cfg: gan.Config) -> float:
     opt_g, opt_d = gan.make_optimizers(G, D, cfg)
     real = torch.rand(cfg.batch_size, 1, 28, 28) * 2 - 1
     with FlopCounterMode(display=False) as counter:
-        gan.train_step(G, D, opt_g, opt_d, real, cfg.latent_dim, 1.0)
+        gan.train_step(G, D, opt_g, opt_d, real, None, 1.0)
     return counter.get_total_flops() / cfg.batch_size
 
 
@@ -68,7 +68,7 @@ def our_speed(cfg: gan.Config, images: torch.Tensor, seconds: float) -> float:
         t = time.perf_counter()
         for step in range(steps):
             real = images[perm[(step * batch) % (len(images) - batch):][:batch]]
-            sums += gan.train_step(G, D, opt_g, opt_d, real, cfg.latent_dim, 1.0)
+            sums += gan.train_step(G, D, opt_g, opt_d, real, None, 1.0)
             if (step + 1) % gan.LOG_EVERY == 0:
                 sums.tolist()
         return steps * batch / (time.perf_counter() - t)

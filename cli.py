@@ -40,10 +40,16 @@ SampleEvery = Annotated[int, typer.Option(help="Write a sample grid every N epoc
 KeepLast = Annotated[int, typer.Option(help="Epoch checkpoints to keep, newest first (0: keep all).")]
 Tensorboard = Annotated[bool, typer.Option(help="Also log to TensorBoard (needs `pip install tensorboard`).")]
 Resume = Annotated[Optional[Path], typer.Option(help="Continue from this checkpoint with its saved config.")]
+Conditional = Annotated[bool, typer.Option(help="Class-conditional GAN: G and D see the label; generate --digit draws one.")]
+Dataset = Annotated[str, typer.Option(help="mnist, fashion-mnist or kmnist (28x28, through torchvision).")]
+Ema = Annotated[float, typer.Option(help="Sample from a moving average of G's weights with this decay (0: off).")]
+EvalEvery = Annotated[int, typer.Option(help="Every N epochs add FID, coverage, precision/recall to the record (0: off).")]
+EvalN = Annotated[int, typer.Option(help="Samples per --eval-every evaluation.")]
+Minutes = Annotated[Optional[float], typer.Option(help="Stop after this many minutes, saving a checkpoint to resume from.")]
 
 # Options that define the networks: a resumed run keeps the checkpoint's values and refuses others.
 MODEL_OPTIONS = {"arch": "--arch", "latent_dim": "--latent-dim", "width": "--width", "g_act": "--g-act",
-                 "d_dropout": "--d-dropout"}
+                 "d_dropout": "--d-dropout", "conditional": "--conditional", "dataset": "--dataset"}
 
 
 def fail(message: str, code: int = 1):
@@ -71,12 +77,16 @@ def given(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
-def start_training(ctx: typer.Context, options: dict, resume: Path | None):
+def start_training(ctx: typer.Context, options: dict, resume: Path | None, minutes: float | None):
     def action(gan):
         options["data_dir"], options["checkpoint_dir"], options["sample_dir"] = (
             str(options["data_dir"]), str(options["checkpoint_dir"]), str(options["sample_dir"]))
         if resume is None:
-            return gan.train(gan.Config(**options))
+            dataset = options.get("dataset", "mnist")
+            for name in ("checkpoint_dir", "sample_dir"):  # other datasets get their own folders by default
+                if dataset != "mnist" and not given(ctx, name):
+                    options[name] = str(Path(options[name]) / dataset)
+            return gan.train(gan.Config(**options), minutes=minutes)
         state = gan.load_checkpoint(resume)
         saved = state["config_obj"]
         changed = [flag for name, flag in MODEL_OPTIONS.items() if given(ctx, name) and options[name] != getattr(saved, name)]
@@ -85,7 +95,7 @@ def start_training(ctx: typer.Context, options: dict, resume: Path | None):
                  f"(start a new run with another --checkpoint-dir to train a different model)")
         overrides = {name: value for name, value in options.items() if given(ctx, name) and name not in MODEL_OPTIONS}
         cfg = gan.Config(**{**gan.asdict(saved), **overrides})
-        return gan.train(cfg, resume=resume)
+        return gan.train(cfg, resume=resume, minutes=minutes)
     run_gan(action)
 
 
@@ -95,10 +105,12 @@ def train(ctx: typer.Context, epochs: Epochs = 5, arch: Arch = "dcgan", batch_si
           g_act: GAct = "relu", d_dropout: DDropout = 0.0, label_smoothing: Smoothing = None, seed: Seed = 0,
           device: Device = "auto", data_dir: DataDir = Path("data"), checkpoint_dir: CheckpointDir = Path("checkpoints"),
           sample_dir: SampleDir = Path("samples"), save_every: SaveEvery = 1, sample_every: SampleEvery = 1,
-          keep_last: KeepLast = 3, tensorboard: Tensorboard = False, resume: Resume = None):
+          keep_last: KeepLast = 3, tensorboard: Tensorboard = False, conditional: Conditional = False,
+          dataset: Dataset = "mnist", ema: Ema = 0.0, eval_every: EvalEvery = 0, eval_n: EvalN = 2000,
+          minutes: Minutes = None, resume: Resume = None):
     """Train a GAN on MNIST, saving checkpoints and a sample grid every epoch."""
-    options = {k: v for k, v in locals().items() if k not in ("ctx", "resume")}
-    start_training(ctx, options, resume)
+    options = {k: v for k, v in locals().items() if k not in ("ctx", "resume", "minutes")}
+    start_training(ctx, options, resume, minutes)
 
 
 @app.command()
@@ -107,10 +119,11 @@ def resume(ctx: typer.Context, checkpoint: Annotated[Path, typer.Argument(help="
            device: Device = "auto", data_dir: DataDir = Path("data"),
            checkpoint_dir: CheckpointDir = Path("checkpoints"), sample_dir: SampleDir = Path("samples"),
            save_every: SaveEvery = 1, sample_every: SampleEvery = 1, keep_last: KeepLast = 3,
-           tensorboard: Tensorboard = False):
+           tensorboard: Tensorboard = False, eval_every: EvalEvery = 0, eval_n: EvalN = 2000,
+           minutes: Minutes = None):
     """Continue training from a checkpoint with its saved config (--epochs sets where to stop)."""
-    options = {k: v for k, v in locals().items() if k not in ("ctx", "checkpoint")}
-    start_training(ctx, options, checkpoint)
+    options = {k: v for k, v in locals().items() if k not in ("ctx", "checkpoint", "minutes")}
+    start_training(ctx, options, checkpoint, minutes)
 
 
 @app.command()
@@ -120,6 +133,7 @@ def generate(n: Annotated[int, typer.Option(help="How many digits to draw.")] = 
              out: Annotated[Optional[Path], typer.Option(help="Output file: .png for a grid, .npy for an (n, 1, 28, 28) float array in [0, 1].")] = None,
              seed: Annotated[Optional[int], typer.Option(help="Seed for repeatable samples.")] = None,
              nrow: Annotated[Optional[int], typer.Option(help="Images per row of the grid (default: square).")] = None,
+             digit: Annotated[Optional[int], typer.Option(help="Draw only this digit (a conditional model draws it directly).")] = None,
              device: Device = "auto"):
     """Draw new digits from a trained generator into a PNG grid or an .npy array."""
     def action(gan):
@@ -132,7 +146,7 @@ def generate(n: Annotated[int, typer.Option(help="How many digits to draw.")] = 
         gan.check_sample_count(n, as_grid=target.suffix.lower() == ".png")
         G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
         ensure_parent(target)
-        gan.generate_and_plot_samples(G, n=n, nrow=nrow, seed=seed, out=target, show=False, latent_dim=cfg.latent_dim)
+        gan.generate_and_plot_samples(G, n=n, nrow=nrow, seed=seed, out=target, show=False, digit=digit)
         typer.echo(f"wrote {n} digits from {path} to {target}")
     run_gan(action)
 
@@ -158,6 +172,65 @@ def interpolate(checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpo
         gan.save_grid(images, target, nrow=steps)
         typer.echo(f"wrote {rows} {method} walks of {steps} steps from {path} to {target}")
     run_gan(action)
+
+
+@app.command("train-classifier")
+def train_classifier(data_dir: DataDir = Path("data"),
+                     out: Annotated[Optional[Path], typer.Option(help="Where to save the weights (default: assets/mnist_classifier.pt, the file `evaluate` uses).")] = None,
+                     epochs: Annotated[int, typer.Option(help="Passes over the 60,000 training images (about a minute each on a CPU).")] = 8,
+                     seed: Seed = 0, device: Device = "auto"):
+    """Train the MNIST classifier that `evaluate` measures in, and report its test accuracy."""
+    def action(gan):
+        import evaluate as ev
+        ev.train_classifier(data_dir, out or ev.WEIGHTS, epochs=epochs, seed=seed, device=device, log=typer.echo)
+    run_gan(action)
+
+
+@app.command()
+def evaluate(checkpoint: Annotated[Optional[Path], typer.Argument(help="Checkpoint or exported generator (default: newest in --checkpoint-dir).")] = None,
+             n: Annotated[int, typer.Option(help="Digits to generate and score; the floor uses as many real ones.")] = 10_000,
+             data_dir: DataDir = Path("data"), checkpoint_dir: CheckpointDir = Path("checkpoints"),
+             seed: Annotated[int, typer.Option(help="Seed for the samples and for the real images of the floor.")] = 0,
+             as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON only.")] = False,
+             device: Device = "auto"):
+    """Score a generator in an MNIST classifier's feature space: FID, Inception Score, class coverage, precision and
+    recall, next to the same numbers for real digits (the floor a perfect generator would reach)."""
+    def action(gan):
+        import json
+        import time
+        import evaluate as ev
+        if n < ev.MIN_SAMPLES:
+            fail(f"--n must be at least {ev.MIN_SAMPLES} (FID needs a covariance, precision/recall {ev.K}+1 neighbours), got {n}")
+        gan.check_sample_count(n, as_grid=False)
+        path = checkpoint or newest_checkpoint(checkpoint_dir)
+        dev = gan.resolve_device(device)
+        G, cfg = gan.load_generator(path, device=dev)
+        t0 = time.perf_counter()
+        scores = ev.evaluate_generator(G, cfg.latent_dim, n, data_dir, seed=seed, device=dev)
+        floor = ev.real_floor(data_dir, n, seed=seed, device=dev)
+        seconds = time.perf_counter() - t0
+        if as_json:
+            typer.echo(json.dumps({"checkpoint": str(path), "n": n, "seed": seed, "generator": scores,
+                                   "real_floor": floor, "seconds": round(seconds, 2)}, indent=1))
+            return
+        print_scores(scores, floor, f"{path}: {n:,} samples vs the MNIST test set, {seconds:.1f}s")
+    run_gan(action)
+
+
+def print_scores(scores: dict, floor: dict, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in ("metric", "generator", "real floor"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    rows = [("FID (lower is better)", "fid", "{:.2f}"), ("Inception Score (max 10)", "inception_score", "{:.2f}"),
+            ("class coverage (entropy, 1 = even)", "coverage_entropy", "{:.3f}"),
+            ("precision (quality)", "precision", "{:.3f}"), ("recall (variety)", "recall", "{:.3f}"),
+            *((f"share of digit {d}", f"share_{d}", "{:.1%}") for d in range(10)), ("images", "n", "{:,}")]
+    for label, key, form in rows:
+        table.add_row(label, form.format(scores[key]), form.format(floor[key]))
+    Console().print(table)
 
 
 def newest_checkpoint(folder: Path) -> Path:

@@ -11,6 +11,7 @@ Importing it only defines things: no downloads, folders or device probing happen
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -37,7 +38,8 @@ class TrainingInterrupted(GANError):
 # ---- config ----
 
 ARCHS = ("mlp", "mlp-bn", "dcgan", "dcgan-tf")
-MODEL_FIELDS = ("arch", "latent_dim", "width", "g_act", "d_dropout")  # fixed for the life of a run
+MODEL_FIELDS = ("arch", "latent_dim", "width", "g_act", "d_dropout", "conditional", "dataset")  # fixed for a run
+DATASETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}  # torchvision class names
 
 
 @dataclass
@@ -48,6 +50,9 @@ class Config:
     width: int = 32  # dcgan: channels of D's first layer (the DCGAN paper uses 64); G mirrors it
     g_act: str = "relu"  # mlp: activation of the generator's hidden layers, relu or leaky
     d_dropout: float = 0.0  # dropout after each hidden layer of D (mlp archs)
+    ema: float = 0.0  # decay of an exponential moving average of G's weights used for sampling (0: off)
+    conditional: bool = False  # G and D see the class label; generate can then ask for a digit
+    dataset: str = "mnist"  # mnist | fashion-mnist | kmnist
     # optimisation
     epochs: int = 5
     batch_size: int = 128
@@ -65,6 +70,8 @@ class Config:
     save_every: int = 1  # epochs
     sample_every: int = 1  # epochs
     keep_last: int = 3  # epoch checkpoints kept (0: all); the final one is always kept
+    eval_every: int = 0  # epochs between built-in quality evaluations (0: none)
+    eval_n: int = 2000  # samples per evaluation
     tensorboard: bool = False
 
     @property
@@ -95,6 +102,14 @@ def validate(cfg: Config) -> None:
         raise GANError(f"--d-dropout must be in [0, 1), got {cfg.d_dropout}")
     if cfg.label_smoothing is not None and not 0.5 < cfg.label_smoothing <= 1:
         raise GANError(f"--label-smoothing is the target for real labels and must be in (0.5, 1], got {cfg.label_smoothing}")
+    if cfg.dataset not in DATASETS:
+        raise GANError(f"unknown --dataset {cfg.dataset!r}: choose one of {', '.join(DATASETS)}")
+    if not 0 <= cfg.ema < 1:
+        raise GANError(f"--ema is a decay in [0, 1) (0: off, 0.999 typical), got {cfg.ema}")
+    if cfg.eval_every < 0 or cfg.eval_n < 100:
+        raise GANError(f"--eval-every must be 0 (off) or more and --eval-n at least 100, got {cfg.eval_every} and {cfg.eval_n}")
+    if cfg.eval_every and cfg.dataset != "mnist":
+        raise GANError("--eval-every measures digits with an MNIST classifier: use it with --dataset mnist only")
     if cfg.keep_last < 0:
         raise GANError(f"--keep-last must be 0 (keep all) or more, got {cfg.keep_last}")
 
@@ -124,37 +139,87 @@ def resolve_device(name: str = "auto") -> torch.device:
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
-def load_mnist(data_dir: str | Path, train: bool = True, device: torch.device | str = "cpu"):
-    """All of MNIST as one tensor on `device`: images (N, 1, 28, 28) scaled to [-1, 1], labels (N,).
+def load_dataset(name: str, data_dir: str | Path, train: bool = True, device: torch.device | str = "cpu"):
+    """A whole 28x28 dataset as one tensor on `device`: images (N, 1, 28, 28) scaled to [-1, 1], labels (N,).
 
-    torchvision finds the files in DATA_DIR/MNIST/raw or downloads them there. Holding the whole set on the
-    device and slicing batches out of it is much faster than a DataLoader with per-image PIL transforms.
+    torchvision finds the files in DATA_DIR/<MNIST|FashionMNIST|KMNIST>/raw or downloads them there. Holding
+    the whole set on the device and slicing batches out of it is much faster than a DataLoader with
+    per-image PIL transforms.
     """
-    from torchvision.datasets import MNIST
+    import torchvision.datasets
 
-    raw = Path(data_dir) / "MNIST" / "raw"
+    if name not in DATASETS:
+        raise GANError(f"unknown --dataset {name!r}: choose one of {', '.join(DATASETS)}")
+    folder = DATASETS[name]
+    raw = Path(data_dir) / folder / "raw"
     try:
-        dataset = MNIST(root=str(data_dir), train=train, download=True)
+        dataset = getattr(torchvision.datasets, folder)(root=str(data_dir), train=train, download=True)
     except RuntimeError as e:
         if "download" not in str(e).lower():
-            raise GANError(f"could not read MNIST from {raw}: {e}. Delete the damaged files and try again") from None
-        raise GANError(f"MNIST is not in {raw} and could not be downloaded (no network?): put "
+            raise GANError(f"could not read {folder} from {raw}: {e}. Delete the damaged files and try again") from None
+        raise GANError(f"{folder} is not in {raw} and could not be downloaded (no network?): put "
                        f"{', '.join(MNIST_FILES)} (or their .gz) in {raw}/, or pass --data-dir to a folder that has "
-                       f"MNIST/raw/ with them") from None
-    except (OSError, ValueError, IndexError) as e:
-        raise GANError(f"could not read MNIST from {raw} ({type(e).__name__}: {e}): the IDX files look damaged; "
+                       f"{folder}/raw/ with them") from None
+    except (OSError, ValueError, IndexError, EOFError) as e:
+        raise GANError(f"could not read {folder} from {raw} ({type(e).__name__}: {e}): the IDX files look damaged; "
                        f"delete them and download again") from None
     images, labels = dataset.data, dataset.targets
     if images.dtype != torch.uint8 or images.dim() != 3 or tuple(images.shape[1:]) != (28, 28) or len(images) != len(labels):
-        raise GANError(f"MNIST files in {raw} do not hold 28x28 images with one label each: they look damaged")
+        raise GANError(f"the files in {raw} do not hold 28x28 images with one label each: they look damaged")
     images = images.to(device).unsqueeze(1).float().div_(127.5).sub_(1.0)  # uint8 0..255 -> [-1, 1], like tanh
-    return images, labels.to(device)
+    return images, labels.long().to(device)
+
+
+def load_mnist(data_dir: str | Path, train: bool = True, device: torch.device | str = "cpu"):
+    """MNIST's images (N, 1, 28, 28) in [-1, 1] and labels (N,); see load_dataset."""
+    return load_dataset("mnist", data_dir, train, device)
 
 
 # ---- networks ----
 
+N_CLASSES = 10
+
+
+class Generator(nn.Module):
+    """z (B, latent_dim) -> images (B, 1, 28, 28) in [-1, 1].
+
+    A conditional generator also takes labels (B,) and reads each as a one-hot vector appended to z.
+    """
+
+    def __init__(self, body: nn.Sequential, latent_dim: int, n_classes: int = 0):
+        super().__init__()
+        self.latent_dim, self.n_classes, self.body = latent_dim, n_classes, body
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.n_classes:
+            z = torch.cat([z, F.one_hot(labels, self.n_classes).to(z.dtype)], dim=1)  # (B, latent + classes)
+        return self.body(z)
+
+
+class Discriminator(nn.Module):
+    """images (B, 1, 28, 28) -> one logit per image (B,); the losses apply the sigmoid.
+
+    A conditional discriminator adds <embed(label), features> to the logit: the projection discriminator of
+    Miyato & Koyama (2018), which asks "is this a real 7?" rather than "is this real?" and "is this a 7?".
+    """
+
+    def __init__(self, features: nn.Sequential, n_features: int, n_classes: int = 0):
+        super().__init__()
+        self.n_classes, self.features, self.head = n_classes, features, nn.Linear(n_features, 1)
+        if n_classes:
+            self.embed = nn.Embedding(n_classes, n_features)
+            nn.init.zeros_(self.embed.weight)  # start unconditional; the projection grows as D learns it
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(images)                                                # (B, n_features)
+        logit = self.head(h).squeeze(1)                                          # (B,)
+        if self.n_classes:
+            logit = logit + (self.embed(labels) * h).sum(dim=1)
+        return logit
+
+
 def init_dcgan_weights(module: nn.Module) -> None:
-    """The DCGAN paper's init: conv weights from N(0, 0.02), BatchNorm scales from N(1, 0.02)."""
+    """The DCGAN paper's init: conv and dense weights from N(0, 0.02), BatchNorm scales from N(1, 0.02)."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
@@ -190,100 +255,107 @@ def down(cin: int, cout: int, kernel: int, stride: int, padding: int, norm: bool
     return layers
 
 
-def build_generator(cfg: Config) -> nn.Sequential:
-    """z (B, latent_dim) -> images (B, 1, 28, 28) in [-1, 1]."""
-    z, w = cfg.latent_dim, cfg.width
+def build_generator(cfg: Config) -> Generator:
+    classes = N_CLASSES if cfg.conditional else 0
+    z, w = cfg.latent_dim + classes, cfg.width
     if cfg.arch in ("mlp", "mlp-bn"):
         norm = cfg.arch == "mlp-bn"
         act = (lambda: nn.LeakyReLU(0.2, inplace=True)) if cfg.g_act == "leaky" or norm else (lambda: nn.ReLU(inplace=True))
-        G = nn.Sequential(*dense(z, 256, act(), norm), *dense(256, 512, act(), norm), *dense(512, 1024, act(), norm),
-                          nn.Linear(1024, 784, bias=not norm), nn.Tanh(),
-                          nn.Unflatten(1, (1, 28, 28)))                        # (B, 784) -> (B, 1, 28, 28)
+        body = nn.Sequential(*dense(z, 256, act(), norm), *dense(256, 512, act(), norm), *dense(512, 1024, act(), norm),
+                             nn.Linear(1024, 784, bias=not norm), nn.Tanh(),
+                             nn.Unflatten(1, (1, 28, 28)))                     # (B, 784) -> (B, 1, 28, 28)
     elif cfg.arch == "dcgan":
-        G = nn.Sequential(nn.Unflatten(1, (z, 1, 1)),                            # (B, z) -> (B, z, 1, 1)
-                          *up(z, 8 * w, 4, 1, 0),                                # -> (B, 8w, 4, 4)
-                          *up(8 * w, 4 * w, 4, 2, 1),                            # -> (B, 4w, 8, 8)
-                          *up(4 * w, 2 * w, 4, 2, 2),                            # -> (B, 2w, 14, 14)
-                          nn.ConvTranspose2d(2 * w, 1, 4, 2, 1, bias=False),     # -> (B, 1, 28, 28)
-                          nn.Tanh())
-        G.apply(init_dcgan_weights)
+        body = nn.Sequential(nn.Unflatten(1, (z, 1, 1)),                         # (B, z) -> (B, z, 1, 1)
+                             *up(z, 8 * w, 4, 1, 0),                             # -> (B, 8w, 4, 4)
+                             *up(8 * w, 4 * w, 4, 2, 1),                         # -> (B, 4w, 8, 8)
+                             *up(4 * w, 2 * w, 4, 2, 2),                         # -> (B, 2w, 14, 14)
+                             nn.ConvTranspose2d(2 * w, 1, 4, 2, 1, bias=False),  # -> (B, 1, 28, 28)
+                             nn.Tanh())
+        body.apply(init_dcgan_weights)
     else:  # dcgan-tf: the TensorFlow DCGAN tutorial's generator
         leaky = lambda: nn.LeakyReLU(0.3, inplace=True)  # Keras' LeakyReLU default slope
-        G = nn.Sequential(*dense(z, 7 * 7 * 128, leaky(), norm=True),
-                          nn.Unflatten(1, (128, 7, 7)),                          # (B, 6272) -> (B, 128, 7, 7)
-                          *up(128, 64, 5, 1, 2, act=leaky()),                    # -> (B, 64, 7, 7)
-                          *up(64, 32, 5, 2, 2, output_padding=1, act=leaky()),   # -> (B, 32, 14, 14)
-                          nn.ConvTranspose2d(32, 1, 5, 2, 2, output_padding=1, bias=False),  # -> (B, 1, 28, 28)
-                          nn.Tanh())
-        G.apply(init_dcgan_weights)
-    return G
+        body = nn.Sequential(*dense(z, 7 * 7 * 128, leaky(), norm=True),
+                             nn.Unflatten(1, (128, 7, 7)),                       # (B, 6272) -> (B, 128, 7, 7)
+                             *up(128, 64, 5, 1, 2, act=leaky()),                 # -> (B, 64, 7, 7)
+                             *up(64, 32, 5, 2, 2, output_padding=1, act=leaky()),  # -> (B, 32, 14, 14)
+                             nn.ConvTranspose2d(32, 1, 5, 2, 2, output_padding=1, bias=False),  # -> (B, 1, 28, 28)
+                             nn.Tanh())
+        body.apply(init_dcgan_weights)
+    return Generator(body, cfg.latent_dim, classes)
 
 
-def build_discriminator(cfg: Config) -> nn.Sequential:
-    """images (B, 1, 28, 28) -> one logit per image (B,); the losses apply the sigmoid."""
+def build_discriminator(cfg: Config) -> Discriminator:
+    classes = N_CLASSES if cfg.conditional else 0
     w, p = cfg.width, cfg.d_dropout
     if cfg.arch in ("mlp", "mlp-bn"):
         norm = cfg.arch == "mlp-bn"
         leaky = lambda: nn.LeakyReLU(0.2, inplace=True)
-        D = nn.Sequential(nn.Flatten(),                                          # (B, 1, 28, 28) -> (B, 784)
-                          *dense(784, 1024, leaky(), norm, p), *dense(1024, 512, leaky(), norm, p),
-                          *dense(512, 256, leaky(), norm, p), nn.Linear(256, 1), nn.Flatten(0))
-    elif cfg.arch == "dcgan":
-        D = nn.Sequential(*down(1, w, 4, 2, 1, norm=False),                     # (B, 1, 28, 28) -> (B, w, 14, 14)
-                          *down(w, 2 * w, 4, 2, 1),                              # -> (B, 2w, 7, 7)
-                          *down(2 * w, 4 * w, 3, 2, 1),                          # -> (B, 4w, 4, 4)
-                          nn.Conv2d(4 * w, 1, 4, 1, 0),                          # -> (B, 1, 1, 1)
-                          nn.Flatten(0))                                         # -> (B,)
-        D.apply(init_dcgan_weights)
+        features = nn.Sequential(nn.Flatten(),                                   # (B, 1, 28, 28) -> (B, 784)
+                                 *dense(784, 1024, leaky(), norm, p), *dense(1024, 512, leaky(), norm, p),
+                                 *dense(512, 256, leaky(), norm, p))             # -> (B, 256)
+        return Discriminator(features, 256, classes)
+    if cfg.arch == "dcgan":
+        features = nn.Sequential(*down(1, w, 4, 2, 1, norm=False),              # (B, 1, 28, 28) -> (B, w, 14, 14)
+                                 *down(w, 2 * w, 4, 2, 1),                       # -> (B, 2w, 7, 7)
+                                 *down(2 * w, 4 * w, 3, 2, 1),                   # -> (B, 4w, 4, 4)
+                                 nn.Flatten())                                   # -> (B, 64w); the paper's last 4x4
+        D = Discriminator(features, 4 * w * 4 * 4, classes)                      # conv is this dense layer
     else:  # dcgan-tf: two strided 5x5 convolutions with LeakyReLU and Dropout(0.3), then a dense logit
-        D = nn.Sequential(*down(1, 64, 5, 2, 2, norm=False, dropout=0.3),       # (B, 1, 28, 28) -> (B, 64, 14, 14)
-                          *down(64, 128, 5, 2, 2, norm=False, dropout=0.3),     # -> (B, 128, 7, 7)
-                          nn.Flatten(), nn.Linear(128 * 7 * 7, 1), nn.Flatten(0))  # -> (B,)
-        D.apply(init_dcgan_weights)
+        features = nn.Sequential(*down(1, 64, 5, 2, 2, norm=False, dropout=0.3),  # (B, 1, 28, 28) -> (B, 64, 14, 14)
+                                 *down(64, 128, 5, 2, 2, norm=False, dropout=0.3),  # -> (B, 128, 7, 7)
+                                 nn.Flatten())                                   # -> (B, 6272)
+        D = Discriminator(features, 128 * 7 * 7, classes)
+    D.features.apply(init_dcgan_weights)
+    D.head.apply(init_dcgan_weights)
     return D
 
 
-def model_summary(G: nn.Module, D: nn.Module, cfg: Config) -> str:
+def model_summary(G: Generator, D: Discriminator, cfg: Config) -> str:
     """Each network's layers with output shapes and parameter counts, as a text table."""
-    def table(net: nn.Module, x: torch.Tensor, title: str) -> list[str]:
+    def table(net: nn.Module, layers: list[tuple[str, nn.Module]], inputs: tuple, title: str) -> list[str]:
         rows, hooks = [], []
-        for name, module in net.named_children():
+        for name, module in layers:
             hooks.append(module.register_forward_hook(
                 lambda m, i, o, name=name: rows.append((name, type(m).__name__, tuple(o.shape[1:]),
                                                         sum(p.numel() for p in m.parameters())))))
         was_training = net.training
         net.eval()
         with torch.no_grad():
-            net(x)
+            net(*inputs)
         net.train(was_training)
         for h in hooks:
             h.remove()
         total = sum(p.numel() for p in net.parameters())
-        lines = [f"{title}  (input {tuple(x.shape[1:])}, batch dimension omitted)",
-                 f"{'#':>3}  {'layer':<18} {'output shape':<18} {'params':>10}"]
-        lines += [f"{n:>3}  {kind:<18} {str(shape):<18} {params:>10,}" for n, kind, shape, params in rows]
-        lines += [f"     {'total':<18} {'':<18} {total:>10,}", ""]
+        lines = [f"{title}  (input {tuple(inputs[0].shape[1:])}, batch dimension omitted)",
+                 f"{'#':>6}  {'layer':<18} {'output shape':<18} {'params':>10}"]
+        lines += [f"{n:>6}  {kind:<18} {str(shape):<18} {params:>10,}" for n, kind, shape, params in rows]
+        if getattr(net, "n_classes", 0):
+            lines.append(f"{'':>6}  conditioned on the label (one-hot into G, projection in D)")
+        lines += [f"{'':>6}  {'total':<18} {'':<18} {total:>10,}", ""]
         return lines
 
     device = next(G.parameters()).device
-    z = torch.zeros(2, cfg.latent_dim, device=device)
-    lines = [f"arch {cfg.arch}, latent_dim {cfg.latent_dim}" + (f", width {cfg.width}" if cfg.arch == "dcgan" else ""), ""]
-    lines += table(G, z, "Generator")
-    lines += table(D, torch.zeros(2, 1, 28, 28, device=device), "Discriminator")
+    labels = torch.zeros(2, dtype=torch.long, device=device) if cfg.conditional else None
+    lines = [f"arch {cfg.arch}, latent_dim {cfg.latent_dim}" + (f", width {cfg.width}" if cfg.arch == "dcgan" else "")
+             + (", conditional" if cfg.conditional else ""), ""]
+    lines += table(G, list(G.body.named_children()), (torch.zeros(2, cfg.latent_dim, device=device), labels), "Generator")
+    lines += table(D, [*D.features.named_children(), ("head", D.head)],
+                   (torch.zeros(2, 1, 28, 28, device=device), labels), "Discriminator")
     return "\n".join(lines)
 
 
 # ---- training step ----
 
-def train_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-               real: torch.Tensor, latent_dim: int, real_target: float) -> torch.Tensor:
+def train_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+               real: torch.Tensor, labels: torch.Tensor | None, real_target: float) -> torch.Tensor:
     """One update of D, then one of G. Returns [d_loss, g_loss, D(x), D(G(z))] as a tensor on the device,
-    so the caller can sum it without forcing a host sync every step."""
-    z = torch.randn(real.size(0), latent_dim, device=real.device)
-    fake = G(z)
+    so the caller can sum it without forcing a host sync every step. `labels` only for conditional GANs."""
+    z = torch.randn(real.size(0), G.latent_dim, device=real.device)
+    fake_labels = torch.randint(0, N_CLASSES, (real.size(0),), device=real.device) if G.n_classes else None
+    fake = G(z, fake_labels)
 
     # (1) D: maximise log D(x) + log(1 - D(G(z)))
-    d_real, d_fake = D(real), D(fake.detach())
+    d_real, d_fake = D(real, labels), D(fake.detach(), fake_labels)
     d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, real_target))
               + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
     opt_d.zero_grad(set_to_none=True)
@@ -291,7 +363,7 @@ def train_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, opt_d: 
     opt_d.step()
 
     # (2) G: maximise log D(G(z)), the non-saturating form of minimising log(1 - D(G(z)))
-    d_fake_for_g = D(fake)
+    d_fake_for_g = D(fake, fake_labels)
     g_loss = F.binary_cross_entropy_with_logits(d_fake_for_g, torch.ones_like(d_fake_for_g))
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
@@ -337,17 +409,39 @@ def make_optimizers(G: nn.Module, D: nn.Module, cfg: Config):
             torch.optim.Adam(D.parameters(), lr=cfg.lr_discriminator, betas=betas))
 
 
-def train(cfg: Config, resume: str | Path | None = None, console=None) -> Path:
+def update_ema(G_ema: nn.Module, G: nn.Module, decay: float, step: int) -> None:
+    """G_ema <- decay * G_ema + (1 - decay) * G. The warm-up (1 + t) / (10 + t) keeps the random init from
+    lingering in the average early on. BatchNorm statistics are copied, not averaged."""
+    decay = min(decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1 - decay)
+        for mine, theirs in zip(G_ema.buffers(), G.buffers()):
+            mine.copy_(theirs)
+
+
+def fixed_inputs(cfg: Config) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """The noise (and labels) behind every epoch's sample grid, and the grid's row length. A conditional
+    grid has one row per class: 10 x 10."""
+    rng = torch.Generator().manual_seed(cfg.seed)
+    if cfg.conditional:
+        return torch.randn(100, cfg.latent_dim, generator=rng), torch.arange(N_CLASSES).repeat_interleave(10), 10
+    return torch.randn(64, cfg.latent_dim, generator=rng), None, 8
+
+
+def train(cfg: Config, resume: str | Path | None = None, console=None, minutes: float | None = None) -> Path:
     """Train (or continue training) a GAN as `cfg` says; returns the path of the last checkpoint written.
 
     With `resume`, the networks, optimizers, epoch, fixed noise, history and random-number state come from that
-    checkpoint and training continues exactly where it stopped, up to cfg.epochs epochs in all.
+    checkpoint and training continues exactly where it stopped, up to cfg.epochs epochs in all. With `minutes`,
+    training stops after that much time, saving where it got to, as Ctrl-C does.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     console = console or Console()
     validate(cfg)
+    if minutes is not None and not minutes > 0:
+        raise GANError(f"--minutes must be a positive number, got {minutes}")
     state = load_checkpoint(resume) if resume is not None else None
     start_epoch = state["epoch"] if state else 0
     if start_epoch >= cfg.epochs and not (state and state["pos"]):
@@ -357,19 +451,23 @@ def train(cfg: Config, resume: str | Path | None = None, console=None) -> Path:
 
     run = RunFiles(cfg)
     run.prepare()
-    images, _ = load_mnist(cfg.data_dir, device=device)
+    images, labels = load_dataset(cfg.dataset, cfg.data_dir, device=device)
     n_images, batch = len(images), cfg.batch_size
     if n_images < batch:
         raise GANError(f"--batch-size {batch} is larger than the {n_images} training images: use a smaller one")
     steps = n_images // batch  # the last incomplete batch is dropped: tiny batches upset BatchNorm
 
     G, D = build_generator(cfg).to(device), build_discriminator(cfg).to(device)
+    G_ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema else None
+    G_sample = G_ema or G  # what grids, exports and evaluations draw from
     opt_g, opt_d = make_optimizers(G, D, cfg)
-    fixed_z = torch.randn(64, cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed))
+    fixed_z, fixed_labels, grid_row = fixed_inputs(cfg)
     history: list[dict] = []
     if state:
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
+        if G_ema is not None:
+            G_ema.load_state_dict(state.get("G_ema") or state["G"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         for opt, lr in ((opt_g, cfg.lr_generator), (opt_d, cfg.lr_discriminator)):
@@ -381,15 +479,19 @@ def train(cfg: Config, resume: str | Path | None = None, console=None) -> Path:
     run.write_metrics(history)
     writer = run.tensorboard() if cfg.tensorboard else None
 
+    def save(path: Path, epochs_done: int, **partial) -> Path:
+        nets = {"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d, **({"G_ema": G_ema} if G_ema is not None else {})}
+        return save_checkpoint(path, cfg, nets, epochs_done, fixed_z, history, device, **partial)
+
     real_target = cfg.label_smoothing if cfg.label_smoothing is not None else 1.0
+    deadline = time.perf_counter() + 60 * minutes if minutes else math.inf
     last_path = None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[stats]}"))
     with _StopRequest() as stop, Progress(*columns, console=console, transient=False) as progress:
         epochs_bar = progress.add_task("epochs", total=cfg.epochs, completed=start_epoch, stats="")
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
-            resuming_mid_epoch = state is not None and state["pos"] and epoch == start_epoch + 1
-            if resuming_mid_epoch:
+            if state is not None and state["pos"] and epoch == start_epoch + 1:  # finish an interrupted epoch
                 perm, pos = state["perm"].to(device), state["pos"]
                 sums, seconds_before = state["sums"].to(device), state["seconds"]
             else:
@@ -398,57 +500,75 @@ def train(cfg: Config, resume: str | Path | None = None, console=None) -> Path:
             done_steps = pos // batch
             batches_bar = progress.add_task(f"epoch {epoch}", total=steps, completed=done_steps, stats="")
             t0 = time.perf_counter()
-            images_seen = 0
             G.train(), D.train()
             for step in range(done_steps, steps):
-                real = images[perm[step * batch:(step + 1) * batch]]
-                sums += train_step(G, D, opt_g, opt_d, real, cfg.latent_dim, real_target)
-                images_seen += batch
-                if stop.signal_name:
+                idx = perm[step * batch:(step + 1) * batch]
+                sums += train_step(G, D, opt_g, opt_d, images[idx], labels[idx] if cfg.conditional else None,
+                                   real_target)
+                if G_ema is not None:
+                    update_ema(G_ema, G, cfg.ema, (epoch - 1) * steps + step)
+                reason = stop.signal_name or ("the time limit" if time.perf_counter() > deadline else None)
+                if reason:
                     check_finite(sums, epoch, step + 1, run)
-                    path = save_checkpoint(run.partial_checkpoint(epoch - 1), cfg, G, D, opt_g, opt_d, epoch - 1,
-                                           fixed_z, history, device, perm=perm, pos=(step + 1) * batch, sums=sums,
-                                           seconds=seconds_before + time.perf_counter() - t0)
-                    progress.stop()
-                    raise TrainingInterrupted(f"stopped by {stop.signal_name} in epoch {epoch} after step {step + 1}/"
-                                              f"{steps}; saved {path}. Continue with: python cli.py resume {path}")
+                    path = save(run.partial_checkpoint(epoch - 1), epoch - 1, perm=perm, pos=(step + 1) * batch,
+                                sums=sums, seconds=seconds_before + time.perf_counter() - t0)
+                    if stop.signal_name:
+                        progress.stop()
+                        raise TrainingInterrupted(f"stopped by {reason} in epoch {epoch} after step {step + 1}/"
+                                                  f"{steps}; saved {path}. Continue with: python cli.py resume {path}")
+                    export_generator(run.final_generator, cfg, G_sample, fixed_z)
+                    console.print(f"stopped at {reason} ({minutes:g} min) in epoch {epoch}, step {step + 1}/{steps};"
+                                  f" saved {path}; continue with: python cli.py resume {path}")
+                    return path
                 if (step + 1) % LOG_EVERY == 0 or step + 1 == steps:
                     means = check_finite(sums, epoch, step + 1, run) / (step + 1)
-                    rate = images_seen / (time.perf_counter() - t0)
+                    rate = (step + 1 - done_steps) * batch / (time.perf_counter() - t0)
                     progress.update(batches_bar, completed=step + 1, stats=format_stats(means, rate))
+            progress.remove_task(batches_bar)
+
+            # end of epoch: record, grid, checkpoint, plots
             seconds = seconds_before + time.perf_counter() - t0
             means = check_finite(sums, epoch, steps, run) / steps
             row = {"epoch": epoch, **{k: round(float(v), 5) for k, v in zip(STAT_NAMES, means)},
                    "epoch_time_s": round(seconds, 2), "images_per_s": round(steps * batch / seconds, 1),
                    "lr_g": opt_g.param_groups[0]["lr"], "lr_d": opt_d.param_groups[0]["lr"]}
+            if cfg.eval_every and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+                row.update(evaluate_during_training(G_sample, cfg, device))
             history.append(row)
-            progress.remove_task(batches_bar)
-            progress.update(epochs_bar, completed=epoch)
-
             notes = []
             if epoch % cfg.sample_every == 0 or epoch == cfg.epochs:
-                grid = sample_images(G, fixed_z.to(device))
-                notes.append(str(save_grid(grid, run.sample_grid(epoch), nrow=8)))
+                grid = sample_images(G_sample, fixed_z.to(device), fixed_labels)
+                notes.append(str(save_grid(grid, run.sample_grid(epoch), nrow=grid_row)))
                 if writer:
-                    writer.add_image("samples", make_grid(grid, nrow=8), epoch)
+                    writer.add_image("samples", make_grid(grid, nrow=grid_row), epoch)
             if epoch % cfg.save_every == 0 or epoch == cfg.epochs:
-                last_path = save_checkpoint(run.checkpoint(epoch), cfg, G, D, opt_g, opt_d, epoch, fixed_z,
-                                            history, device)
+                last_path = save(run.checkpoint(epoch), epoch)
                 run.prune_checkpoints(keep=cfg.keep_last, newest=epoch)
                 notes.append(str(last_path))
             run.write_metrics(history)
             run.plot_losses(history)
             if writer:
-                for key in (*STAT_NAMES, "images_per_s"):
-                    writer.add_scalar(key, row[key], epoch)
-            progress.console.print(f"epoch {epoch}/{cfg.epochs}  {format_stats(means, row['images_per_s'])}  "
-                                   f"{seconds:.1f}s" + (f"  -> {', '.join(notes)}" if notes else ""))
+                for key, value in row.items():
+                    if key != "epoch" and isinstance(value, (int, float)):
+                        writer.add_scalar(key, value, epoch)
+            progress.update(epochs_bar, completed=epoch)
+            quality = f"  FID {row['fid']:.2f}" if "fid" in row else ""
+            progress.console.print(f"epoch {epoch}/{cfg.epochs}  {format_stats(means, row['images_per_s'])}{quality}"
+                                   f"  {seconds:.1f}s" + (f"  -> {', '.join(notes)}" if notes else ""))
     if writer:
         writer.close()
-    final = export_generator(run.final_generator, cfg, G, fixed_z)
+    final = export_generator(run.final_generator, cfg, G_sample, fixed_z)
     report = run.write_report(history, final, last_path)
     console.print(f"done: {cfg.epochs} epochs; generator {final}; report {report}")
     return last_path
+
+
+def evaluate_during_training(G: nn.Module, cfg: Config, device) -> dict:
+    """The built-in quality numbers (evaluate.py) for --eval-every, rounded for the record."""
+    import evaluate
+
+    numbers = evaluate.evaluate_generator(G, cfg.latent_dim, cfg.eval_n, cfg.data_dir, seed=cfg.seed, device=device)
+    return {k: round(float(v), 4) for k, v in numbers.items() if isinstance(v, (int, float))}
 
 
 def format_stats(means, images_per_s: float) -> str:
@@ -467,12 +587,13 @@ def check_finite(sums: torch.Tensor, epoch: int, step: int, run: "RunFiles") -> 
     return sums
 
 
-def sample_images(G: nn.Module, z: torch.Tensor) -> torch.Tensor:
+def sample_images(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
     """G(z) in eval mode (BatchNorm uses its running statistics), as images in [0, 1] on the CPU."""
     was_training = G.training
     G.eval()
     with torch.no_grad():
-        images = G(z).add_(1).div_(2).clamp_(0, 1).cpu()
+        labels = labels.to(z.device) if labels is not None else None
+        images = G(z, labels).add_(1).div_(2).clamp_(0, 1).cpu()
     G.train(was_training)
     return images
 
@@ -523,15 +644,16 @@ def atomic_write(path: Path, write) -> Path:
     return path
 
 
-def save_checkpoint(path: Path, cfg: Config, G, D, opt_g, opt_d, epoch: int, fixed_z, history, device,
+def save_checkpoint(path: Path, cfg: Config, nets: dict, epoch: int, fixed_z, history, device,
                     perm=None, pos: int = 0, sums=None, seconds: float = 0.0) -> Path:
-    """Everything needed to continue exactly: networks, optimizers, epoch, config, fixed noise, history, RNG.
+    """Everything needed to continue exactly: networks and optimizers (`nets`: G, D, opt_g, opt_d and G_ema if
+    used), epoch, config, fixed noise, history and RNG state.
 
     A checkpoint written mid-epoch (on Ctrl-C) also holds the epoch's shuffle order, how far it got and the
     running sums, so that resuming finishes that epoch as if nothing had happened.
     """
     state = {"format": FORMAT, "kind": CHECKPOINT_KIND, "config": asdict(cfg), "epoch": epoch,
-             "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+             **{name: net.state_dict() for name, net in nets.items()},
              "fixed_z": fixed_z.cpu(), "history": history, "rng": get_rng_state(device),
              "pos": pos, "perm": perm.cpu() if perm is not None else None,
              "sums": sums.cpu() if sums is not None else None, "seconds": seconds}
@@ -617,12 +739,13 @@ def _check_weights(net: nn.Module, weights, path, what: str) -> None:
                        f"(different arch, width or latent size?): the file is inconsistent") from None
 
 
-def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, Config]:
-    """Rebuild the generator from the config stored in a checkpoint or exported generator file."""
+def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[Generator, Config]:
+    """Rebuild the generator from the config stored in a checkpoint or exported generator file (its
+    moving-average weights when the run kept them: those are the ones that draw best)."""
     state = read_checkpoint_file(path)
     cfg = config_from_state(state, path)
     G = build_generator(cfg)
-    _check_weights(G, state.get("G"), path, "generator")
+    _check_weights(G, state.get("G_ema") or state.get("G"), path, "generator")
     return G.to(device).eval(), cfg
 
 
@@ -784,15 +907,27 @@ def check_sample_count(n: int, as_grid: bool) -> None:
                        f"is free: ask for fewer images at a time")
 
 
-def generate(G: nn.Module, n: int, latent_dim: int, seed: int | None = None, batch: int = 1024) -> torch.Tensor:
-    """n new images in [0, 1], shape (n, 1, 28, 28), on the CPU; repeatable for a given seed."""
+def generate(G: Generator, n: int, latent_dim: int | None = None, seed: int | None = None, digit: int | None = None,
+             batch: int = 1024) -> torch.Tensor:
+    """n new images in [0, 1], shape (n, 1, 28, 28), on the CPU; repeatable for a given seed. A conditional
+    generator draws `digit`, or the classes 0-9 in turn when it is None."""
     device = next(G.parameters()).device
     rng = torch.Generator().manual_seed(seed) if seed is not None else None
+    labels = class_labels(G, n, digit)
     chunks = []
     for start in range(0, n, batch):
-        z = torch.randn(min(batch, n - start), latent_dim, generator=rng)
-        chunks.append(sample_images(G, z.to(device)))
+        z = torch.randn(min(batch, n - start), latent_dim or G.latent_dim, generator=rng)
+        chunk_labels = labels[start:start + len(z)] if labels is not None else None
+        chunks.append(sample_images(G, z.to(device), chunk_labels))
     return torch.cat(chunks)
+
+
+def class_labels(G: Generator, n: int, digit: int | None) -> torch.Tensor | None:
+    if not getattr(G, "n_classes", 0):
+        return None
+    if digit is not None and not 0 <= digit < G.n_classes:
+        raise GANError(f"--digit must be between 0 and {G.n_classes - 1}, got {digit}")
+    return torch.full((n,), digit) if digit is not None else torch.arange(n) % G.n_classes
 
 
 def _has_display() -> bool:
@@ -803,23 +938,20 @@ def _has_display() -> bool:
 
 def generate_and_plot_samples(generator: nn.Module | str | Path, n: int = 16, nrow: int | None = None,
                               seed: int | None = None, out: str | Path | None = None, show: bool | None = None,
-                              latent_dim: int | None = None) -> torch.Tensor:
+                              digit: int | None = None) -> torch.Tensor:
     """Draw n digits from `generator` (a module, or the path of a checkpoint or exported generator) and plot them.
 
     The grid is shown in a matplotlib figure when there is a display (a desktop or a notebook) and saved to `out`
     otherwise (default samples/generated_<time>.png); an `out` ending in .npy saves the raw array instead.
+    A conditional generator draws `digit`, or one row per class when it is None.
     Returns the images: a float tensor of shape (n, 1, 28, 28) with values in [0, 1].
     """
     if isinstance(generator, (str, Path)):
-        generator, cfg = load_generator(generator)
-        latent_dim = cfg.latent_dim
-    elif latent_dim is None:
-        first = next(m for m in generator.modules() if isinstance(m, (nn.Linear, nn.ConvTranspose2d)))
-        latent_dim = first.in_features if isinstance(first, nn.Linear) else first.in_channels
+        generator, _ = load_generator(generator)
     as_array = out is not None and str(out).endswith(".npy")
     check_sample_count(n, as_grid=not as_array)
-    images = generate(generator, n, latent_dim, seed)
-    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
+    images = generate(generator, n, seed=seed, digit=digit)
+    nrow = nrow or (10 if getattr(generator, "n_classes", 0) and digit is None else max(1, math.ceil(math.sqrt(n))))
     if as_array:
         save_array(images, out)
         return images
@@ -857,7 +989,9 @@ def interpolate(G: nn.Module, latent_dim: int, rows: int = 8, steps: int = 10, m
         raise GANError(f"need --rows >= 1 and --steps >= 2, got {rows} and {steps}")
     rng = torch.Generator().manual_seed(seed) if seed is not None else None
     a, b = torch.randn(2, rows, 1, latent_dim, generator=rng)                  # (rows, 1, latent)
+    labels = class_labels(G, rows, None)                                        # a conditional G: row r is r % 10
+    labels = labels.repeat_interleave(steps) if labels is not None else None
     t = torch.linspace(0, 1, steps).view(1, steps, 1)                          # (1, steps, 1)
     z = slerp(a, b, t) if method == "slerp" else (1 - t) * a + t * b          # (rows, steps, latent)
     device = next(G.parameters()).device
-    return sample_images(G, z.reshape(rows * steps, latent_dim).to(device))
+    return sample_images(G, z.reshape(rows * steps, latent_dim).to(device), labels)

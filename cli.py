@@ -130,25 +130,51 @@ def resume(ctx: typer.Context, checkpoint: Annotated[Path, typer.Argument(help="
 def generate(n: Annotated[int, typer.Option(help="How many digits to draw.")] = 16,
              checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint or exported generator (default: newest in --checkpoint-dir).")] = None,
              checkpoint_dir: CheckpointDir = Path("checkpoints"),
-             out: Annotated[Optional[Path], typer.Option(help="Output file: .png for a grid, .npy for an (n, 1, 28, 28) float array in [0, 1].")] = None,
+             out: Annotated[Optional[Path], typer.Option(help="Output: a .png grid, an .npy (n, 1, 28, 28) float array in [0, 1], or with --format a folder.")] = None,
              seed: Annotated[Optional[int], typer.Option(help="Seed for repeatable samples.")] = None,
              nrow: Annotated[Optional[int], typer.Option(help="Images per row of the grid (default: square).")] = None,
-             digit: Annotated[Optional[int], typer.Option(help="Draw only this digit (a conditional model draws it directly).")] = None,
+             digit: Annotated[Optional[int], typer.Option(help="Only this digit: a conditional model draws it; for an unconditional one, samples are kept only when the shipped classifier calls them this digit with --min-confidence (rejection sampling).")] = None,
+             min_confidence: Annotated[float, typer.Option(help="Classifier confidence needed to keep a sample for --digit.")] = 0.9,
+             fmt: Annotated[Optional[str], typer.Option("--format", help="Bulk export to the folder --out as png (one file each), npy or idx (MNIST's format), with labels.csv.")] = None,
+             force: Annotated[bool, typer.Option(help="With --format: replace an existing --out folder.")] = False,
              device: Device = "auto"):
-    """Draw new digits from a trained generator into a PNG grid or an .npy array."""
+    """Draw new digits from a trained generator into a PNG grid, an .npy array, or a labelled dataset folder."""
     def action(gan):
-        path = checkpoint or newest_checkpoint(checkpoint_dir)
-        target = out or Path("samples") / f"generated_{time_stamp()}.png"
-        if target.suffix.lower() not in (".png", ".npy"):
-            fail(f"--out {target}: use a .png (grid) or .npy (array) file name")
         if nrow is not None and nrow <= 0:
             fail(f"--nrow must be at least 1, got {nrow}")
+        if not 0 < min_confidence <= 1:
+            fail(f"--min-confidence must be in (0, 1], got {min_confidence}")
+        if fmt is not None:
+            return export(gan, n, checkpoint or newest_checkpoint(checkpoint_dir), out, fmt, seed, digit,
+                          min_confidence, force, device)
+        target = out or Path("samples") / f"generated_{time_stamp()}.png"
+        if target.suffix.lower() not in (".png", ".npy"):
+            fail(f"--out {target}: use a .png (grid) or .npy (array) file name, or --format png|npy|idx for a folder")
         gan.check_sample_count(n, as_grid=target.suffix.lower() == ".png")
+        path = checkpoint or newest_checkpoint(checkpoint_dir)
         G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
+        if digit is not None and not G.n_classes and cfg.dataset != "mnist":
+            fail("--digit on an unconditional model needs the MNIST classifier: train with --conditional")
         ensure_parent(target)
-        gan.generate_and_plot_samples(G, n=n, nrow=nrow, seed=seed, out=target, show=False, digit=digit)
-        typer.echo(f"wrote {n} digits from {path} to {target}")
+        if digit is not None and not G.n_classes:
+            images = gan.sample_digit(G, n, digit, seed, min_confidence)[0]
+            (gan.save_array if target.suffix.lower() == ".npy" else gan.save_grid)(images, target)
+        else:
+            gan.generate_and_plot_samples(G, n=n, nrow=nrow, seed=seed, out=target, show=False, digit=digit)
+        typer.echo(f"wrote {n} {'digits' if digit is None else f'{digit}s'} from {path} to {target}")
     run_gan(action)
+
+
+def export(gan, n, path, out, fmt, seed, digit, min_confidence, force, device):
+    from rich.progress import Progress
+
+    G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
+    target = out or Path("samples") / f"export_{time_stamp()}"
+    with Progress() as progress:
+        task = progress.add_task(f"writing {fmt}", total=n)
+        gan.export_samples(G, cfg, n, target, fmt, seed=seed, digit=digit, min_confidence=min_confidence,
+                           force=force, progress=lambda k: progress.advance(task, k))
+    typer.echo(f"wrote {n} images with labels from {path} to {target}/ ({fmt})")
 
 
 @app.command()

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import signal
+import struct
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -334,7 +335,7 @@ def model_summary(G: Generator, D: Discriminator, cfg: Config) -> str:
         lines += [f"{'':>6}  {'total':<18} {'':<18} {total:>10,}", ""]
         return lines
 
-    device = next(G.parameters()).device
+    device = device_of(G)
     labels = torch.zeros(2, dtype=torch.long, device=device) if cfg.conditional else None
     lines = [f"arch {cfg.arch}, latent_dim {cfg.latent_dim}" + (f", width {cfg.width}" if cfg.arch == "dcgan" else "")
              + (", conditional" if cfg.conditional else ""), ""]
@@ -585,6 +586,12 @@ def check_finite(sums: torch.Tensor, epoch: int, step: int, run: "RunFiles") -> 
         raise GANError(f"training diverged at epoch {epoch}, step {step} (a loss became NaN or infinite); {keep}. "
                        f"Try a lower --lr or --label-smoothing 0.9")
     return sums
+
+
+def device_of(module: nn.Module) -> torch.device:
+    for tensor in (*module.parameters(), *module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def sample_images(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -911,7 +918,7 @@ def generate(G: Generator, n: int, latent_dim: int | None = None, seed: int | No
              batch: int = 1024) -> torch.Tensor:
     """n new images in [0, 1], shape (n, 1, 28, 28), on the CPU; repeatable for a given seed. A conditional
     generator draws `digit`, or the classes 0-9 in turn when it is None."""
-    device = next(G.parameters()).device
+    device = device_of(G)
     rng = torch.Generator().manual_seed(seed) if seed is not None else None
     labels = class_labels(G, n, digit)
     chunks = []
@@ -943,14 +950,18 @@ def generate_and_plot_samples(generator: nn.Module | str | Path, n: int = 16, nr
 
     The grid is shown in a matplotlib figure when there is a display (a desktop or a notebook) and saved to `out`
     otherwise (default samples/generated_<time>.png); an `out` ending in .npy saves the raw array instead.
-    A conditional generator draws `digit`, or one row per class when it is None.
+    With `digit`, only that digit: asked of a conditional generator, or kept from an unconditional one when the
+    shipped classifier agrees (see sample_digit). A conditional generator draws one row per class otherwise.
     Returns the images: a float tensor of shape (n, 1, 28, 28) with values in [0, 1].
     """
     if isinstance(generator, (str, Path)):
         generator, _ = load_generator(generator)
     as_array = out is not None and str(out).endswith(".npy")
     check_sample_count(n, as_grid=not as_array)
-    images = generate(generator, n, seed=seed, digit=digit)
+    if digit is not None and not getattr(generator, "n_classes", 0):
+        images = sample_digit(generator, n, digit, seed)[0]  # rejection sampling through the classifier
+    else:
+        images = generate(generator, n, seed=seed, digit=digit)
     nrow = nrow or (10 if getattr(generator, "n_classes", 0) and digit is None else max(1, math.ceil(math.sqrt(n))))
     if as_array:
         save_array(images, out)
@@ -993,5 +1004,145 @@ def interpolate(G: nn.Module, latent_dim: int, rows: int = 8, steps: int = 10, m
     labels = labels.repeat_interleave(steps) if labels is not None else None
     t = torch.linspace(0, 1, steps).view(1, steps, 1)                          # (1, steps, 1)
     z = slerp(a, b, t) if method == "slerp" else (1 - t) * a + t * b          # (rows, steps, latent)
-    device = next(G.parameters()).device
+    device = device_of(G)
     return sample_images(G, z.reshape(rows * steps, latent_dim).to(device), labels)
+
+
+# ---- digits on demand: rejection sampling and bulk export ----
+
+def class_probabilities(images: torch.Tensor) -> torch.Tensor:
+    """The shipped MNIST classifier's probabilities (N, 10) for images (N, 1, 28, 28) in [0, 1]."""
+    import evaluate
+
+    return evaluate.embed(evaluate.shipped_classifier(), images)[1]
+
+
+def classify(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The shipped MNIST classifier's label and confidence for each image."""
+    confidence, labels = class_probabilities(images).max(dim=1)
+    return labels, confidence
+
+
+def sample_digit(G: Generator, n: int, digit: int, seed: int | None = None, min_confidence: float = 0.9,
+                 max_draws: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """n images of `digit` and the classifier's confidence in each. A conditional generator is asked for the
+    digit; an unconditional one is sampled and only images the classifier calls `digit` with at least
+    `min_confidence` are kept (rejection sampling), up to max_draws draws (default 50 n + 10,000)."""
+    if G.n_classes:
+        images = generate(G, n, seed=seed, digit=digit)
+        return images, class_probabilities(images)[:, digit]
+    if not 0 <= digit <= 9:
+        raise GANError(f"--digit must be between 0 and 9, got {digit}")
+    max_draws = max_draws or 50 * n + 10_000
+    rng = torch.Generator().manual_seed(seed) if seed is not None else None
+    device = device_of(G)
+    kept, confidences, found, drawn = [], [], 0, 0
+    while found < n and drawn < max_draws:
+        z = torch.randn(min(1000, max_draws - drawn), G.latent_dim, generator=rng)
+        images = sample_images(G, z.to(device))
+        labels, confidence = classify(images)
+        hit = (labels == digit) & (confidence >= min_confidence)
+        kept.append(images[hit][:n - found])
+        confidences.append(confidence[hit][:n - found])
+        found, drawn = found + len(kept[-1]), drawn + len(z)
+    if found < n:
+        raise GANError(f"only {found} of {n} images were a {digit} with confidence >= {min_confidence} in {drawn:,} "
+                       f"draws: this generator rarely draws {digit}; ask for fewer, lower --min-confidence, or train "
+                       f"a --conditional model")
+    return torch.cat(kept), torch.cat(confidences)
+
+
+EXPORT_FORMATS = ("png", "npy", "idx")
+
+
+def export_samples(G: Generator, cfg: Config, n: int, out_dir: str | Path, fmt: str, seed: int | None = None,
+                   digit: int | None = None, min_confidence: float = 0.9, force: bool = False,
+                   batch: int = 1000, progress=None) -> Path:
+    """Write n generated images and their labels to the folder out_dir, a batch at a time (memory stays bounded).
+
+    png: 00000.png ...; npy: images.npy, float32 (n, 1, 28, 28) in [0, 1], and labels.npy; idx: MNIST's own
+    format (images-idx3-ubyte, labels-idx1-ubyte), which torchvision and most MNIST loaders read. Every format
+    also gets labels.csv: the label (the condition of a conditional model, else the shipped classifier's call)
+    and the classifier's confidence in it. The folder appears whole at the end; an existing one is replaced
+    only with `force`.
+    """
+    import shutil
+
+    import numpy as np
+
+    if fmt not in EXPORT_FORMATS:
+        raise GANError(f"unknown --format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+    check_sample_count(min(n, batch), as_grid=False)
+    if n <= 0:
+        raise GANError(f"--n must be at least 1, got {n}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not force:
+        raise GANError(f"{out_dir} already exists: choose another --out, or pass --force to replace it")
+    can_classify = cfg.dataset == "mnist"
+    if digit is not None and not G.n_classes and not can_classify:
+        raise GANError("--digit on an unconditional model needs the MNIST classifier: train with --conditional")
+    tmp = out_dir.with_name(f".{out_dir.name}.partial-{os.getpid()}")
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as e:
+        raise GANError(f"cannot create {tmp.parent} ({e.strerror}): choose another --out") from None
+    rng_seed = seed if seed is not None else int(torch.randint(0, 2**31, ()).item())
+    try:
+        if fmt == "npy":  # a header for the whole array, then the data streamed after it
+            images_out = open(tmp / "images.npy", "wb")
+            np.lib.format.write_array_header_1_0(images_out, {"descr": "<f4", "fortran_order": False, "shape": (n, 1, 28, 28)})
+        elif fmt == "idx":
+            images_out = open(tmp / "images-idx3-ubyte", "wb")
+            images_out.write(struct.pack(">IIII", 0x0803, n, 28, 28))
+        all_labels = np.zeros(n, dtype=np.int64)
+        with open(tmp / "labels.csv", "w") as table:
+            table.write("index,label,confidence\n")
+            for start in range(0, n, batch):
+                count = min(batch, n - start)
+                chunk_seed = rng_seed + start  # each batch its own seed: repeatable, and no giant noise tensor
+                if digit is not None:
+                    images, confidence = sample_digit(G, count, digit, chunk_seed, min_confidence)
+                    labels = torch.full((count,), digit)
+                else:
+                    images = generate(G, count, seed=chunk_seed)
+                    labels = class_labels(G, count, None)
+                    if can_classify:
+                        probs = class_probabilities(images)
+                        labels = labels if labels is not None else probs.argmax(dim=1)
+                        confidence = probs[torch.arange(count), labels]  # that the image is the digit it is labelled
+                    else:
+                        confidence = torch.full((count,), float("nan"))
+                labels = labels if labels is not None else torch.full((count,), -1)
+                pixels = (images * 255).round().to(torch.uint8)                      # (count, 1, 28, 28)
+                if fmt == "npy":
+                    images_out.write(images.numpy().astype("<f4").tobytes())
+                elif fmt == "idx":
+                    images_out.write(pixels.numpy().tobytes())
+                else:
+                    from PIL import Image
+                    for i, image in enumerate(pixels[:, 0].numpy()):
+                        Image.fromarray(image, mode="L").save(tmp / f"{start + i:05d}.png")
+                all_labels[start:start + count] = labels.numpy()
+                table.writelines(f"{start + i},{int(l)},{float(c):.4f}\n" for i, (l, c) in enumerate(zip(labels, confidence)))
+                if progress:
+                    progress(count)
+        if fmt in ("npy", "idx"):
+            images_out.close()
+        if fmt == "npy":
+            np.save(tmp / "labels.npy", all_labels)
+        elif fmt == "idx":
+            (tmp / "labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x0801, n) + all_labels.clip(0, 255).astype(np.uint8).tobytes())
+        if out_dir.exists():  # --force: the old folder goes only once the new one is complete
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise GANError(f"could not write {out_dir}: {e.strerror or e}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir

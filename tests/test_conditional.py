@@ -1,0 +1,172 @@
+"""Digits on demand: conditional training, --digit by rejection sampling, bulk export, other 28x28 datasets."""
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import gan
+from conftest import ROOT, make_mnist
+from test_core import grid_size
+
+FIXTURE = ROOT / "tests" / "fixtures" / "mnist_real_500.npz"
+
+
+@pytest.fixture(scope="module")
+def conditional_checkpoint(mnist_dir, tmp_path_factory):
+    """A conditional MLP GAN trained one epoch on the tiny data (its digits are bars, not real digits)."""
+    out = tmp_path_factory.mktemp("cond")
+    cfg = gan.Config(arch="mlp", conditional=True, epochs=1, batch_size=64, device="cpu", data_dir=str(mnist_dir),
+                     checkpoint_dir=str(out / "ckpt"), sample_dir=str(out / "samples"))
+    from rich.console import Console
+    import io
+    gan.train(cfg, console=Console(file=io.StringIO()))
+    return out
+
+
+def test_conditional_run_records_it_and_grids_one_row_per_digit(conditional_checkpoint):
+    state = torch.load(conditional_checkpoint / "ckpt" / "gan_epoch_1.pth", weights_only=True)
+    assert state["config"]["conditional"] is True
+    assert state["fixed_z"].shape == (100, 100)
+    assert Image.open(conditional_checkpoint / "samples" / "epoch_0001.png").size == grid_size(100, 10)
+    summary = (conditional_checkpoint / "ckpt" / "summary.txt").read_text()
+    assert "conditional" in summary
+
+
+def test_conditional_generator_follows_the_label():
+    """With a body that draws its label as a bar, generate --digit must put the bar of that digit."""
+    class Bars(nn.Module):
+        def forward(self, z_and_onehot):
+            digit = z_and_onehot[:, -10:].argmax(dim=1)
+            images = -torch.ones(len(digit), 1, 28, 28)
+            for i, d in enumerate(digit):
+                images[i, 0, 2 * d + 3] = 1.0
+            return images
+
+    G = gan.Generator(Bars(), latent_dim=4, n_classes=10)
+    images = gan.generate(G, 5, seed=0, digit=7)
+    assert images.shape == (5, 1, 28, 28) and (images[:, 0, 17] == 1).all() and images[:, 0, 3].max() == 0
+    rows = gan.generate(G, 20, seed=0)  # no digit: classes 0..9 in turn
+    assert [int(r[0].sum(dim=1).argmax()) for r in rows[:10]] == [2 * d + 3 for d in range(10)]
+    with pytest.raises(gan.GANError, match="--digit must be between 0 and 9"):
+        gan.generate(G, 2, digit=12)
+
+
+def test_cli_generate_digit_from_a_conditional_checkpoint(conditional_checkpoint, run_cli, tmp_path):
+    ckpt = conditional_checkpoint / "ckpt" / "generator_final.pth"
+    out = tmp_path / "sevens.npy"
+    result = run_cli("generate", "--checkpoint", ckpt, "--digit", "7", "--n", "12", "--out", out, "--seed", "1")
+    assert result.exit_code == 0, result
+    assert np.load(out).shape == (12, 1, 28, 28) and "7s" in result.output
+    grid = tmp_path / "rows.png"
+    assert run_cli("generate", "--checkpoint", ckpt, "--n", "30", "--out", grid).exit_code == 0
+    assert Image.open(grid).size == grid_size(30, 10)  # a conditional grid: one row per digit
+
+
+class RealDigits(nn.Module):
+    """A stand-in 'generator' that returns real MNIST digits picked by the noise: rejection sampling run on it
+    must keep exactly the asked-for digit."""
+
+    def __init__(self):
+        super().__init__()
+        data = np.load(FIXTURE)
+        self.register_buffer("images", torch.from_numpy(data["images"]).float().div(127.5).sub(1).unsqueeze(1))
+
+    def forward(self, z):
+        index = (z[:, 0].abs() * 1e4).long() % len(self.images)
+        return self.images[index]
+
+
+def test_rejection_sampling_keeps_only_the_asked_digit():
+    G = gan.Generator(RealDigits(), latent_dim=8)
+    images, confidence = gan.sample_digit(G, 20, digit=3, seed=0)
+    assert images.shape == (20, 1, 28, 28) and (confidence >= 0.9).all()
+    labels, _ = gan.classify(images)
+    assert (labels == 3).all()
+    with pytest.raises(gan.GANError, match="only .* of 20 images were a 3"):
+        gan.sample_digit(G, 20, digit=3, seed=0, min_confidence=1.0 + 1e-9)  # nothing can pass
+    with pytest.raises(gan.GANError, match="rarely draws 3"):
+        gan.sample_digit(G, 2000, digit=3, seed=0, max_draws=1000)
+
+
+@pytest.mark.parametrize("fmt", ["npy", "idx", "png"])
+def test_bulk_export_reads_back(fmt, conditional_checkpoint, run_cli, tmp_path):
+    ckpt = conditional_checkpoint / "ckpt" / "generator_final.pth"
+    out = tmp_path / "export"
+    result = run_cli("generate", "--checkpoint", ckpt, "--n", "250", "--format", fmt, "--out", out, "--seed", "3")
+    assert result.exit_code == 0, result
+    with open(out / "labels.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 250 and [int(r["label"]) for r in rows[:12]] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert all(0 <= float(r["confidence"]) <= 1 for r in rows)
+    if fmt == "npy":
+        images = np.load(out / "images.npy")
+        assert images.shape == (250, 1, 28, 28) and images.dtype == np.float32 and 0 <= images.min() <= images.max() <= 1
+        assert np.load(out / "labels.npy").tolist() == [int(r["label"]) for r in rows]
+        expected = gan.generate(gan.load_generator(ckpt)[0], 250, seed=3)  # one batch: the seed carries over
+        assert np.allclose(images, expected.numpy())
+    elif fmt == "idx":
+        from torchvision.datasets.mnist import read_image_file, read_label_file
+        images, labels = read_image_file(str(out / "images-idx3-ubyte")), read_label_file(str(out / "labels-idx1-ubyte"))
+        assert images.shape == (250, 28, 28) and images.dtype == torch.uint8
+        assert labels.tolist() == [int(r["label"]) for r in rows]
+    else:
+        files = sorted(out.glob("*.png"))
+        assert len(files) == 250 and files[0].name == "00000.png" and Image.open(files[0]).size == (28, 28)
+    again = run_cli("generate", "--checkpoint", ckpt, "--n", "5", "--format", fmt, "--out", out)
+    assert again.exit_code == 1 and "already exists" in again.output and "--force" in again.output
+    assert len(list(csv.DictReader(open(out / "labels.csv")))) == 250  # untouched
+    forced = run_cli("generate", "--checkpoint", ckpt, "--n", "5", "--format", fmt, "--out", out, "--force")
+    assert forced.exit_code == 0, forced
+    assert len(list(csv.DictReader(open(out / "labels.csv")))) == 5
+    assert not list(tmp_path.glob(".export*"))  # no partial or old folders left behind
+
+
+def peak_rss_mb(code: str) -> float:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def test_bulk_export_of_60000_runs_in_bounded_memory(tmp_path):
+    """60,000 images (47 MB as uint8, 188 MB as float32) stream out a batch at a time: peak memory is about
+    the same as for 1,000."""
+    code = ("import gan, sys\n"
+            "G = gan.build_generator(gan.Config(arch='mlp'))\n"
+            "gan.export_samples(G, gan.Config(arch='mlp'), int(sys.argv[1]) if len(sys.argv) > 1 else {n}, "
+            "'{out}', 'idx', seed=0)\n")
+    small = peak_rss_mb(code.format(n=1000, out=tmp_path / "small"))
+    large = peak_rss_mb(code.format(n=60000, out=tmp_path / "large"))
+    assert large - small < 60, (small, large)
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+    images = read_image_file(str(tmp_path / "large" / "images-idx3-ubyte"))
+    labels = read_label_file(str(tmp_path / "large" / "labels-idx1-ubyte"))
+    assert images.shape == (60000, 28, 28) and labels.shape == (60000,) and int(labels.max()) <= 9
+    assert len((tmp_path / "large" / "labels.csv").read_text().splitlines()) == 60001
+
+
+def test_fashion_mnist_trains_into_its_own_folders(tmp_path, run_cli, monkeypatch):
+    """Fashion-MNIST has MNIST's file names under FashionMNIST/raw; defaults go to */fashion-mnist/."""
+    data = tmp_path / "data"
+    make_mnist(data)
+    (data / "MNIST").rename(data / "FashionMNIST")
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("train", "--dataset", "fashion-mnist", "--arch", "mlp", "--epochs", "1", "--batch-size", "64",
+                     "--data-dir", data, "--device", "cpu")
+    assert result.exit_code == 0, result
+    assert (tmp_path / "checkpoints" / "fashion-mnist" / "gan_epoch_1.pth").exists()
+    assert (tmp_path / "samples" / "fashion-mnist" / "epoch_0001.png").exists()
+    G, cfg = gan.load_generator(tmp_path / "checkpoints" / "fashion-mnist" / "gan_epoch_1.pth")
+    assert cfg.dataset == "fashion-mnist"
+    from torchvision.datasets import KMNIST
+    monkeypatch.setattr(KMNIST, "mirrors", ["http://127.0.0.1:9/"])  # fail at once, as offline
+    result = run_cli("train", "--dataset", "kmnist", "--epochs", "1", "--data-dir", data, "--arch", "mlp")
+    assert result.exit_code == 1 and f"KMNIST is not in {data / 'KMNIST' / 'raw'}" in result.output
+    result = run_cli("train", "--dataset", "cifar", "--data-dir", data)
+    assert result.exit_code == 1 and "unknown --dataset" in result.output

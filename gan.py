@@ -97,6 +97,13 @@ def validate(cfg: Config) -> None:
     for name, value in positive.items():
         if not value > 0 or not math.isfinite(value):
             raise GANError(f"--{name} must be a positive number, got {value}")
+    for name, value in (("lr", cfg.lr), ("lr-g", cfg.lr_g), ("lr-d", cfg.lr_d)):
+        if value is not None and value > 1:  # beyond ~1e38 Adam's step does not even fit a float32
+            raise GANError(f"--{name} must be at most 1 (Adam moves each weight by about this much per step; "
+                           f"2e-4 is typical), got {value}")
+    for name, value, most in (("latent-dim", cfg.latent_dim, 10_000), ("width", cfg.width, 512)):
+        if value > most:
+            raise GANError(f"--{name} {value} is too large (at most {most:,}): the networks would not fit in memory")
     if not 0 <= cfg.beta1 < 1:
         raise GANError(f"--beta1 must be in [0, 1), got {cfg.beta1}")
     if not 0 <= cfg.d_dropout < 1:
@@ -161,8 +168,10 @@ def load_dataset(name: str, data_dir: str | Path, train: bool = True, device: to
         raise GANError(f"{folder} is not in {raw} and could not be downloaded (no network?): put "
                        f"{', '.join(MNIST_FILES)} (or their .gz) in {raw}/, or pass --data-dir to a folder that has "
                        f"{folder}/raw/ with them") from None
-    except (OSError, ValueError, IndexError, EOFError) as e:
-        raise GANError(f"could not read {folder} from {raw} ({type(e).__name__}: {e}): the IDX files look damaged; "
+    except (OSError, ValueError, IndexError, EOFError, KeyError, TypeError, AssertionError) as e:
+        # torchvision checks an IDX header with bare asserts and an unknown type code with a dict lookup
+        detail = f"{type(e).__name__}: {e}" if str(e) else "bad IDX header"
+        raise GANError(f"could not read {folder} from {raw} ({detail}): the IDX files look damaged; "
                        f"delete them and download again") from None
     images, labels = dataset.data, dataset.targets
     if images.dtype != torch.uint8 or images.dim() != 3 or tuple(images.shape[1:]) != (28, 28) or len(images) != len(labels):
@@ -629,6 +638,16 @@ def set_rng_state(state: dict, device: torch.device) -> None:
         torch.mps.set_rng_state(state["mps"])
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def atomic_write(path: Path, write) -> Path:
     """Write through a temporary file in the same folder, then rename it over `path`.
 
@@ -659,24 +678,40 @@ def save_checkpoint(path: Path, cfg: Config, nets: dict, epoch: int, fixed_z, hi
     A checkpoint written mid-epoch (on Ctrl-C) also holds the epoch's shuffle order, how far it got and the
     running sums, so that resuming finishes that epoch as if nothing had happened.
     """
+    # the losses are checked before the last update of an epoch, so the weights themselves are checked here
+    broken = [name for name in ("G", "D", "G_ema") if name in nets and not all(
+        torch.isfinite(t).all() for t in nets[name].state_dict().values() if t.is_floating_point())]
+    if broken:
+        raise GANError(f"training diverged (the weights of {', '.join(broken)} became NaN or infinite): {path.name} "
+                       f"was not written and the checkpoints already in {path.parent} are kept. Try a lower --lr or "
+                       f"--label-smoothing 0.9")
     state = {"format": FORMAT, "kind": CHECKPOINT_KIND, "config": asdict(cfg), "epoch": epoch,
              **{name: net.state_dict() for name, net in nets.items()},
              "fixed_z": fixed_z.cpu(), "history": history, "rng": get_rng_state(device),
              "pos": pos, "perm": perm.cpu() if perm is not None else None,
              "sums": sums.cpu() if sums is not None else None, "seconds": seconds}
-    return atomic_write(path, lambda f: torch.save(state, f))
+    return save_state(path, state)
 
 
 def export_generator(path: Path, cfg: Config, G: nn.Module, fixed_z) -> Path:
     """The generator alone (no D, no optimizer state): a small file to share; `generate` accepts it."""
     state = {"format": FORMAT, "kind": GENERATOR_KIND, "config": asdict(cfg), "G": G.state_dict(),
              "fixed_z": fixed_z.cpu()}
-    return atomic_write(path, lambda f: torch.save(state, f))
+    return save_state(path, state)
+
+
+def save_state(path: Path, state: dict) -> Path:
+    """torch.save through atomic_write, serialised in memory first: torch's file writer turns a full disk or a
+    Ctrl-C in mid-write into an opaque RuntimeError, where a plain write raises OSError or KeyboardInterrupt."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return atomic_write(path, lambda f: f.write(buf.getbuffer()))
 
 
 def read_checkpoint_file(path: str | Path) -> dict:
     """torch.load with weights_only=True (never runs code from the file), every failure as one clear line."""
     import pickle
+    import warnings
     import zipfile
 
     path = Path(path)
@@ -685,7 +720,9 @@ def read_checkpoint_file(path: str | Path) -> dict:
     if path.stat().st_size == 0:
         raise GANError(f"{path} is empty: it is not a checkpoint (use another one from the same folder)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols it did not write: noise, not news
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         text = str(e)
         if "GLOBAL" in text or "global" in text or "reduce" in text.lower():
@@ -707,16 +744,27 @@ def read_checkpoint_file(path: str | Path) -> dict:
 
 
 def config_from_state(state: dict, path) -> Config:
-    known = {f.name for f in fields(Config)}
+    defaults = {f.name: f.default for f in fields(Config)}
     saved = state.get("config")
     if not isinstance(saved, dict):
         raise GANError(f"{path} has no config: it is not a complete checkpoint of this tool")
-    cfg = Config(**{k: v for k, v in saved.items() if k in known})
+    wrong = [k for k, v in saved.items() if k in defaults and not _same_kind(defaults[k], v)]
+    if wrong:
+        raise GANError(f"{path} holds an invalid config ({', '.join(wrong)} of the wrong type): the file is damaged "
+                       f"or not from this tool")
+    cfg = Config(**{k: v for k, v in saved.items() if k in defaults})
     try:
         validate(cfg)
     except GANError as e:
         raise GANError(f"{path} holds an invalid config ({e})") from None
     return cfg
+
+
+def _same_kind(default, value) -> bool:
+    """Whether a saved config value has the type of the field's default (a float field also takes an int)."""
+    if isinstance(default, (bool, str, int)):
+        return type(value) is type(default)
+    return type(value) in (int, float) or (default is None and value is None)
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -776,6 +824,10 @@ class RunFiles:
                 probe.unlink()
             except OSError as e:
                 raise GANError(f"cannot write to {folder} ({e.strerror or e}): pass a writable {flag}") from None
+            for stale in folder.glob(".*.tmp") if os.name == "posix" else ():  # os.kill(pid, 0) kills on Windows
+                pid = stale.name.split(".")[-2]  # .NAME.PID.tmp, left by a run killed in mid-write
+                if pid.isdigit() and not _process_alive(int(pid)):
+                    stale.unlink(missing_ok=True)
 
     def checkpoint(self, epoch: int) -> Path:
         return self.dir / f"gan_epoch_{epoch}.pth"

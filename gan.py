@@ -737,8 +737,10 @@ def read_checkpoint_file(path: str | Path) -> dict:
     if not isinstance(state, dict) or state.get("kind") not in (CHECKPOINT_KIND, GENERATOR_KIND):
         raise GANError(f"{path} is not a checkpoint of this tool (a plain state_dict or another project's file?): "
                        f"use one written by `python cli.py train`")
-    if not isinstance(state.get("format"), int) or state["format"] > FORMAT:
-        raise GANError(f"{path} has checkpoint format {state.get('format')!r}, newer than this version "
+    if not isinstance(state.get("format"), int) or isinstance(state["format"], bool) or state["format"] < 1:
+        raise GANError(f"{path} has no valid checkpoint format number ({state.get('format')!r}): it is damaged")
+    if state["format"] > FORMAT:
+        raise GANError(f"{path} has checkpoint format {state['format']}, newer than this version "
                        f"understands ({FORMAT}): update this tool")
     return state
 

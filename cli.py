@@ -247,7 +247,8 @@ def print_scores(scores: dict, floor: dict, title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    table = Table(caption="Precision is blind to noise-like samples in this feature space: read it with FID and recall.",
+                  caption_justify="left")
     for column in ("metric", "generator", "real floor"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     rows = [("FID (lower is better)", "fid", "{:.2f}"), ("Inception Score (max 10)", "inception_score", "{:.2f}"),
@@ -256,7 +257,9 @@ def print_scores(scores: dict, floor: dict, title: str) -> None:
             *((f"share of digit {d}", f"share_{d}", "{:.1%}") for d in range(10)), ("images", "n", "{:,}")]
     for label, key, form in rows:
         table.add_row(label, form.format(scores[key]), form.format(floor[key]))
-    Console().print(table)
+    console = Console()
+    console.print(title, markup=False, highlight=False)
+    console.print(table)
 
 
 def newest_checkpoint(folder: Path) -> Path:

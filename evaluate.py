@@ -1,0 +1,313 @@
+"""How good is a generator? Scores in the feature space of a small MNIST classifier that ships with the project.
+
+    python cli.py evaluate --n 10000 --data-dir ./data      # newest checkpoint vs the MNIST test set, and the floor
+    python cli.py train-classifier --data-dir ./data        # retrain assets/mnist_classifier.pt (a few minutes)
+    from evaluate import evaluate_generator, real_floor
+
+For digits the Inception network behind the usual FID is the wrong lens, so, as is usual for MNIST, everything here
+is measured by a LeNet-style classifier trained on MNIST (over 99% test accuracy):
+
+- FID: the Frechet distance between Gaussians fitted to its penultimate-layer features of the samples and of the
+  10,000 test images (lower is better).
+- Inception Score: exp E[KL(p(y|x) || p(y))] of its class probabilities; 10 at most, for confident and even digits.
+- Class coverage: the share of each predicted digit, and its entropy divided by log 10 (1.0: all ten equally often;
+  0.0: a single digit, mode collapse).
+- Precision and recall (Kynkaanniemi et al. 2019): the share of samples inside the k-nearest-neighbour balls of the
+  real features (quality), and the share of real images inside the balls of the samples (variety).
+  Read precision with FID and recall: the classifier maps images that are no digit at all (noise, heavy blur) to
+  the low-activation region that a few faint or ambiguous real digits share, whose large balls cover it, so such
+  samples still count as precise. Recall, FID, the Inception Score and coverage all see them.
+
+Every number depends on n, so each is reported next to the same number for n real training images: the floor that
+a perfect generator would reach. Images come in as gan.generate returns them: (N, 1, 28, 28) in [0, 1].
+Importing this file only defines things; torchvision, gan.py and the weights load when a function needs them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+WEIGHTS = Path(__file__).resolve().parent / "assets" / "mnist_classifier.pt"
+CLASSIFIER_KIND = "mnist-lenet-classifier"
+FORMAT = 1
+K = 3  # neighbours for precision and recall, as in Kynkaanniemi et al. 2019
+MIN_SAMPLES = 10  # FID needs a covariance and precision/recall need more than K neighbours
+BATCH = 1000  # images per classifier forward pass
+
+
+# ---- the classifier ----
+
+class Classifier(nn.Module):
+    """LeNet-style CNN: images (B, 1, 28, 28) in [-1, 1] -> logits (B, 10); `features` is the layer before them."""
+
+    n_features = 128
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 16, kernel_size=5, padding=2), nn.ReLU(inplace=True),   # (B, 1, 28, 28) -> (B, 16, 28, 28)
+            nn.MaxPool2d(2),                                                     # -> (B, 16, 14, 14)
+            nn.Conv2d(16, 32, kernel_size=5), nn.ReLU(inplace=True),             # -> (B, 32, 10, 10)
+            nn.MaxPool2d(2),                                                     # -> (B, 32, 5, 5)
+            nn.Flatten(),                                                        # -> (B, 800)
+            nn.Linear(32 * 5 * 5, self.n_features), nn.ReLU(inplace=True))       # -> (B, 128)
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(self.n_features, 10))  # -> (B, 10)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate-layer embedding (B, 128) that FID and precision/recall are measured in."""
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def augment(x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+    """A random small affine warp per image (rotate +-10 degrees, scale +-10%, shift +-2 pixels), on (B, 1, 28, 28)."""
+    b = x.size(0)
+    uniform = lambda *shape: torch.rand(*shape, generator=rng).mul_(2).sub_(1)  # noqa: E731  U(-1, 1)
+    angle, scale = uniform(b) * math.radians(10), 1 + 0.1 * uniform(b)
+    shift = uniform(b, 2) * (2 / 14)  # affine_grid spans the 28 pixels with [-1, 1]: one pixel is 1/14
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
+                         torch.stack([sin, cos, shift[:, 1]], 1)], 1).to(x.device)   # (B, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x + 1, grid, align_corners=False) - 1  # shifted so that the zero padding is background, -1
+
+
+@torch.no_grad()
+def accuracy(model: Classifier, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of images (N, 1, 28, 28) in [-1, 1] whose predicted digit is the label."""
+    model.eval()
+    correct = sum(int((model(images[i:i + BATCH]).argmax(1) == labels[i:i + BATCH]).sum())
+                  for i in range(0, len(images), BATCH))
+    return correct / len(images)
+
+
+def train_classifier(data_dir: str | Path, out_path: str | Path = WEIGHTS, epochs: int = 8, seed: int = 0,
+                     batch_size: int = 128, lr: float = 2e-3, device: str = "auto", log=print) -> dict:
+    """Train the classifier on MNIST's training set with light augmentation, report its test accuracy and save it.
+
+    The file holds only the state_dict and a few plain values, so load_classifier can read it with weights_only=True.
+    About a minute per epoch on two CPU cores. Returns the saved metadata (test_accuracy among it).
+    """
+    from gan import GANError, atomic_write, load_mnist, resolve_device
+
+    if epochs <= 0:
+        raise GANError(f"--epochs must be at least 1, got {epochs}")
+    out_path = Path(out_path)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GANError(f"cannot create {out_path.parent} ({e.strerror}): choose another --out") from None
+    device = resolve_device(device)
+    torch.manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
+    train_images, train_labels = load_mnist(data_dir, train=True, device=device)
+    test_images, test_labels = load_mnist(data_dir, train=False, device=device)
+    model = Classifier().to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = max(1, len(train_images) // batch_size)  # the last incomplete batch is dropped
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
+    test_acc = 0.0
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(len(train_images), generator=rng).to(device)
+        loss_sum = torch.zeros((), device=device)
+        for step in range(steps):
+            idx = perm[step * batch_size:(step + 1) * batch_size]
+            loss = F.cross_entropy(model(augment(train_images[idx], rng)), train_labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+            loss_sum += loss.detach()
+        test_acc = accuracy(model, test_images, test_labels)
+        log(f"epoch {epoch}/{epochs}  loss {loss_sum.item() / steps:.4f}  test accuracy {test_acc:.2%}  {time.perf_counter() - t0:.0f}s")
+    meta = {"format": FORMAT, "kind": CLASSIFIER_KIND, "test_accuracy": test_acc, "epochs": epochs, "seed": seed,
+            "n_features": Classifier.n_features}
+    state = {**meta, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    atomic_write(out_path, lambda f: torch.save(state, f))
+    log(f"saved {out_path} (test accuracy {test_acc:.2%}{'' if test_acc >= 0.99 else ', below 99%: train longer'})")
+    return meta
+
+
+def load_classifier(path: str | Path = WEIGHTS, device: torch.device | str = "cpu") -> Classifier:
+    """The shipped classifier (or one saved by train_classifier), in eval mode; weights_only=True runs no code."""
+    from gan import GANError
+
+    path = Path(path)
+    if not path.is_file():
+        raise GANError(f"no classifier weights at {path}: restore the file from the repository or make it with "
+                       f"`python cli.py train-classifier --data-dir DIR`")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("kind") != CLASSIFIER_KIND:
+            raise ValueError("not a classifier file of this project")
+        model = Classifier()
+        model.load_state_dict(state["state_dict"])
+    except Exception as e:  # noqa: BLE001  any failure to read it is the same problem for the user
+        first = (str(e).splitlines() or [type(e).__name__])[0][:120]
+        raise GANError(f"cannot load the classifier from {path} ({first}): restore it from the repository or "
+                       f"retrain it with `python cli.py train-classifier`") from None
+    return model.to(device).eval()
+
+
+# ---- features ----
+
+@torch.no_grad()
+def embed(model: Classifier, images01: torch.Tensor, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 1, 28, 28) in [0, 1] -> features (N, 128) and class probabilities (N, 10), on the CPU."""
+    if images01.dim() != 4 or tuple(images01.shape[1:]) != (1, 28, 28):
+        raise ValueError(f"expected images of shape (N, 1, 28, 28), got {tuple(images01.shape)}")
+    model.eval()
+    feats, probs = [], []
+    for i in range(0, len(images01), BATCH):
+        x = images01[i:i + BATCH].to(device, torch.float32) * 2 - 1  # [0, 1] -> [-1, 1], as the classifier was trained
+        f = model.features(x)
+        feats.append(f.cpu())
+        probs.append(model.head(f).softmax(1).cpu())
+    return torch.cat(feats), torch.cat(probs)
+
+
+# ---- metrics ----
+
+def _sqrt_psd(matrix: torch.Tensor) -> torch.Tensor:
+    """Square root of a symmetric positive semi-definite matrix by eigendecomposition (tiny negative eigenvalues -> 0)."""
+    values, vectors = torch.linalg.eigh(matrix)
+    return (vectors * values.clamp(min=0).sqrt()) @ vectors.T
+
+
+def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
+    """||mu_a - mu_b||^2 + tr(C_a) + tr(C_b) - 2 tr((C_a^1/2 C_b C_a^1/2)^1/2) for features (N, D) and (M, D)."""
+    a, b = feats_a.cpu().double(), feats_b.cpu().double()  # float64: the trace terms nearly cancel
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)  # (D, D)
+    root_a = _sqrt_psd(cov_a)
+    middle = root_a @ cov_b @ root_a  # symmetric, with the eigenvalues of C_a C_b, so its root's trace is the term
+    trace_root = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
+    fid = (mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * trace_root
+    return max(0.0, float(fid))  # not below 0 by rounding
+
+
+def inception_score(probs: torch.Tensor) -> float:
+    """exp(mean KL(p(y|x) || p(y))) over class probabilities (N, 10): 1 at worst, 10 for confident, even digits."""
+    probs = probs.double().clamp(min=1e-12)
+    marginal = probs.mean(0, keepdim=True)  # (1, 10)
+    return float((probs * (probs.log() - marginal.log())).sum(1).mean().exp())
+
+
+def class_coverage(probs: torch.Tensor) -> tuple[list[float], float]:
+    """Share of each predicted digit (10 values summing to 1) and their entropy / log 10 (1.0: uniform, 0.0: one digit)."""
+    counts = torch.bincount(probs.argmax(1), minlength=probs.size(1)).double()
+    shares = counts / counts.sum()
+    nonzero = shares[shares > 0]
+    entropy = float(-(nonzero * nonzero.log()).sum() / math.log(probs.size(1)))
+    return shares.tolist(), max(0.0, entropy)
+
+
+def _knn_radii(feats: torch.Tensor, k: int, chunk: int) -> torch.Tensor:
+    """Distance from each point (N, D) to its k-th nearest other point: (N,)."""
+    radii = [torch.cdist(feats[i:i + chunk], feats).topk(k + 1, dim=1, largest=False).values[:, -1]  # (chunk,)
+             for i in range(0, len(feats), chunk)]  # k + 1: the nearest point is the point itself
+    return torch.cat(radii)
+
+
+def _share_inside(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int) -> float:
+    """Share of points (N, D) within radii[j] of at least one centre j (M, D)."""
+    inside = sum(int((torch.cdist(points[i:i + chunk], centres) <= radii).any(1).sum())  # (chunk, M) -> count
+                 for i in range(0, len(points), chunk))
+    return inside / len(points)
+
+
+def precision_recall(real_feats: torch.Tensor, fake_feats: torch.Tensor, k: int = K, chunk: int = 1000) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019): each set's manifold is the union of balls reaching
+    from every point to its k-th nearest neighbour; precision is the share of fakes on the real manifold, recall the
+    share of reals on the fake one. Distances are computed `chunk` rows at a time to bound memory."""
+    if min(len(real_feats), len(fake_feats)) <= k:
+        raise ValueError(f"precision/recall with k={k} needs more than {k} points in each set")
+    real, fake = real_feats.float(), fake_feats.float()
+    precision = _share_inside(fake, real, _knn_radii(real, k, chunk), chunk)
+    recall = _share_inside(real, fake, _knn_radii(fake, k, chunk), chunk)
+    return precision, recall
+
+
+def score(fake_feats: torch.Tensor, fake_probs: torch.Tensor, real_feats: torch.Tensor, k: int = K) -> dict:
+    """All metrics of one set of samples against reference features, as a flat dict of numbers.
+
+    FID uses every reference image; precision and recall use a fixed random subset of the reference as large as the
+    sample set (the paper compares equal numbers), so they mean the same at any n.
+    """
+    n = len(fake_feats)
+    subset = torch.randperm(len(real_feats), generator=torch.Generator().manual_seed(0))[:n]
+    precision, recall = precision_recall(real_feats[subset], fake_feats, k=k)
+    shares, entropy = class_coverage(fake_probs)
+    return {"n": n, "fid": frechet_distance(fake_feats, real_feats), "inception_score": inception_score(fake_probs),
+            "coverage_entropy": entropy, "precision": precision, "recall": recall,
+            **{f"share_{digit}": share for digit, share in enumerate(shares)}}
+
+
+# ---- evaluation ----
+
+_classifiers: dict[str, Classifier] = {}
+_test_features: dict[tuple[str, str], torch.Tensor] = {}  # the test set's features, once per process
+
+
+def shipped_classifier(device: torch.device | str = "cpu") -> Classifier:
+    key = str(device)
+    if key not in _classifiers:
+        _classifiers[key] = load_classifier(WEIGHTS, device)
+    return _classifiers[key]
+
+
+def mnist_test_features(data_dir: str | Path, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Features (10000, 128) of the MNIST test set, computed once per process and data folder."""
+    from gan import load_mnist
+
+    key = (str(Path(data_dir).resolve()), str(device))
+    if key not in _test_features:
+        images, _ = load_mnist(data_dir, train=False)  # (N, 1, 28, 28) in [-1, 1]
+        _test_features[key], _ = embed(shipped_classifier(device), (images + 1) / 2, device)
+    return _test_features[key]
+
+
+def compare_images(images01: torch.Tensor, real01: torch.Tensor, device: torch.device | str = "cpu", k: int = K) -> dict:
+    """Metrics of images (N, 1, 28, 28) in [0, 1] against reference images of the same kind."""
+    model = shipped_classifier(device)
+    fake_feats, fake_probs = embed(model, images01, device)
+    real_feats, _ = embed(model, real01, device)
+    return score(fake_feats, fake_probs, real_feats, k=k)
+
+
+def evaluate_images(images01: torch.Tensor, data_dir: str | Path, device: torch.device | str = "cpu", k: int = K) -> dict:
+    """Metrics of images (N, 1, 28, 28) in [0, 1] against the MNIST test set in data_dir."""
+    real_feats = mnist_test_features(data_dir, device)
+    fake_feats, fake_probs = embed(shipped_classifier(device), images01, device)
+    return score(fake_feats, fake_probs, real_feats, k=k)
+
+
+def evaluate_generator(G: nn.Module, latent_dim: int, n: int, data_dir: str | Path, seed: int = 0,
+                       device: torch.device | str = "cpu") -> dict:
+    """Draw n digits from G (repeatable for a seed) and score them against the MNIST test set."""
+    from gan import generate
+
+    real_feats = mnist_test_features(data_dir, device)  # first, so that missing data fails before any generating
+    images = generate(G, n, latent_dim, seed=seed)  # (n, 1, 28, 28) in [0, 1]
+    fake_feats, fake_probs = embed(shipped_classifier(device), images, device)
+    return score(fake_feats, fake_probs, real_feats)
+
+
+def real_floor(data_dir: str | Path, n: int, seed: int = 0, device: torch.device | str = "cpu") -> dict:
+    """The same metrics for n random real training images against the test set: what a perfect generator would score.
+    With fewer than n training images in data_dir, all of them are used (the result's n says how many)."""
+    from gan import load_mnist
+
+    images, _ = load_mnist(data_dir, train=True)
+    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+    return evaluate_images((images[pick] + 1) / 2, data_dir, device)

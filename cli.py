@@ -47,11 +47,6 @@ EvalEvery = Annotated[int, typer.Option(help="Every N epochs add FID, coverage, 
 EvalN = Annotated[int, typer.Option(help="Samples per --eval-every evaluation.")]
 Minutes = Annotated[Optional[float], typer.Option(help="Stop after this many minutes, saving a checkpoint to resume from.")]
 
-# Options that define the networks: a resumed run keeps the checkpoint's values and refuses others.
-MODEL_OPTIONS = {"arch": "--arch", "latent_dim": "--latent-dim", "width": "--width", "g_act": "--g-act",
-                 "d_dropout": "--d-dropout", "conditional": "--conditional", "dataset": "--dataset"}
-
-
 def fail(message: str, code: int = 1):
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(code)
@@ -89,24 +84,25 @@ def start_training(ctx: typer.Context, options: dict, resume: Path | None, minut
             return gan.train(gan.Config(**options), minutes=minutes)
         state = gan.load_checkpoint(resume)
         saved = state["config_obj"]
-        changed = [flag for name, flag in MODEL_OPTIONS.items() if given(ctx, name) and options[name] != getattr(saved, name)]
+        changed = [f"--{name.replace('_', '-')}" for name in gan.MODEL_FIELDS  # these define the saved networks
+                   if given(ctx, name) and options[name] != getattr(saved, name)]
         if changed:
             fail(f"{', '.join(changed)} would change the networks saved in {resume}: leave them out when resuming "
                  f"(start a new run with another --checkpoint-dir to train a different model)")
-        overrides = {name: value for name, value in options.items() if given(ctx, name) and name not in MODEL_OPTIONS}
+        overrides = {name: value for name, value in options.items() if given(ctx, name) and name not in gan.MODEL_FIELDS}
         cfg = gan.Config(**{**gan.asdict(saved), **overrides})
         return gan.train(cfg, resume=resume, minutes=minutes)
     run_gan(action)
 
 
 @app.command()
-def train(ctx: typer.Context, epochs: Epochs = 5, arch: Arch = "dcgan", batch_size: BatchSize = 128, lr: Lr = 2e-4,
-          lr_g: LrG = None, lr_d: LrD = None, beta1: Beta1 = 0.5, latent_dim: LatentDim = 100, width: Width = 32,
+def train(ctx: typer.Context, epochs: Epochs = 16, arch: Arch = "dcgan", batch_size: BatchSize = 64, lr: Lr = 2e-4,
+          lr_g: LrG = None, lr_d: LrD = None, beta1: Beta1 = 0.5, latent_dim: LatentDim = 100, width: Width = 16,
           g_act: GAct = "relu", d_dropout: DDropout = 0.0, label_smoothing: Smoothing = None, seed: Seed = 0,
           device: Device = "auto", data_dir: DataDir = Path("data"), checkpoint_dir: CheckpointDir = Path("checkpoints"),
           sample_dir: SampleDir = Path("samples"), save_every: SaveEvery = 1, sample_every: SampleEvery = 1,
           keep_last: KeepLast = 3, tensorboard: Tensorboard = False, conditional: Conditional = False,
-          dataset: Dataset = "mnist", ema: Ema = 0.0, eval_every: EvalEvery = 0, eval_n: EvalN = 2000,
+          dataset: Dataset = "mnist", ema: Ema = 0.999, eval_every: EvalEvery = 0, eval_n: EvalN = 2000,
           minutes: Minutes = None, resume: Resume = None):
     """Train a GAN on MNIST, saving checkpoints and a sample grid every epoch."""
     options = {k: v for k, v in locals().items() if k not in ("ctx", "resume", "minutes")}
@@ -115,7 +111,7 @@ def train(ctx: typer.Context, epochs: Epochs = 5, arch: Arch = "dcgan", batch_si
 
 @app.command()
 def resume(ctx: typer.Context, checkpoint: Annotated[Path, typer.Argument(help="A gan_epoch_N.pth checkpoint.")],
-           epochs: Epochs = 5, batch_size: BatchSize = 128, lr: Lr = 2e-4, lr_g: LrG = None, lr_d: LrD = None,
+           epochs: Epochs = 16, batch_size: BatchSize = 64, lr: Lr = 2e-4, lr_g: LrG = None, lr_d: LrD = None,
            device: Device = "auto", data_dir: DataDir = Path("data"),
            checkpoint_dir: CheckpointDir = Path("checkpoints"), sample_dir: SampleDir = Path("samples"),
            save_every: SaveEvery = 1, sample_every: SampleEvery = 1, keep_last: KeepLast = 3,
@@ -231,15 +227,22 @@ def evaluate(checkpoint: Annotated[Optional[Path], typer.Argument(help="Checkpoi
         path = checkpoint or newest_checkpoint(checkpoint_dir)
         dev = gan.resolve_device(device)
         G, cfg = gan.load_generator(path, device=dev)
+        if cfg.dataset != "mnist":
+            fail(f"{path} draws {cfg.dataset}: evaluate measures MNIST digits with an MNIST classifier")
         t0 = time.perf_counter()
         scores = ev.evaluate_generator(G, cfg.latent_dim, n, data_dir, seed=seed, device=dev)
         floor = ev.real_floor(data_dir, n, seed=seed, device=dev)
+        agreement = ev.label_agreement(G, max(100, n // 10), seed, dev) if G.n_classes else None
         seconds = time.perf_counter() - t0
         if as_json:
             typer.echo(json.dumps({"checkpoint": str(path), "n": n, "seed": seed, "generator": scores,
-                                   "real_floor": floor, "seconds": round(seconds, 2)}, indent=1))
+                                   "real_floor": floor, "label_agreement": agreement, "seconds": round(seconds, 2)},
+                                  indent=1))
             return
         print_scores(scores, floor, f"{path}: {n:,} samples vs the MNIST test set, {seconds:.1f}s")
+        if agreement:
+            typer.echo("classifier agrees with the asked-for digit: " +
+                       "  ".join(f"{d}: {share:.1%}" for d, share in agreement.items()))
     run_gan(action)
 
 

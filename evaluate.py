@@ -311,3 +311,15 @@ def real_floor(data_dir: str | Path, n: int, seed: int = 0, device: torch.device
     images, _ = load_mnist(data_dir, train=True)
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
     return evaluate_images((images[pick] + 1) / 2, data_dir, device)
+
+
+def label_agreement(G: nn.Module, n_per_digit: int, seed: int = 0, device: torch.device | str = "cpu") -> dict:
+    """For a conditional generator: the share of samples asked to be digit d that the classifier calls d."""
+    from gan import generate
+
+    model = shipped_classifier(device)
+    shares = {}
+    for digit in range(10):
+        _, probs = embed(model, generate(G, n_per_digit, seed=seed + digit, digit=digit), device)
+        shares[digit] = float((probs.argmax(1) == digit).float().mean())
+    return shares

@@ -48,15 +48,15 @@ class Config:
     # model
     arch: str = "dcgan"  # mlp | mlp-bn | dcgan | dcgan-tf
     latent_dim: int = 100
-    width: int = 32  # dcgan: channels of D's first layer (the DCGAN paper uses 64); G mirrors it
+    width: int = 16  # dcgan: channels of D's first layer (the DCGAN paper uses 64); G mirrors it
     g_act: str = "relu"  # mlp: activation of the generator's hidden layers, relu or leaky
     d_dropout: float = 0.0  # dropout after each hidden layer of D (mlp archs)
-    ema: float = 0.0  # decay of an exponential moving average of G's weights used for sampling (0: off)
+    ema: float = 0.999  # decay of a moving average of G's weights that draws the samples (0: off)
     conditional: bool = False  # G and D see the class label; generate can then ask for a digit
     dataset: str = "mnist"  # mnist | fashion-mnist | kmnist
     # optimisation
-    epochs: int = 5
-    batch_size: int = 128
+    epochs: int = 16  # the defaults: about 9 minutes on 2 CPU cores (see bench.py)
+    batch_size: int = 64
     lr: float = 2e-4
     lr_g: float | None = None  # overrides lr for G
     lr_d: float | None = None  # overrides lr for D
@@ -142,6 +142,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def device_of(module: nn.Module) -> torch.device:
+    """Where a module's weights live (the CPU for one without any)."""
+    for tensor in (*module.parameters(), *module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 # ---- data ----
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -160,6 +167,7 @@ def load_dataset(name: str, data_dir: str | Path, train: bool = True, device: to
         raise GANError(f"unknown --dataset {name!r}: choose one of {', '.join(DATASETS)}")
     folder = DATASETS[name]
     raw = Path(data_dir) / folder / "raw"
+    unpack_gz(raw)
     try:
         dataset = getattr(torchvision.datasets, folder)(root=str(data_dir), train=train, download=True)
     except RuntimeError as e:
@@ -178,6 +186,23 @@ def load_dataset(name: str, data_dir: str | Path, train: bool = True, device: to
         raise GANError(f"the files in {raw} do not hold 28x28 images with one label each: they look damaged")
     images = images.to(device).unsqueeze(1).float().div_(127.5).sub_(1.0)  # uint8 0..255 -> [-1, 1], like tanh
     return images, labels.long().to(device)
+
+
+def unpack_gz(raw: Path) -> None:
+    """Unpack FILE.gz to FILE where only the .gz is there. torchvision would first check the .gz against the
+    official checksum and try to download on a mismatch, which fails offline for re-compressed copies (Debian's
+    Fashion-MNIST package ships such copies); the unpacked IDX files are then read and checked as usual."""
+    import gzip
+    import shutil
+
+    for name in MNIST_FILES:
+        packed, unpacked = raw / f"{name}.gz", raw / name
+        if packed.is_file() and not unpacked.exists():
+            try:
+                with gzip.open(packed, "rb") as src:
+                    atomic_write(unpacked, lambda f: shutil.copyfileobj(src, f))
+            except (OSError, EOFError) as e:
+                raise GANError(f"could not unpack {packed} ({e}): the file looks damaged; delete it and try again") from None
 
 
 def load_mnist(data_dir: str | Path, train: bool = True, device: torch.device | str = "cpu"):
@@ -216,6 +241,7 @@ class Discriminator(nn.Module):
     def __init__(self, features: nn.Sequential, n_features: int, n_classes: int = 0):
         super().__init__()
         self.n_classes, self.features, self.head = n_classes, features, nn.Linear(n_features, 1)
+        self.batchnorm = any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in features.modules())
         if n_classes:
             self.embed = nn.Embedding(n_classes, n_features)
             nn.init.zeros_(self.embed.weight)  # start unconditional; the projection grows as D learns it
@@ -320,6 +346,14 @@ def build_discriminator(cfg: Config) -> Discriminator:
     return D
 
 
+def build_networks(cfg: Config, device: torch.device | str = "cpu") -> tuple[Generator, Discriminator]:
+    """G and D on `device`, convolutional ones in the channels-last layout (measured 12% faster here)."""
+    G, D = build_generator(cfg).to(device), build_discriminator(cfg).to(device)
+    if cfg.arch.startswith("dcgan"):
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    return G, D
+
+
 def model_summary(G: Generator, D: Discriminator, cfg: Config) -> str:
     """Each network's layers with output shapes and parameter counts, as a text table."""
     def table(net: nn.Module, layers: list[tuple[str, nn.Module]], inputs: tuple, title: str) -> list[str]:
@@ -365,7 +399,11 @@ def train_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt
     fake = G(z, fake_labels)
 
     # (1) D: maximise log D(x) + log(1 - D(G(z)))
-    d_real, d_fake = D(real, labels), D(fake.detach(), fake_labels)
+    if D.batchnorm:  # BatchNorm must see real and fake batches apart, as in the DCGAN paper
+        d_real, d_fake = D(real, labels), D(fake.detach(), fake_labels)
+    else:  # one pass over both halves: bigger matrix products, fewer kernel launches
+        both_labels = torch.cat([labels, fake_labels]) if labels is not None else None
+        d_real, d_fake = D(torch.cat([real, fake.detach()]), both_labels).split(real.size(0))
     d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, real_target))
               + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
     opt_d.zero_grad(set_to_none=True)
@@ -414,9 +452,12 @@ class _StopRequest:
 
 
 def make_optimizers(G: nn.Module, D: nn.Module, cfg: Config):
+    """Adam for each network. The fused kernel (one pass over all weights) measured 7-25% faster here for the
+    MLP; it exists for CPU and CUDA tensors."""
     betas = (cfg.beta1, 0.999)
-    return (torch.optim.Adam(G.parameters(), lr=cfg.lr_generator, betas=betas),
-            torch.optim.Adam(D.parameters(), lr=cfg.lr_discriminator, betas=betas))
+    fused = device_of(G).type in ("cpu", "cuda")
+    return (torch.optim.Adam(G.parameters(), lr=cfg.lr_generator, betas=betas, fused=fused),
+            torch.optim.Adam(D.parameters(), lr=cfg.lr_discriminator, betas=betas, fused=fused))
 
 
 def update_ema(G_ema: nn.Module, G: nn.Module, decay: float, step: int) -> None:
@@ -467,7 +508,7 @@ def train(cfg: Config, resume: str | Path | None = None, console=None, minutes: 
         raise GANError(f"--batch-size {batch} is larger than the {n_images} training images: use a smaller one")
     steps = n_images // batch  # the last incomplete batch is dropped: tiny batches upset BatchNorm
 
-    G, D = build_generator(cfg).to(device), build_discriminator(cfg).to(device)
+    G, D = build_networks(cfg, device)
     G_ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema else None
     G_sample = G_ema or G  # what grids, exports and evaluations draw from
     opt_g, opt_d = make_optimizers(G, D, cfg)
@@ -595,12 +636,6 @@ def check_finite(sums: torch.Tensor, epoch: int, step: int, run: "RunFiles") -> 
         raise GANError(f"training diverged at epoch {epoch}, step {step} (a loss became NaN or infinite); {keep}. "
                        f"Try a lower --lr or --label-smoothing 0.9")
     return sums
-
-
-def device_of(module: nn.Module) -> torch.device:
-    for tensor in (*module.parameters(), *module.buffers()):
-        return tensor.device
-    return torch.device("cpu")
 
 
 def sample_images(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -868,8 +903,8 @@ class RunFiles:
     def write_metrics(self, history: list[dict]) -> None:
         """metrics.csv and metrics.json, rewritten whole from the history (which lives in every checkpoint),
         so a resumed run continues one record with no duplicated or missing epochs."""
-        columns = list(history[0].keys()) if history else ["epoch", *STAT_NAMES, "epoch_time_s", "images_per_s",
-                                                          "lr_g", "lr_d"]
+        columns = list(dict.fromkeys(["epoch", *STAT_NAMES, "epoch_time_s", "images_per_s", "lr_g", "lr_d",
+                                      *(key for row in history for key in row)]))  # FID etc. on --eval-every epochs
         buf = io.StringIO()
         out = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         out.writeheader()
@@ -936,8 +971,9 @@ def save_loss_plot(history: list[dict], path: Path) -> Path:
     from matplotlib.figure import Figure  # a Figure object, not pyplot: no global state, no display needed
 
     epochs = [r["epoch"] for r in history]
-    fig = Figure(figsize=(9, 3.6), layout="constrained")
-    losses, probs = fig.subplots(1, 2)
+    evaluated = [r for r in history if "fid" in r]  # --eval-every adds a third panel
+    fig = Figure(figsize=(13.5 if evaluated else 9, 3.6), layout="constrained")
+    losses, probs, *quality = fig.subplots(1, 3 if evaluated else 2)
     losses.plot(epochs, [r["d_loss"] for r in history], marker="o", label="D loss")
     losses.plot(epochs, [r["g_loss"] for r in history], marker="o", label="G loss")
     losses.set(xlabel="epoch", ylabel="mean loss (BCE)", title="Losses")
@@ -945,7 +981,11 @@ def save_loss_plot(history: list[dict], path: Path) -> Path:
     probs.plot(epochs, [r["d_fake"] for r in history], marker="o", label="D(G(z)), fake")
     probs.axhline(0.5, color="grey", lw=0.8, ls="--")
     probs.set(xlabel="epoch", ylabel="mean D output", ylim=(0, 1), title="Discriminator's view")
-    for ax in (losses, probs):
+    if evaluated:
+        quality[0].plot([r["epoch"] for r in evaluated], [r["fid"] for r in evaluated], marker="o", label="FID")
+        quality[0].set(xlabel="epoch", ylabel="FID in the classifier's space (log)", yscale="log",
+                       title="Quality (lower is better)")
+    for ax in (losses, probs, *quality):
         ax.legend()
         ax.grid(alpha=0.3)
     buf = io.BytesIO()

@@ -170,3 +170,40 @@ def test_fashion_mnist_trains_into_its_own_folders(tmp_path, run_cli, monkeypatc
     assert result.exit_code == 1 and f"KMNIST is not in {data / 'KMNIST' / 'raw'}" in result.output
     result = run_cli("train", "--dataset", "cifar", "--data-dir", data)
     assert result.exit_code == 1 and "unknown --dataset" in result.output
+
+
+def test_evaluate_reports_label_agreement_for_a_conditional_model(conditional_checkpoint, run_cli, mnist_dir):
+    import json
+    ckpt = conditional_checkpoint / "ckpt" / "generator_final.pth"
+    result = run_cli("evaluate", ckpt, "--n", "50", "--data-dir", mnist_dir, "--json", "--device", "cpu")
+    assert result.exit_code == 0, result
+    agreement = json.loads(result.output)["label_agreement"]
+    assert sorted(agreement) == [str(d) for d in range(10)] and all(0 <= v <= 1 for v in agreement.values())
+
+
+class RealDigitsOfLabel(nn.Module):
+    """A stand-in conditional body: returns a real fixture digit of the label it is given (shifted by `shift`)."""
+
+    def __init__(self, shift: int = 0):
+        super().__init__()
+        data = np.load(FIXTURE)
+        self.shift = shift
+        self.register_buffer("images", torch.from_numpy(data["images"]).float().div(127.5).sub(1).unsqueeze(1))
+        self.register_buffer("labels", torch.from_numpy(data["labels"]).long())
+
+    def forward(self, z_and_onehot):
+        wanted = (z_and_onehot[:, -10:].argmax(dim=1) + self.shift) % 10
+        pick = (z_and_onehot[:, 0].abs() * 1e4).long()
+        out = []
+        for digit, k in zip(wanted, pick):
+            candidates = self.images[self.labels == digit]
+            out.append(candidates[k % len(candidates)])
+        return torch.stack(out)
+
+
+def test_label_agreement_measures_whether_the_label_is_obeyed():
+    import evaluate as ev
+    good = gan.Generator(RealDigitsOfLabel(), latent_dim=4, n_classes=10)
+    wrong = gan.Generator(RealDigitsOfLabel(shift=1), latent_dim=4, n_classes=10)
+    assert min(ev.label_agreement(good, 40).values()) >= 0.9
+    assert max(ev.label_agreement(wrong, 40).values()) <= 0.1

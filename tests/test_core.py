@@ -229,3 +229,26 @@ def test_device_selection():
             gan.resolve_device("cuda")
     with pytest.raises(gan.GANError, match="unknown --device"):
         gan.resolve_device("tpu9")
+
+
+def test_tensorboard_logs_or_says_how_to_install(tmp_path, run_cli, train_args):
+    import importlib.util
+    result = run_cli("train", *train_args("--epochs", "1", "--tensorboard"))
+    if importlib.util.find_spec("tensorboard") is None:
+        assert result.exit_code == 1 and "pip install tensorboard" in result.output and "Traceback" not in result.output
+    else:
+        assert result.exit_code == 0, result
+        assert list((tmp_path / "ckpt" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_cli_defaults_are_the_config_defaults():
+    """cli.py repeats the defaults (so that --help answers without importing torch); they must not drift."""
+    import inspect
+    from dataclasses import fields
+    import cli
+    defaults = {f.name: f.default for f in fields(gan.Config)}
+    for command in (cli.train, cli.resume):
+        for name, param in inspect.signature(command).parameters.items():
+            if name in defaults:
+                value = str(param.default) if isinstance(param.default, type(ROOT)) else param.default
+                assert value == defaults[name], (command.__name__, name)

@@ -178,3 +178,19 @@ def test_train_classifier_command_saves_loadable_weights(run_cli, mnist_dir, tmp
     model = ev.load_classifier(out)
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     assert torch.load(out, weights_only=True)["epochs"] == 1
+
+
+def test_eval_every_adds_quality_to_the_record(run_cli, train_args, tmp_path):
+    import csv
+    result = run_cli("train", *train_args("--epochs", "3", "--eval-every", "2", "--eval-n", "100"))
+    assert result.exit_code == 0, result
+    assert "FID" in result.output
+    with open(tmp_path / "ckpt" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert rows[0]["fid"] == "" and float(rows[1]["fid"]) > 0 and float(rows[2]["fid"]) > 0  # every 2, and the end
+    assert 0 <= float(rows[1]["coverage_entropy"]) <= 1 and "recall" in rows[1]
+    record = json.loads((tmp_path / "ckpt" / "metrics.json").read_text())
+    assert "fid" not in record[0] and record[1]["fid"] == float(rows[1]["fid"])
+    from PIL import Image
+    assert Image.open(tmp_path / "ckpt" / "training_loss.png").size[0] > 1300  # the third panel, for FID

@@ -157,7 +157,8 @@ def generate(n: Annotated[int, typer.Option(help="How many digits to draw.")] = 
             (gan.save_array if target.suffix.lower() == ".npy" else gan.save_grid)(images, target)
         else:
             gan.generate_and_plot_samples(G, n=n, nrow=nrow, seed=seed, out=target, show=False, digit=digit)
-        typer.echo(f"wrote {n} {'digits' if digit is None else f'{digit}s'} from {path} to {target}")
+        what = f"{digit}s" if digit is not None else "digits" if cfg.dataset == "mnist" else f"{cfg.dataset} images"
+        typer.echo(f"wrote {n} {what} from {path} to {target}")
     run_gan(action)
 
 

@@ -1222,10 +1222,11 @@ def export_samples(G: Generator, cfg: Config, n: int, out_dir: str | Path, fmt: 
                     progress(count)
         if fmt in ("npy", "idx"):
             images_out.close()
-        if fmt == "npy":
+        labelled = (all_labels >= 0).all()  # an unconditional model of another dataset has no labels (-1)
+        if fmt == "npy" and labelled:
             np.save(tmp / "labels.npy", all_labels)
-        elif fmt == "idx":
-            (tmp / "labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x0801, n) + all_labels.clip(0, 255).astype(np.uint8).tobytes())
+        elif fmt == "idx" and labelled:
+            (tmp / "labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x0801, n) + all_labels.astype(np.uint8).tobytes())
         if out_dir.exists():  # --force: the old folder goes only once the new one is complete
             old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
             out_dir.rename(old)

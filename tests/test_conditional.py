@@ -207,3 +207,13 @@ def test_label_agreement_measures_whether_the_label_is_obeyed():
     wrong = gan.Generator(RealDigitsOfLabel(shift=1), latent_dim=4, n_classes=10)
     assert min(ev.label_agreement(good, 40).values()) >= 0.9
     assert max(ev.label_agreement(wrong, 40).values()) <= 0.1
+
+
+def test_export_of_an_unlabelled_model_writes_no_fake_labels(tmp_path):
+    """An unconditional Fashion-MNIST model has no classifier to label it: labels.csv says -1, no label file."""
+    cfg = gan.Config(arch="mlp", dataset="fashion-mnist")
+    G = gan.build_generator(cfg)
+    out = gan.export_samples(G, cfg, 30, tmp_path / "fashion", "idx", seed=0)
+    assert (out / "images-idx3-ubyte").exists() and not (out / "labels-idx1-ubyte").exists()
+    rows = list(csv.DictReader(open(out / "labels.csv")))
+    assert len(rows) == 30 and {r["label"] for r in rows} == {"-1"} and rows[0]["confidence"] == "nan"

@@ -165,7 +165,7 @@ def quality_over_time(cfg: gan.Config, data_dir: str, marks: tuple[float, ...], 
             done = mark
             state = gan.load_checkpoint(checkpoint)
             G, _ = gan.load_generator(f"{tmp}/ckpt/generator_final.pth")
-            scores = evaluate.evaluate_generator(G, cfg.latent_dim, n, data_dir, seed=0)
+            scores = evaluate.evaluate_generator(G, n, data_dir, seed=0)
             epochs = state["epoch"] + state["pos"] / 60_000
             lines.append(f"| {mark:g} | {epochs:.1f} | {scores['fid']:.2f} | {scores['fid'] / floor['fid']:.1f} | "
                          f"{scores['inception_score']:.2f} | {scores['coverage_entropy']:.3f} | "

@@ -40,6 +40,7 @@ SampleEvery = Annotated[int, typer.Option(help="Write a sample grid every N epoc
 KeepLast = Annotated[int, typer.Option(help="Epoch checkpoints to keep, newest first (0: keep all).")]
 Tensorboard = Annotated[bool, typer.Option(help="Also log to TensorBoard (needs `pip install tensorboard`).")]
 Resume = Annotated[Optional[Path], typer.Option(help="Continue from this checkpoint with its saved config.")]
+GeneratorFile = Annotated[Optional[Path], typer.Option(help="Checkpoint or exported generator (default: newest in --checkpoint-dir).")]
 Conditional = Annotated[bool, typer.Option(help="Class-conditional GAN: G and D see the label; generate --digit draws one.")]
 Dataset = Annotated[str, typer.Option(help="mnist, fashion-mnist or kmnist (28x28, through torchvision).")]
 Ema = Annotated[float, typer.Option(help="Sample from a moving average of G's weights with this decay (0: off).")]
@@ -124,7 +125,7 @@ def resume(ctx: typer.Context, checkpoint: Annotated[Path, typer.Argument(help="
 
 @app.command()
 def generate(n: Annotated[int, typer.Option(help="How many digits to draw.")] = 16,
-             checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint or exported generator (default: newest in --checkpoint-dir).")] = None,
+             checkpoint: GeneratorFile = None,
              checkpoint_dir: CheckpointDir = Path("checkpoints"),
              out: Annotated[Optional[Path], typer.Option(help="Output: a .png grid, an .npy (n, 1, 28, 28) float array in [0, 1], or with --format a folder.")] = None,
              seed: Annotated[Optional[int], typer.Option(help="Seed for repeatable samples.")] = None,
@@ -175,7 +176,7 @@ def export(gan, n, path, out, fmt, seed, digit, min_confidence, force, device):
 
 
 @app.command()
-def interpolate(checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint or exported generator (default: newest in --checkpoint-dir).")] = None,
+def interpolate(checkpoint: GeneratorFile = None,
                 checkpoint_dir: CheckpointDir = Path("checkpoints"),
                 rows: Annotated[int, typer.Option(help="Number of walks, one per row.")] = 8,
                 steps: Annotated[int, typer.Option(help="Images per walk, ends included.")] = 10,
@@ -190,7 +191,7 @@ def interpolate(checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpo
         if target.suffix.lower() != ".png":
             fail(f"--out {target}: interpolations are written as .png")
         G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
-        images = gan.interpolate(G, cfg.latent_dim, rows=rows, steps=steps, method=method, seed=seed)
+        images = gan.interpolate(G, rows=rows, steps=steps, method=method, seed=seed)
         ensure_parent(target)
         gan.save_grid(images, target, nrow=steps)
         typer.echo(f"wrote {rows} {method} walks of {steps} steps from {path} to {target}")
@@ -231,7 +232,7 @@ def evaluate(checkpoint: Annotated[Optional[Path], typer.Argument(help="Checkpoi
         if cfg.dataset != "mnist":
             fail(f"{path} draws {cfg.dataset}: evaluate measures MNIST digits with an MNIST classifier")
         t0 = time.perf_counter()
-        scores = ev.evaluate_generator(G, cfg.latent_dim, n, data_dir, seed=seed, device=dev)
+        scores = ev.evaluate_generator(G, n, data_dir, seed=seed, device=dev)
         floor = ev.real_floor(data_dir, n, seed=seed, device=dev)
         agreement = ev.label_agreement(G, max(100, n // 10), seed, dev) if G.n_classes else None
         seconds = time.perf_counter() - t0

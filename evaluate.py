@@ -292,13 +292,13 @@ def evaluate_images(images01: torch.Tensor, data_dir: str | Path, device: torch.
     return score(fake_feats, fake_probs, real_feats, k=k)
 
 
-def evaluate_generator(G: nn.Module, latent_dim: int, n: int, data_dir: str | Path, seed: int = 0,
+def evaluate_generator(G: nn.Module, n: int, data_dir: str | Path, seed: int = 0,
                        device: torch.device | str = "cpu") -> dict:
     """Draw n digits from G (repeatable for a seed) and score them against the MNIST test set."""
     from gan import generate
 
     real_feats = mnist_test_features(data_dir, device)  # first, so that missing data fails before any generating
-    images = generate(G, n, latent_dim, seed=seed)  # (n, 1, 28, 28) in [0, 1]
+    images = generate(G, n, seed=seed)  # (n, 1, 28, 28) in [0, 1]
     fake_feats, fake_probs = embed(shipped_classifier(device), images, device)
     return score(fake_feats, fake_probs, real_feats)
 

@@ -618,7 +618,7 @@ def evaluate_during_training(G: nn.Module, cfg: Config, device) -> dict:
     """The built-in quality numbers (evaluate.py) for --eval-every, rounded for the record."""
     import evaluate
 
-    numbers = evaluate.evaluate_generator(G, cfg.latent_dim, cfg.eval_n, cfg.data_dir, seed=cfg.seed, device=device)
+    numbers = evaluate.evaluate_generator(G, cfg.eval_n, cfg.data_dir, seed=cfg.seed, device=device)
     return {k: round(float(v), 4) for k, v in numbers.items() if isinstance(v, (int, float))}
 
 
@@ -1008,8 +1008,7 @@ def check_sample_count(n: int, as_grid: bool) -> None:
                        f"is free: ask for fewer images at a time")
 
 
-def generate(G: Generator, n: int, latent_dim: int | None = None, seed: int | None = None, digit: int | None = None,
-             batch: int = 1024) -> torch.Tensor:
+def generate(G: Generator, n: int, seed: int | None = None, digit: int | None = None, batch: int = 1024) -> torch.Tensor:
     """n new images in [0, 1], shape (n, 1, 28, 28), on the CPU; repeatable for a given seed. A conditional
     generator draws `digit`, or the classes 0-9 in turn when it is None."""
     device = device_of(G)
@@ -1017,7 +1016,7 @@ def generate(G: Generator, n: int, latent_dim: int | None = None, seed: int | No
     labels = class_labels(G, n, digit)
     chunks = []
     for start in range(0, n, batch):
-        z = torch.randn(min(batch, n - start), latent_dim or G.latent_dim, generator=rng)
+        z = torch.randn(min(batch, n - start), G.latent_dim, generator=rng)
         chunk_labels = labels[start:start + len(z)] if labels is not None else None
         chunks.append(sample_images(G, z.to(device), chunk_labels))
     return torch.cat(chunks)
@@ -1085,7 +1084,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.where(so.abs() < 1e-6, linear, spherical)  # nearly parallel vectors: the lerp is exact enough
 
 
-def interpolate(G: nn.Module, latent_dim: int, rows: int = 8, steps: int = 10, method: str = "linear",
+def interpolate(G: Generator, rows: int = 8, steps: int = 10, method: str = "linear",
                 seed: int | None = None) -> torch.Tensor:
     """rows x steps images in [0, 1]: each row walks from one random latent point to another."""
     if method not in ("linear", "slerp"):
@@ -1093,13 +1092,13 @@ def interpolate(G: nn.Module, latent_dim: int, rows: int = 8, steps: int = 10, m
     if rows <= 0 or steps < 2:
         raise GANError(f"need --rows >= 1 and --steps >= 2, got {rows} and {steps}")
     rng = torch.Generator().manual_seed(seed) if seed is not None else None
-    a, b = torch.randn(2, rows, 1, latent_dim, generator=rng)                  # (rows, 1, latent)
+    a, b = torch.randn(2, rows, 1, G.latent_dim, generator=rng)                # (rows, 1, latent)
     labels = class_labels(G, rows, None)                                        # a conditional G: row r is r % 10
     labels = labels.repeat_interleave(steps) if labels is not None else None
     t = torch.linspace(0, 1, steps).view(1, steps, 1)                          # (1, steps, 1)
     z = slerp(a, b, t) if method == "slerp" else (1 - t) * a + t * b          # (rows, steps, latent)
     device = device_of(G)
-    return sample_images(G, z.reshape(rows * steps, latent_dim).to(device), labels)
+    return sample_images(G, z.reshape(rows * steps, G.latent_dim).to(device), labels)
 
 
 # ---- digits on demand: rejection sampling and bulk export ----

@@ -46,7 +46,7 @@ def test_each_arch_trains_and_its_generator_draws_digits_shaped_images(arch, mni
     assert result.exit_code == 0, result
     G, cfg = gan.load_generator(tmp_path / "ckpt" / "gan_epoch_1.pth")
     assert cfg.arch == arch
-    images = gan.generate(G, 5, cfg.latent_dim, seed=0)
+    images = gan.generate(G, 5, seed=0)
     assert images.shape == (5, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
 
 

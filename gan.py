@@ -218,7 +218,8 @@ N_CLASSES = 10
 class Generator(nn.Module):
     """z (B, latent_dim) -> images (B, 1, 28, 28) in [-1, 1].
 
-    A conditional generator also takes labels (B,) and reads each as a one-hot vector appended to z.
+    A conditional generator also takes labels (B,) and reads each as a one-hot vector appended to z; without
+    them it draws a random digit for each z, so it serves wherever an unconditional one would.
     """
 
     def __init__(self, body: nn.Sequential, latent_dim: int, n_classes: int = 0):
@@ -227,6 +228,8 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.n_classes:
+            if labels is None:
+                labels = torch.randint(0, self.n_classes, (z.size(0),), device=z.device)
             z = torch.cat([z, F.one_hot(labels, self.n_classes).to(z.dtype)], dim=1)  # (B, latent + classes)
         return self.body(z)
 

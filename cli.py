@@ -41,7 +41,7 @@ KeepLast = Annotated[int, typer.Option(help="Epoch checkpoints to keep, newest f
 Tensorboard = Annotated[bool, typer.Option(help="Also log to TensorBoard (needs `pip install tensorboard`).")]
 Resume = Annotated[Optional[Path], typer.Option(help="Continue from this checkpoint with its saved config.")]
 GeneratorFile = Annotated[Optional[Path], typer.Option(help="Checkpoint or exported generator (default: newest in --checkpoint-dir).")]
-Conditional = Annotated[bool, typer.Option(help="Class-conditional GAN: G and D see the label; generate --digit draws one.")]
+Conditional = Annotated[bool, typer.Option(help="G and D see each image's label, and generate --digit draws that digit; --no-conditional learns digits without labels (a blurrier, slower start: see README).")]
 Dataset = Annotated[str, typer.Option(help="mnist, fashion-mnist or kmnist (28x28, through torchvision).")]
 Ema = Annotated[float, typer.Option(help="Sample from a moving average of G's weights with this decay (0: off).")]
 EvalEvery = Annotated[int, typer.Option(help="Every N epochs add FID, coverage, precision/recall to the record (0: off).")]
@@ -102,7 +102,7 @@ def train(ctx: typer.Context, epochs: Epochs = 16, arch: Arch = "dcgan", batch_s
           g_act: GAct = "relu", d_dropout: DDropout = 0.0, label_smoothing: Smoothing = None, seed: Seed = 0,
           device: Device = "auto", data_dir: DataDir = Path("data"), checkpoint_dir: CheckpointDir = Path("checkpoints"),
           sample_dir: SampleDir = Path("samples"), save_every: SaveEvery = 1, sample_every: SampleEvery = 1,
-          keep_last: KeepLast = 3, tensorboard: Tensorboard = False, conditional: Conditional = False,
+          keep_last: KeepLast = 3, tensorboard: Tensorboard = False, conditional: Conditional = True,
           dataset: Dataset = "mnist", ema: Ema = 0.999, eval_every: EvalEvery = 0, eval_n: EvalN = 2000,
           minutes: Minutes = None, resume: Resume = None):
     """Train a GAN on MNIST, saving checkpoints and a sample grid every epoch."""

@@ -52,7 +52,7 @@ class Config:
     g_act: str = "relu"  # mlp: activation of the generator's hidden layers, relu or leaky
     d_dropout: float = 0.0  # dropout after each hidden layer of D (mlp archs)
     ema: float = 0.999  # decay of a moving average of G's weights that draws the samples (0: off)
-    conditional: bool = False  # G and D see the class label; generate can then ask for a digit
+    conditional: bool = True  # G and D see the class label (FID 5.1 vs 20.5 without, same 16 epochs; bench.py)
     dataset: str = "mnist"  # mnist | fashion-mnist | kmnist
     # optimisation
     epochs: int = 16  # the defaults: about 9 minutes on 2 CPU cores (see bench.py)

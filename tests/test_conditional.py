@@ -55,6 +55,10 @@ def test_conditional_generator_follows_the_label():
     assert [int(r[0].sum(dim=1).argmax()) for r in rows[:10]] == [2 * d + 3 for d in range(10)]
     with pytest.raises(gan.GANError, match="--digit must be between 0 and 9"):
         gan.generate(G, 2, digit=12)
+    # called like an unconditional generator, it draws a random digit for each z
+    torch.manual_seed(0)
+    drawn = [int(r[0].sum(dim=1).argmax() - 3) // 2 for r in G(torch.randn(200, 4))]
+    assert set(drawn) == set(range(10))
 
 
 def test_cli_generate_digit_from_a_conditional_checkpoint(conditional_checkpoint, run_cli, tmp_path):
@@ -211,7 +215,7 @@ def test_label_agreement_measures_whether_the_label_is_obeyed():
 
 def test_export_of_an_unlabelled_model_writes_no_fake_labels(tmp_path):
     """An unconditional Fashion-MNIST model has no classifier to label it: labels.csv says -1, no label file."""
-    cfg = gan.Config(arch="mlp", dataset="fashion-mnist")
+    cfg = gan.Config(arch="mlp", dataset="fashion-mnist", conditional=False)
     G = gan.build_generator(cfg)
     out = gan.export_samples(G, cfg, 30, tmp_path / "fashion", "idx", seed=0)
     assert (out / "images-idx3-ubyte").exists() and not (out / "labels-idx1-ubyte").exists()

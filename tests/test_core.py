@@ -50,6 +50,16 @@ def test_each_arch_trains_and_its_generator_draws_digits_shaped_images(arch, mni
     assert images.shape == (5, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
 
 
+def test_no_conditional_learns_without_labels(tmp_path, run_cli, train_args):
+    assert run_cli("train", *train_args("--epochs", "1", "--no-conditional")).exit_code == 0
+    state = torch.load(tmp_path / "ckpt" / "gan_epoch_1.pth", weights_only=True)
+    assert state["config"]["conditional"] is False and state["fixed_z"].shape == (64, 100)
+    assert not any(key.startswith("embed") for key in state["D"])  # no projection: D never sees a label
+    assert Image.open(tmp_path / "samples" / "epoch_0001.png").size == grid_size(64, 8)
+    G, _ = gan.load_generator(tmp_path / "ckpt" / "generator_final.pth")
+    assert G.n_classes == 0
+
+
 def test_train_writes_checkpoints_samples_and_records(tmp_path, run_cli, train_args):
     result = run_cli("train", *train_args("--epochs", "2", "--label-smoothing", "0.9", "--lr-d", "1e-4"))
     assert result.exit_code == 0, result
@@ -58,14 +68,16 @@ def test_train_writes_checkpoints_samples_and_records(tmp_path, run_cli, train_a
     for name in ("gan_epoch_1.pth", "gan_epoch_2.pth", "generator_final.pth", "metrics.csv", "metrics.json",
                  "training_loss.png", "summary.txt", "report.md"):
         assert (ckpt / name).stat().st_size > 0, name
-    assert Image.open(samples / "epoch_0001.png").size == grid_size(64, 8)
-    assert Image.open(samples / "epoch_0002.png").size == grid_size(64, 8)
+    # the default model is conditional: each grid is 10 x 10, one row per digit
+    assert Image.open(samples / "epoch_0001.png").size == grid_size(100, 10)
+    assert Image.open(samples / "epoch_0002.png").size == grid_size(100, 10)
     assert not list(ckpt.glob(".*.tmp")) and not list(samples.glob(".*.tmp"))
 
     state = torch.load(ckpt / "gan_epoch_2.pth", weights_only=True)
     assert state["epoch"] == 2 and state["format"] == gan.FORMAT
     assert state["config"]["label_smoothing"] == 0.9 and state["config"]["lr_d"] == 1e-4
-    assert state["fixed_z"].shape == (64, 100) and len(state["history"]) == 2
+    assert state["config"]["conditional"] is True and state["fixed_z"].shape == (100, 100)
+    assert len(state["history"]) == 2
     assert {"G", "D", "opt_g", "opt_d", "rng"} <= state.keys()
     assert state["opt_d"]["param_groups"][0]["lr"] == 1e-4 and state["opt_g"]["param_groups"][0]["lr"] == 2e-4
 
@@ -139,7 +151,7 @@ def test_generate_png_and_npy_from_the_newest_checkpoint(tmp_path, run_cli, trai
     png = tmp_path / "out" / "digits.png"
     result = run_cli("generate", "--n", "16", "--checkpoint-dir", ckpt_dir, "--out", png, "--device", "cpu")
     assert result.exit_code == 0, result
-    assert Image.open(png).size == grid_size(16, 4)
+    assert Image.open(png).size == grid_size(16, 10)  # a conditional model's grid: one column per digit
     assert "generator_final.pth" in result.output  # the newest file in the folder
 
     a, b, c = (tmp_path / f"{name}.npy" for name in "abc")

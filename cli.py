@@ -151,7 +151,8 @@ def generate(n: Annotated[int, typer.Option(help="How many digits to draw.")] = 
         path = checkpoint or newest_checkpoint(checkpoint_dir)
         G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
         if digit is not None and not G.n_classes and cfg.dataset != "mnist":
-            fail("--digit on an unconditional model needs the MNIST classifier: train with --conditional")
+            fail("--digit on an unconditional model needs the MNIST classifier: "
+                 "train a conditional model (the default, without --no-conditional)")
         ensure_parent(target)
         if digit is not None and not G.n_classes:
             images = gan.sample_digit(G, n, digit, seed, min_confidence)[0]

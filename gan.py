@@ -1144,7 +1144,7 @@ def sample_digit(G: Generator, n: int, digit: int, seed: int | None = None, min_
     if found < n:
         raise GANError(f"only {found} of {n} images were a {digit} with confidence >= {min_confidence} in {drawn:,} "
                        f"draws: this generator rarely draws {digit}; ask for fewer, lower --min-confidence, or train "
-                       f"a --conditional model")
+                       f"a conditional model (the default, without --no-conditional)")
     return torch.cat(kept), torch.cat(confidences)
 
 
@@ -1176,7 +1176,8 @@ def export_samples(G: Generator, cfg: Config, n: int, out_dir: str | Path, fmt: 
         raise GANError(f"{out_dir} already exists: choose another --out, or pass --force to replace it")
     can_classify = cfg.dataset == "mnist"
     if digit is not None and not G.n_classes and not can_classify:
-        raise GANError("--digit on an unconditional model needs the MNIST classifier: train with --conditional")
+        raise GANError("--digit on an unconditional model needs the MNIST classifier: "
+                       "train a conditional model (the default, without --no-conditional)")
     tmp = out_dir.with_name(f".{out_dir.name}.partial-{os.getpid()}")
     try:
         tmp.mkdir(parents=True)

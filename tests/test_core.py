@@ -264,3 +264,16 @@ def test_cli_defaults_are_the_config_defaults():
             if name in defaults:
                 value = str(param.default) if isinstance(param.default, type(ROOT)) else param.default
                 assert value == defaults[name], (command.__name__, name)
+
+
+def test_bench_quick_speed_table_runs_on_the_real_loading_code(mnist_dir, tmp_path):
+    """The benchmark's smoke mode: every arch row filled with positive numbers, and the JSON beside it."""
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, str(ROOT / "bench.py"), "--data-dir", str(mnist_dir), "--quick",
+                             "--speed-only", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "| fp32 |" in result.stdout and "| mlp | 64 |" in result.stdout and "speed-up" in result.stdout
+    numbers = json.loads(out.read_text())
+    assert numbers["rates"]["fp32"] > 0 and set(numbers["archs"]) == {"mlp", "dcgan (width 16, default)"}
+    for arch in numbers["archs"].values():
+        assert arch["images_per_s"] > 0 and arch["baseline_images_per_s"] > 0 and arch["flops_per_image"] > 1e6

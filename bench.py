@@ -120,7 +120,7 @@ def tried_table(default: gan.Config, data, seconds: float) -> tuple[list[str], l
     rows = []
     for arch, cfg, change, measure in trials:
         rows.append(dict(arch=arch, change=change, shipped=our_speed(cfg, data, seconds), changed=measure()))
-    lines = ["| arch | change | data/s as shipped | data/s with the change | ratio |", "|---|---|---|---|---|"]
+    lines = ["| arch | change | images/s as shipped | images/s with the change | ratio |", "|---|---|---|---|---|"]
     lines += [f"| {r['arch']} | {r['change']} | {r['shipped']:,.0f} | {r['changed']:,.0f} | {r['changed'] / r['shipped']:.2f}x |"
               for r in rows]
     return lines, rows

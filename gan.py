@@ -55,7 +55,7 @@ class Config:
     conditional: bool = True  # G and D see the class label (FID 5.1 vs 20.5 without, same 16 epochs; bench.py)
     dataset: str = "mnist"  # mnist | fashion-mnist | kmnist
     # optimisation
-    epochs: int = 16  # the defaults: about 9 minutes on 2 CPU cores (see bench.py)
+    epochs: int = 16  # the defaults: about 10 minutes on 2 CPU cores (see bench.py)
     batch_size: int = 64
     lr: float = 2e-4
     lr_g: float | None = None  # overrides lr for G

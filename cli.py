@@ -154,11 +154,8 @@ def generate(n: Annotated[int, typer.Option(help="How many digits to draw.")] = 
             fail("--digit on an unconditional model needs the MNIST classifier: "
                  "train a conditional model (the default, without --no-conditional)")
         ensure_parent(target)
-        if digit is not None and not G.n_classes:
-            images = gan.sample_digit(G, n, digit, seed, min_confidence)[0]
-            (gan.save_array if target.suffix.lower() == ".npy" else gan.save_grid)(images, target)
-        else:
-            gan.generate_and_plot_samples(G, n=n, nrow=nrow, seed=seed, out=target, show=False, digit=digit)
+        gan.generate_and_plot_samples(G, n=n, nrow=nrow, seed=seed, out=target, show=False, digit=digit,
+                                      min_confidence=min_confidence)
         what = f"{digit}s" if digit is not None else "digits" if cfg.dataset == "mnist" else f"{cfg.dataset} images"
         typer.echo(f"wrote {n} {what} from {path} to {target}")
     run_gan(action)

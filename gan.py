@@ -959,7 +959,7 @@ def make_grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
     """A PNG grid of images in [0, 1], written atomically."""
     from torchvision.utils import save_image
-    return atomic_write(Path(path), lambda f: save_image(images, f, format="png", nrow=nrow, padding=2, pad_value=1.0))
+    return atomic_write(Path(path), lambda f: save_image(make_grid(images, nrow=nrow), f, format="png"))
 
 
 def save_array(images: torch.Tensor, path: str | Path) -> Path:
@@ -1041,13 +1041,14 @@ def _has_display() -> bool:
 
 def generate_and_plot_samples(generator: nn.Module | str | Path, n: int = 16, nrow: int | None = None,
                               seed: int | None = None, out: str | Path | None = None, show: bool | None = None,
-                              digit: int | None = None) -> torch.Tensor:
+                              digit: int | None = None, min_confidence: float = 0.9) -> torch.Tensor:
     """Draw n digits from `generator` (a module, or the path of a checkpoint or exported generator) and plot them.
 
     The grid is shown in a matplotlib figure when there is a display (a desktop or a notebook) and saved to `out`
     otherwise (default samples/generated_<time>.png); an `out` ending in .npy saves the raw array instead.
     With `digit`, only that digit: asked of a conditional generator, or kept from an unconditional one when the
-    shipped classifier agrees (see sample_digit). A conditional generator draws one row per class otherwise.
+    shipped classifier agrees with at least `min_confidence` (see sample_digit). A conditional generator draws
+    one row per class otherwise.
     Returns the images: a float tensor of shape (n, 1, 28, 28) with values in [0, 1].
     """
     if isinstance(generator, (str, Path)):
@@ -1055,7 +1056,7 @@ def generate_and_plot_samples(generator: nn.Module | str | Path, n: int = 16, nr
     as_array = out is not None and str(out).endswith(".npy")
     check_sample_count(n, as_grid=not as_array)
     if digit is not None and not getattr(generator, "n_classes", 0):
-        images = sample_digit(generator, n, digit, seed)[0]  # rejection sampling through the classifier
+        images = sample_digit(generator, n, digit, seed, min_confidence)[0]  # rejection sampling via the classifier
     else:
         images = generate(generator, n, seed=seed, digit=digit)
     nrow = nrow or (10 if getattr(generator, "n_classes", 0) and digit is None else max(1, math.ceil(math.sqrt(n))))
@@ -1168,9 +1169,7 @@ def export_samples(G: Generator, cfg: Config, n: int, out_dir: str | Path, fmt: 
 
     if fmt not in EXPORT_FORMATS:
         raise GANError(f"unknown --format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
-    check_sample_count(min(n, batch), as_grid=False)
-    if n <= 0:
-        raise GANError(f"--n must be at least 1, got {n}")
+    check_sample_count(min(n, batch), as_grid=False)  # also refuses n <= 0
     out_dir = Path(out_dir)
     if out_dir.exists() and not force:
         raise GANError(f"{out_dir} already exists: choose another --out, or pass --force to replace it")

@@ -98,6 +98,19 @@ def test_rejection_sampling_keeps_only_the_asked_digit():
         gan.sample_digit(G, 2000, digit=3, seed=0, max_draws=1000)
 
 
+def test_plotting_a_digit_from_an_unconditional_generator_keeps_the_grid_shape(tmp_path):
+    """generate --digit on an unconditional model goes through generate_and_plot_samples: --nrow and
+    --min-confidence reach the rejection sampler and the grid alike."""
+    G = gan.Generator(RealDigits(), latent_dim=8)
+    out = tmp_path / "threes.png"
+    images = gan.generate_and_plot_samples(G, n=6, nrow=3, seed=0, out=out, show=False, digit=3, min_confidence=0.99)
+    assert Image.open(out).size == grid_size(6, 3)
+    labels, confidence = gan.classify(images)
+    assert (labels == 3).all() and (confidence >= 0.99).all()
+    with pytest.raises(gan.GANError, match="only .* of 6 images were a 3"):
+        gan.generate_and_plot_samples(G, n=6, seed=0, out=out, show=False, digit=3, min_confidence=1.01)
+
+
 @pytest.mark.parametrize("fmt", ["npy", "idx", "png"])
 def test_bulk_export_reads_back(fmt, conditional_checkpoint, run_cli, tmp_path):
     ckpt = conditional_checkpoint / "ckpt" / "generator_final.pth"

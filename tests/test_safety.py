@@ -632,12 +632,17 @@ def all_finite(path: Path) -> bool:
                if t.is_floating_point())
 
 
-def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, run_cli, trained, small_data):
-    ck = tmp_path / "ck"
+def good_checkpoint_in(ck: Path, trained: Path) -> tuple[Path, str]:
+    """A copy of a healthy checkpoint as epoch 1 of the run in `ck`, and its hash, to prove it survives."""
     ck.mkdir()
     good = ck / "gan_epoch_1.pth"
     good.write_bytes(trained.read_bytes())
-    before = sha(good)
+    return good, sha(good)
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, run_cli, trained, small_data):
+    ck = tmp_path / "ck"
+    good, before = good_checkpoint_in(ck, trained)
     nan = poisoned(trained, tmp_path / "nan.pth", "G")
 
     result = run_cli("resume", nan, "--epochs", "3", *SMALL, *folders(tmp_path, small_data))
@@ -656,10 +661,7 @@ def test_nan_weights_are_never_saved_even_when_the_losses_look_finite(tmp_path, 
     losses were computed: the losses are finite, the weights are not, and they must not become a checkpoint."""
     data = make_mnist(tmp_path / "data", n_train=32, n_test=16)  # one step per epoch
     ck = tmp_path / "ck"
-    ck.mkdir()
-    good = ck / "gan_epoch_1.pth"
-    good.write_bytes(trained.read_bytes())
-    before = sha(good)
+    good, before = good_checkpoint_in(ck, trained)
     bad = poisoned(trained, tmp_path / "bad-optimizer.pth", "opt_g")
     result = run_cli("resume", bad, "--epochs", "3", *SMALL, *folders(tmp_path, data))
     assert_refused(result, r"diverged", r"weights of G(, G_ema)? became NaN", r"gan_epoch_2\.pth was not written", r"kept")

@@ -21,17 +21,16 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import evaluate
 import gan
+from runfiles import save_grid
 
 
 def matmul_rate(dtype: torch.dtype, size: int = 1024, seconds: float = 2.0) -> float:
@@ -61,28 +60,28 @@ def count_flops(cfg: gan.Config) -> float:
 
 def our_speed(cfg: gan.Config, data: tuple, seconds: float, compiled: bool = False,
               autocast: torch.dtype | None = None) -> float:
-    """Images/s of gan.train_step as the training loop runs it: batches sliced from the in-memory tensor,
-    statistics summed on the device and read once per LOG_EVERY steps. `compiled` and `autocast` measure two
-    things that did not pay here: torch.compile of both networks, and autocast to a lower precision."""
+    """Images/s of the training loop as shipped: gan.run_epoch, the loop `python cli.py train` runs (the moving
+    average of G included), on batches sliced from the in-memory tensor, with a progress hook like the CLI's.
+    `compiled` and `autocast` measure two things that did not pay here: torch.compile of both networks, and
+    autocast to a lower precision."""
     images, labels = data
     torch.manual_seed(0)
-    G, D = gan.build_networks(cfg)
-    opt_g, opt_d = gan.make_optimizers(G, D, cfg)
+    state = gan.new_training_state(cfg, torch.device("cpu"))
     if compiled:
-        G, D = compiled_like(G), compiled_like(D)
-    batch = cfg.batch_size
-    perm = torch.randperm(len(images))
+        state.G, state.D = compiled_like(state.G), compiled_like(state.D)
 
     def run(steps: int) -> float:
-        sums = torch.zeros(4)
+        left = [steps]
+
+        def stop() -> bool:  # run_epoch asks after every step
+            left[0] -= 1
+            return left[0] <= 0
+
         t = time.perf_counter()
-        for step in range(steps):
-            idx = perm[(step * batch) % (len(images) - batch):][:batch]
-            with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-                sums += gan.train_step(G, D, opt_g, opt_d, images[idx], labels[idx] if cfg.conditional else None, 1.0)
-            if (step + 1) % gan.LOG_EVERY == 0:
-                sums.tolist()
-        return steps * batch / (time.perf_counter() - t)
+        with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            while left[0] > 0:
+                gan.run_epoch(state, cfg, images, labels, stop, on_step=lambda *progress: None)
+        return steps * cfg.batch_size / (time.perf_counter() - t)
 
     return timed(run, seconds, cfg.batch_size)
 
@@ -146,8 +145,8 @@ def baseline_speed(cfg: gan.Config, data_dir: str, seconds: float) -> float:
     loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True)
     G, D = gan.build_generator(cfg), gan.build_discriminator(cfg)
     D_prob = lambda images, labels: torch.sigmoid(D(images, labels))  # a Sigmoid at the end of D, then BCELoss
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
     bce = nn.BCELoss()
     losses = []
 
@@ -220,16 +219,16 @@ def quality_over_time(name: str, cfg: gan.Config, data_dir: str, marks: tuple[fl
             quiet, start = Console(file=io.StringIO()), time.perf_counter()
             checkpoint = gan.train(cfg, resume=checkpoint, console=quiet, minutes=mark - minutes)
             minutes += (time.perf_counter() - start) / 60
-            state = gan.load_checkpoint(checkpoint)
+            state, _ = gan.load_checkpoint(checkpoint)
             finished = state["epoch"] == cfg.epochs and not state["pos"]
             G, _ = gan.load_generator(f"{tmp}/ckpt/generator_final.pth")
             scores = evaluate.evaluate_generator(G, n, data_dir, seed=0)
             epochs = state["epoch"] + state["pos"] / 60_000
             lines.append(quality_row(name, f"{minutes:.1f}" + (" (done)" if finished else ""), f"{epochs:.1f}",
                                      scores, floor))
-            print(lines[-1], file=sys.stderr, flush=True)  # progress; the table comes at the end
+            print(lines[-1], flush=True)  # the table grows under its header as the runs go
             sample_dir.mkdir(parents=True, exist_ok=True)
-            gan.save_grid(gan.generate(G, 100 if G.n_classes else 64, seed=0),
+            save_grid(gan.generate(G, 100 if G.n_classes else 64, seed=0),
                           sample_dir / f"{name.split()[0]}_{mark:g}min.png", nrow=10 if G.n_classes else 8)
             if finished:
                 break
@@ -279,10 +278,9 @@ def main() -> None:
           f"of the same without labels (`--no-conditional`), n = {n}:\n")
     marks = (0.1, 0.2) if args.quick else (2.5, 5, 10)
     floor = evaluate.real_floor(args.data_dir, n)
-    lines = QUALITY_HEADER + [quality_row("real data (floor)", "", "", floor, floor)]
+    print("\n".join(QUALITY_HEADER + [quality_row("real data (floor)", "", "", floor, floor)]), flush=True)
     for name, cfg in (("default", default), ("--no-conditional", replace(default, conditional=False))):
-        lines += quality_over_time(name, cfg, args.data_dir, marks, n, floor, args.sample_dir)
-    print("\n".join(lines))
+        quality_over_time(name, cfg, args.data_dir, marks, n, floor, args.sample_dir)
 
 if __name__ == "__main__":
     main()

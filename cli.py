@@ -1,13 +1,15 @@
-"""Command line for the MNIST GAN: a thin Typer skin over gan.py.
+"""Command line for the MNIST GAN: a thin Typer skin over gan.py (and evaluate.py, digits.py).
 
     python cli.py train --epochs 10 --data-dir ./data
     python cli.py resume checkpoints/gan_epoch_5.pth --epochs 20
     python cli.py generate --n 16
+
+Each command turns its options into a call of one function and draws the progress; the GAN's user errors become
+one line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,35 +20,35 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 # gan.py imports torch (seconds), so each command imports it when it runs and `--help` answers at once.
 
-Arch = Annotated[str, typer.Option(help="Network: mlp, mlp-bn (BatchNorm, no biases), dcgan, dcgan-tf (TensorFlow tutorial's).")]
-Epochs = Annotated[int, typer.Option(help="Total epochs to train (on resume: the epoch to stop at).")]
-BatchSize = Annotated[int, typer.Option(help="Images per batch.")]
-Lr = Annotated[float, typer.Option(help="Adam learning rate for both networks.")]
-LrG = Annotated[Optional[float], typer.Option(help="Learning rate for G only (overrides --lr).")]
-LrD = Annotated[Optional[float], typer.Option(help="Learning rate for D only (overrides --lr).")]
-Beta1 = Annotated[float, typer.Option(help="Adam beta1 (0.5 as in the DCGAN paper).")]
-LatentDim = Annotated[int, typer.Option(help="Size of the noise vector z.")]
-Width = Annotated[int, typer.Option(help="dcgan: channels of D's first layer; compute grows with its square (paper: 64).")]
-GAct = Annotated[str, typer.Option(help="mlp: generator activation, relu or leaky.")]
-DDropout = Annotated[float, typer.Option(help="mlp/mlp-bn: dropout after each hidden layer of D (0: none).")]
-Smoothing = Annotated[Optional[float], typer.Option(help="Target for real labels in D's loss, e.g. 0.9 (default: off, 1.0).")]
-Seed = Annotated[int, typer.Option(help="Random seed (weights, noise, shuffling).")]
-Device = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
-DataDir = Annotated[Path, typer.Option(help="Folder with MNIST/raw/ (downloaded there if missing).")]
-CheckpointDir = Annotated[Path, typer.Option(help="Where checkpoints, metrics, plots and the report go.")]
-SampleDir = Annotated[Path, typer.Option(help="Where the per-epoch sample grids go.")]
-SaveEvery = Annotated[int, typer.Option(help="Save a checkpoint every N epochs (and always at the end).")]
-SampleEvery = Annotated[int, typer.Option(help="Write a sample grid every N epochs (and always at the end).")]
-KeepLast = Annotated[int, typer.Option(help="Epoch checkpoints to keep, newest first (0: keep all).")]
-Tensorboard = Annotated[bool, typer.Option(help="Also log to TensorBoard (needs `pip install tensorboard`).")]
-Resume = Annotated[Optional[Path], typer.Option(help="Continue from this checkpoint with its saved config.")]
-GeneratorFile = Annotated[Optional[Path], typer.Option(help="Checkpoint or exported generator (default: newest in --checkpoint-dir).")]
-Conditional = Annotated[bool, typer.Option(help="G and D see each image's label, and generate --digit draws that digit; --no-conditional learns digits without labels (a blurrier, slower start: see README).")]
-Dataset = Annotated[str, typer.Option(help="mnist, fashion-mnist or kmnist (28x28, through torchvision).")]
-Ema = Annotated[float, typer.Option(help="Sample from a moving average of G's weights with this decay (0: off).")]
-EvalEvery = Annotated[int, typer.Option(help="Every N epochs add FID, coverage, precision/recall to the record (0: off).")]
-EvalN = Annotated[int, typer.Option(help="Samples per --eval-every evaluation.")]
+
+def shared(kind, help: str):
+    """An option train and resume share, declared once: train's form, and resume's, whose default (None) means
+    "the value saved in the checkpoint", so that its --help shows no default that would not apply."""
+    return (Annotated[kind, typer.Option(help=help)],
+            Annotated[Optional[kind], typer.Option(help=f"{help} Default: the saved value.", show_default=False)])
+
+
+Epochs, EpochsR = shared(int, "Total epochs to train (on resume: the epoch to stop at).")
+BatchSize, BatchSizeR = shared(int, "Images per batch.")
+LrG, LrGR = shared(float, "Adam learning rate of G.")
+LrD, LrDR = shared(float, "Adam learning rate of D.")
+Device, DeviceR = shared(str, "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
+DataDir, DataDirR = shared(Path, "Folder with MNIST/raw/ (downloaded there if missing).")
+CheckpointDir, CheckpointDirR = shared(Path, "Where checkpoints, metrics, plots and the report go.")
+SampleDir, SampleDirR = shared(Path, "Where the per-epoch sample grids go.")
+SaveEvery, SaveEveryR = shared(int, "Save a checkpoint every N epochs (and always at the end).")
+SampleEvery, SampleEveryR = shared(int, "Write a sample grid every N epochs (and always at the end).")
+KeepLast, KeepLastR = shared(int, "Epoch checkpoints to keep, newest first (0: keep all).")
+Tensorboard, TensorboardR = shared(bool, "Also log to TensorBoard (needs `pip install tensorboard`).")
+EvalEvery, EvalEveryR = shared(int, "Every N epochs add FID, coverage, precision/recall to the record (0: off).")
+EvalN, EvalNR = shared(int, "Samples per --eval-every evaluation.")
+Lr = Annotated[Optional[float], typer.Option(help="Adam learning rate for both networks: sets --lr-g and --lr-d.")]
 Minutes = Annotated[Optional[float], typer.Option(help="Stop after this many minutes, saving a checkpoint to resume from.")]
+Seed = Annotated[int, typer.Option(help="Random seed (weights, noise, shuffling).")]
+GeneratorFile = Annotated[Optional[Path], typer.Option(help="Checkpoint or exported generator (default: newest in --checkpoint-dir).")]
+Digit = Annotated[Optional[int], typer.Option(help="Only this digit: a conditional model draws it; for an unconditional one, samples are kept only when the shipped classifier calls them this digit with --min-confidence (rejection sampling).")]
+MinConfidence = Annotated[float, typer.Option(help="Classifier confidence needed to keep a sample for --digit.")]
+
 
 def fail(message: str, code: int = 1):
     typer.echo(f"Error: {message}", err=True)
@@ -67,110 +69,170 @@ def run_gan(action):
         fail("interrupted", 130)
 
 
-def given(ctx: typer.Context, name: str) -> bool:
-    """Whether the user typed this option (as opposed to it taking its default)."""
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+class TrainingBars:
+    """Rich progress for gan.train: a bar for the epochs and one for the steps of the epoch in progress, fed by
+    the loop's on_step hook; the loop's per-epoch lines print above them."""
+
+    def __init__(self):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[stats]}"))
+        self.console, self.epochs_bar, self.steps_bar, self.epoch = self.progress.console, None, None, None
+
+    def on_step(self, epoch: int, epochs: int, step: int, steps: int, stats: str) -> None:
+        if self.epochs_bar is None:
+            self.epochs_bar = self.progress.add_task("epochs", total=epochs, completed=epoch - 1, stats="")
+        if epoch != self.epoch:
+            self.steps_bar = self.progress.add_task(f"epoch {epoch}", total=steps, stats="")
+            self.epoch = epoch
+        self.progress.update(self.steps_bar, completed=step, stats=stats)
+        if step == steps:
+            self.progress.remove_task(self.steps_bar)
+            self.progress.update(self.epochs_bar, completed=epoch)
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
 
 
-def start_training(ctx: typer.Context, options: dict, resume: Path | None, minutes: float | None):
+def start_training(overrides: dict, resume: Path | None, minutes: float | None, lr: float | None):
+    """Train anew from the options, or resume `resume` with only the options the user gave changed."""
     def action(gan):
-        options["data_dir"], options["checkpoint_dir"], options["sample_dir"] = (
-            str(options["data_dir"]), str(options["checkpoint_dir"]), str(options["sample_dir"]))
-        if resume is None:
-            dataset = options.get("dataset", "mnist")
-            for name in ("checkpoint_dir", "sample_dir"):  # other datasets get their own folders by default
-                if dataset != "mnist" and not given(ctx, name):
-                    options[name] = str(Path(options[name]) / dataset)
-            return gan.train(gan.Config(**options), minutes=minutes)
-        state = gan.load_checkpoint(resume)
-        saved = state["config_obj"]
-        changed = [f"--{name.replace('_', '-')}" for name in gan.MODEL_FIELDS  # these define the saved networks
-                   if given(ctx, name) and options[name] != getattr(saved, name)]
-        if changed:
-            fail(f"{', '.join(changed)} would change the networks saved in {resume}: leave them out when resuming "
-                 f"(start a new run with another --checkpoint-dir to train a different model)")
-        overrides = {name: value for name, value in options.items() if given(ctx, name) and name not in gan.MODEL_FIELDS}
-        cfg = gan.Config(**{**gan.asdict(saved), **overrides})
-        return gan.train(cfg, resume=resume, minutes=minutes)
+        import evaluate
+        if lr is not None:  # --lr sets both rates, unless one is given on its own
+            gan.check_rate("lr", lr)
+            overrides.setdefault("lr_g", lr)
+            overrides.setdefault("lr_d", lr)
+        for name in ("data_dir", "checkpoint_dir", "sample_dir"):
+            if name in overrides:
+                overrides[name] = str(overrides[name])
+        with TrainingBars() as bars:
+            hooks = dict(minutes=minutes, console=bars.console, on_step=bars.on_step,
+                         evaluate=evaluate.evaluate_during_training)
+            if resume is not None:
+                return gan.resume(resume, overrides, **hooks)
+            return gan.train(gan.Config(**overrides), **hooks)
     run_gan(action)
 
 
+def given(ctx: typer.Context, options: dict) -> dict:
+    """The options the user typed (as opposed to those that took their default)."""
+    def typed(name):
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+    return {name: value for name, value in options.items() if typed(name)}
+
+
 @app.command()
-def train(ctx: typer.Context, epochs: Epochs = 16, arch: Arch = "dcgan", batch_size: BatchSize = 64, lr: Lr = 2e-4,
-          lr_g: LrG = None, lr_d: LrD = None, beta1: Beta1 = 0.5, latent_dim: LatentDim = 100, width: Width = 16,
-          g_act: GAct = "relu", d_dropout: DDropout = 0.0, label_smoothing: Smoothing = None, seed: Seed = 0,
-          device: Device = "auto", data_dir: DataDir = Path("data"), checkpoint_dir: CheckpointDir = Path("checkpoints"),
-          sample_dir: SampleDir = Path("samples"), save_every: SaveEvery = 1, sample_every: SampleEvery = 1,
-          keep_last: KeepLast = 3, tensorboard: Tensorboard = False, conditional: Conditional = True,
-          dataset: Dataset = "mnist", ema: Ema = 0.999, eval_every: EvalEvery = 0, eval_n: EvalN = 2000,
-          minutes: Minutes = None, resume: Resume = None):
+def train(ctx: typer.Context, epochs: Epochs = 16,
+          arch: Annotated[str, typer.Option(help="Network: mlp, mlp-bn (BatchNorm, no biases), dcgan, dcgan-tf (TensorFlow tutorial's).")] = "dcgan",
+          batch_size: BatchSize = 64, lr: Lr = None, lr_g: LrG = 2e-4, lr_d: LrD = 2e-4,
+          beta1: Annotated[float, typer.Option(help="Adam beta1 (0.5 as in the DCGAN paper).")] = 0.5,
+          latent_dim: Annotated[int, typer.Option(help="Size of the noise vector z.")] = 100,
+          width: Annotated[int, typer.Option(help="dcgan only: channels of D's first layer; compute grows with its square (paper: 64).")] = 16,
+          g_act: Annotated[str, typer.Option(help="mlp only: generator activation, relu or leaky.")] = "relu",
+          d_dropout: Annotated[float, typer.Option(help="mlp/mlp-bn only: dropout after each hidden layer of D (0: none).")] = 0.0,
+          label_smoothing: Annotated[Optional[float], typer.Option(help="Target for real labels in D's loss, e.g. 0.9 (default: off, 1.0).")] = None,
+          seed: Seed = 0, device: Device = "auto", data_dir: DataDir = Path("data"),
+          checkpoint_dir: CheckpointDir = Path("checkpoints"), sample_dir: SampleDir = Path("samples"),
+          save_every: SaveEvery = 1, sample_every: SampleEvery = 1, keep_last: KeepLast = 3,
+          tensorboard: Tensorboard = False,
+          conditional: Annotated[bool, typer.Option(help="G and D see each image's label, and generate --digit draws that digit; --no-conditional learns digits without labels (see README).")] = True,
+          dataset: Annotated[str, typer.Option(help="mnist, fashion-mnist or kmnist (28x28, through torchvision); other datasets get their own default folders.")] = "mnist",
+          ema: Annotated[float, typer.Option(help="Sample from a moving average of G's weights with this decay (0: off).")] = 0.999,
+          eval_every: EvalEvery = 0, eval_n: EvalN = 2000, minutes: Minutes = None,
+          resume: Annotated[Optional[Path], typer.Option(help="Continue from this checkpoint with its saved config (as the resume command).")] = None):
     """Train a GAN on MNIST, saving checkpoints and a sample grid every epoch."""
-    options = {k: v for k, v in locals().items() if k not in ("ctx", "resume", "minutes")}
-    start_training(ctx, options, resume, minutes)
+    options = {k: v for k, v in locals().items() if k not in ("ctx", "resume", "minutes", "lr")}
+    if resume:
+        return start_training(given(ctx, options), resume, minutes, lr)
+    for name in ("checkpoint_dir", "sample_dir"):  # other datasets get their own folders by default
+        if dataset != "mnist" and name not in given(ctx, options):
+            options[name] = options[name] / dataset
+    start_training(options, None, minutes, lr)
 
 
 @app.command()
-def resume(ctx: typer.Context, checkpoint: Annotated[Path, typer.Argument(help="A gan_epoch_N.pth checkpoint.")],
-           epochs: Epochs = 16, batch_size: BatchSize = 64, lr: Lr = 2e-4, lr_g: LrG = None, lr_d: LrD = None,
-           device: Device = "auto", data_dir: DataDir = Path("data"),
-           checkpoint_dir: CheckpointDir = Path("checkpoints"), sample_dir: SampleDir = Path("samples"),
-           save_every: SaveEvery = 1, sample_every: SampleEvery = 1, keep_last: KeepLast = 3,
-           tensorboard: Tensorboard = False, eval_every: EvalEvery = 0, eval_n: EvalN = 2000,
-           minutes: Minutes = None):
-    """Continue training from a checkpoint with its saved config (--epochs sets where to stop)."""
-    options = {k: v for k, v in locals().items() if k not in ("ctx", "checkpoint", "minutes")}
-    start_training(ctx, options, checkpoint, minutes)
+def resume(checkpoint: Annotated[Path, typer.Argument(help="A gan_epoch_N.pth checkpoint.")],
+           epochs: EpochsR = None, batch_size: BatchSizeR = None, lr: Lr = None, lr_g: LrGR = None,
+           lr_d: LrDR = None, device: DeviceR = None, data_dir: DataDirR = None, checkpoint_dir: CheckpointDirR = None,
+           sample_dir: SampleDirR = None, save_every: SaveEveryR = None, sample_every: SampleEveryR = None,
+           keep_last: KeepLastR = None, tensorboard: TensorboardR = None, eval_every: EvalEveryR = None,
+           eval_n: EvalNR = None, minutes: Minutes = None):
+    """Continue training from a checkpoint. Every option defaults to the value saved in it: give only what should
+    change (--epochs to go further, a learning rate, the folders)."""
+    options = {k: v for k, v in locals().items() if k not in ("checkpoint", "minutes", "lr") and v is not None}
+    start_training(options, checkpoint, minutes, lr)
+
+
+def check_draw_options(nrow: int | None, min_confidence: float) -> None:
+    if nrow is not None and nrow <= 0:
+        fail(f"--nrow must be at least 1, got {nrow}")
+    if not 0 < min_confidence <= 1:
+        fail(f"--min-confidence must be in (0, 1], got {min_confidence}")
 
 
 @app.command()
 def generate(n: Annotated[int, typer.Option(help="How many digits to draw.")] = 16,
              checkpoint: GeneratorFile = None,
              checkpoint_dir: CheckpointDir = Path("checkpoints"),
-             out: Annotated[Optional[Path], typer.Option(help="Output: a .png grid, an .npy (n, 1, 28, 28) float array in [0, 1], or with --format a folder.")] = None,
+             out: Annotated[Optional[Path], typer.Option(help="Output: a .png grid (one row per digit for a conditional model) or an .npy (n, 1, 28, 28) float array in [0, 1].")] = None,
              seed: Annotated[Optional[int], typer.Option(help="Seed for repeatable samples.")] = None,
-             nrow: Annotated[Optional[int], typer.Option(help="Images per row of the grid (default: square).")] = None,
-             digit: Annotated[Optional[int], typer.Option(help="Only this digit: a conditional model draws it; for an unconditional one, samples are kept only when the shipped classifier calls them this digit with --min-confidence (rejection sampling).")] = None,
-             min_confidence: Annotated[float, typer.Option(help="Classifier confidence needed to keep a sample for --digit.")] = 0.9,
-             fmt: Annotated[Optional[str], typer.Option("--format", help="Bulk export to the folder --out as png (one file each), npy or idx (MNIST's format), with labels.csv.")] = None,
+             nrow: Annotated[Optional[int], typer.Option(help="Images per row of the grid (default: square, or one row per digit).")] = None,
+             digit: Digit = None, min_confidence: MinConfidence = 0.9,
+             fmt: Annotated[Optional[str], typer.Option("--format", help="Same as the export command: a labelled dataset folder at --out.")] = None,
              force: Annotated[bool, typer.Option(help="With --format: replace an existing --out folder.")] = False,
              device: Device = "auto"):
-    """Draw new digits from a trained generator into a PNG grid, an .npy array, or a labelled dataset folder."""
+    """Draw new digits from a trained generator into a PNG grid or an .npy array."""
+    if fmt is not None:  # the older spelling of `export`
+        return export(n, checkpoint, checkpoint_dir, out, fmt, seed, digit, min_confidence, force, device)
+    check_draw_options(nrow, min_confidence)
+
     def action(gan):
-        if nrow is not None and nrow <= 0:
-            fail(f"--nrow must be at least 1, got {nrow}")
-        if not 0 < min_confidence <= 1:
-            fail(f"--min-confidence must be in (0, 1], got {min_confidence}")
-        if fmt is not None:
-            return export(gan, n, checkpoint or newest_checkpoint(checkpoint_dir), out, fmt, seed, digit,
-                          min_confidence, force, device)
-        target = out or Path("samples") / f"generated_{time_stamp()}.png"
+        import digits
+        from runfiles import default_output
+        target = out or default_output("generated", ".png")
         if target.suffix.lower() not in (".png", ".npy"):
-            fail(f"--out {target}: use a .png (grid) or .npy (array) file name, or --format png|npy|idx for a folder")
-        gan.check_sample_count(n, as_grid=target.suffix.lower() == ".png")
-        path = checkpoint or newest_checkpoint(checkpoint_dir)
-        G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
-        if digit is not None and not G.n_classes and cfg.dataset != "mnist":
-            fail("--digit on an unconditional model needs the MNIST classifier: "
-                 "train a conditional model (the default, without --no-conditional)")
-        ensure_parent(target)
-        gan.generate_and_plot_samples(G, n=n, nrow=nrow, seed=seed, out=target, show=False, digit=digit,
-                                      min_confidence=min_confidence)
-        what = f"{digit}s" if digit is not None else "digits" if cfg.dataset == "mnist" else f"{cfg.dataset} images"
-        typer.echo(f"wrote {n} {what} from {path} to {target}")
+            fail(f"--out {target}: use a .png (grid) or .npy (array) file name, or the export command for a folder")
+        gan.generate_and_plot_samples(checkpoint, n=n, nrow=nrow, seed=seed, out=target, show=False, digit=digit,
+                                      sampler=digits.rejection_sampler(min_confidence), checkpoint_dir=checkpoint_dir,
+                                      device=device)
+        source = f" from {checkpoint}" if checkpoint else ""
+        typer.echo(f"wrote {n} {f'{digit}s' if digit is not None else 'images'}{source} to {target}")
     run_gan(action)
 
 
-def export(gan, n, path, out, fmt, seed, digit, min_confidence, force, device):
-    from rich.progress import Progress
+@app.command("export")
+def export(n: Annotated[int, typer.Option(help="How many images to write.")] = 60_000,
+           checkpoint: GeneratorFile = None, checkpoint_dir: CheckpointDir = Path("checkpoints"),
+           out: Annotated[Optional[Path], typer.Option(help="The folder to write (default: samples/export_<time>).")] = None,
+           fmt: Annotated[str, typer.Option("--format", help="png (one file each), npy or idx (MNIST's own format).")] = "idx",
+           seed: Annotated[Optional[int], typer.Option(help="Seed for a repeatable dataset.")] = None,
+           digit: Digit = None, min_confidence: MinConfidence = 0.9,
+           force: Annotated[bool, typer.Option(help="Replace an existing --out folder (only once the new one is complete).")] = False,
+           device: Device = "auto"):
+    """Write a labelled dataset of generated digits to a folder: images as png, npy or idx, and labels.csv with
+    each label and the shipped classifier's confidence in it."""
+    check_draw_options(None, min_confidence)
 
-    G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
-    target = out or Path("samples") / f"export_{time_stamp()}"
-    with Progress() as progress:
-        task = progress.add_task(f"writing {fmt}", total=n)
-        gan.export_samples(G, cfg, n, target, fmt, seed=seed, digit=digit, min_confidence=min_confidence,
-                           force=force, progress=lambda k: progress.advance(task, k))
-    typer.echo(f"wrote {n} images with labels from {path} to {target}/ ({fmt})")
+    def action(gan):
+        import digits
+        from rich.progress import Progress
+        from runfiles import default_output
+        path, note = (checkpoint, "") if checkpoint else gan.find_generator(checkpoint_dir)
+        G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
+        target = out or default_output("export", "")
+        with Progress() as progress:
+            task = progress.add_task(f"writing {fmt}", total=n)
+            digits.export_samples(G, cfg, n, target, fmt, seed=seed, digit=digit, min_confidence=min_confidence,
+                                  force=force, progress=lambda k: progress.advance(task, k))
+        typer.echo(f"wrote {n} images with labels from {path} to {target}/ ({fmt})" + (f"; {note}" if note else ""))
+    run_gan(action)
 
 
 @app.command()
@@ -184,15 +246,15 @@ def interpolate(checkpoint: GeneratorFile = None,
                 device: Device = "auto"):
     """Draw digits morphing smoothly between random points of the latent space."""
     def action(gan):
-        path = checkpoint or newest_checkpoint(checkpoint_dir)
-        target = out or Path("samples") / f"interpolation_{time_stamp()}.png"
+        from runfiles import default_output, save_grid
+        path, note = (checkpoint, "") if checkpoint else gan.find_generator(checkpoint_dir)
+        target = out or default_output("interpolation", ".png")
         if target.suffix.lower() != ".png":
             fail(f"--out {target}: interpolations are written as .png")
         G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
         images = gan.interpolate(G, rows=rows, steps=steps, method=method, seed=seed)
-        ensure_parent(target)
-        gan.save_grid(images, target, nrow=steps)
-        typer.echo(f"wrote {rows} {method} walks of {steps} steps from {path} to {target}")
+        save_grid(images, target, nrow=steps)
+        typer.echo(f"wrote {rows} {method} walks of {steps} steps from {path} to {target}" + (f"; {note}" if note else ""))
     run_gan(action)
 
 
@@ -219,30 +281,17 @@ def evaluate(checkpoint: Annotated[Optional[Path], typer.Argument(help="Checkpoi
     recall, next to the same numbers for real digits (the floor a perfect generator would reach)."""
     def action(gan):
         import json
-        import time
         import evaluate as ev
-        if n < ev.MIN_SAMPLES:
-            fail(f"--n must be at least {ev.MIN_SAMPLES} (FID needs a covariance, precision/recall {ev.K}+1 neighbours), got {n}")
-        gan.check_sample_count(n, as_grid=False)
-        path = checkpoint or newest_checkpoint(checkpoint_dir)
-        dev = gan.resolve_device(device)
-        G, cfg = gan.load_generator(path, device=dev)
-        if cfg.dataset != "mnist":
-            fail(f"{path} draws {cfg.dataset}: evaluate measures MNIST digits with an MNIST classifier")
-        t0 = time.perf_counter()
-        scores = ev.evaluate_generator(G, n, data_dir, seed=seed, device=dev)
-        floor = ev.real_floor(data_dir, n, seed=seed, device=dev)
-        agreement = ev.label_agreement(G, max(100, n // 10), seed, dev) if G.n_classes else None
-        seconds = time.perf_counter() - t0
+        report = ev.evaluate_file(checkpoint, n, data_dir, checkpoint_dir, seed=seed, device=gan.resolve_device(device))
         if as_json:
-            typer.echo(json.dumps({"checkpoint": str(path), "n": n, "seed": seed, "generator": scores,
-                                   "real_floor": floor, "label_agreement": agreement, "seconds": round(seconds, 2)},
-                                  indent=1))
+            typer.echo(json.dumps(report, indent=1))
             return
-        print_scores(scores, floor, f"{path}: {n:,} samples vs the MNIST test set, {seconds:.1f}s")
-        if agreement:
+        print_scores(report["generator"], report["real_floor"],
+                     f"{report['note'] or report['checkpoint']}: {n:,} samples vs the MNIST test set, "
+                     f"{report['seconds']:.1f}s")
+        if report["label_agreement"]:
             typer.echo("classifier agrees with the asked-for digit: " +
-                       "  ".join(f"{d}: {share:.1%}" for d, share in agreement.items()))
+                       "  ".join(f"{d}: {share:.1%}" for d, share in report["label_agreement"].items()))
     run_gan(action)
 
 
@@ -263,25 +312,6 @@ def print_scores(scores: dict, floor: dict, title: str) -> None:
     console = Console()
     console.print(title, markup=False, highlight=False)
     console.print(table)
-
-
-def newest_checkpoint(folder: Path) -> Path:
-    found = [p for p in folder.glob("*.pth") if p.name.startswith(("gan_epoch_", "generator_"))] if folder.is_dir() else []
-    if not found:
-        fail(f"no checkpoint in {folder}/: train first (python cli.py train) or pass --checkpoint PATH")
-    return max(found, key=lambda p: p.stat().st_mtime)
-
-
-def ensure_parent(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        fail(f"cannot create {path.parent} ({e.strerror}): choose another --out")
-
-
-def time_stamp() -> str:
-    import time
-    return time.strftime("%Y%m%d-%H%M%S")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ is measured by a LeNet-style classifier trained on MNIST (over 99% test accuracy
 
 Every number depends on n, so each is reported next to the same number for n real training images: the floor that
 a perfect generator would reach. Images come in as gan.generate returns them: (N, 1, 28, 28) in [0, 1].
-Importing this file only defines things; torchvision, gan.py and the weights load when a function needs them.
+This file builds on gan.py (data, sampling) and runfiles.py (safe files); gan.py never imports it: the training
+loop's --eval-every gets evaluate_during_training as a hook from cli.py. Importing it only defines things; the
+weights load when a function needs them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from gan import Config, check_sample_count, find_generator, generate, load_generator, load_mnist, resolve_device
+from runfiles import GANError, check_weights, read_torch_file, save_state
 
 WEIGHTS = Path(__file__).resolve().parent / "assets" / "mnist_classifier.pt"
 CLASSIFIER_KIND = "mnist-lenet-classifier"
@@ -96,8 +101,6 @@ def train_classifier(data_dir: str | Path, out_path: str | Path = WEIGHTS, epoch
     The file holds only the state_dict and a few plain values, so load_classifier can read it with weights_only=True.
     About a minute per epoch on two CPU cores. Returns the saved metadata (test_accuracy among it).
     """
-    from gan import GANError, atomic_write, load_mnist, resolve_device
-
     if epochs <= 0:
         raise GANError(f"--epochs must be at least 1, got {epochs}")
     out_path = Path(out_path)
@@ -133,29 +136,17 @@ def train_classifier(data_dir: str | Path, out_path: str | Path = WEIGHTS, epoch
     meta = {"format": FORMAT, "kind": CLASSIFIER_KIND, "test_accuracy": test_acc, "epochs": epochs, "seed": seed,
             "n_features": Classifier.n_features}
     state = {**meta, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    atomic_write(out_path, lambda f: torch.save(state, f))
+    save_state(out_path, state)
     log(f"saved {out_path} (test accuracy {test_acc:.2%}{'' if test_acc >= 0.99 else ', below 99%: train longer'})")
     return meta
 
 
 def load_classifier(path: str | Path = WEIGHTS, device: torch.device | str = "cpu") -> Classifier:
     """The shipped classifier (or one saved by train_classifier), in eval mode; weights_only=True runs no code."""
-    from gan import GANError
-
-    path = Path(path)
-    if not path.is_file():
-        raise GANError(f"no classifier weights at {path}: restore the file from the repository or make it with "
-                       f"`python cli.py train-classifier --data-dir DIR`")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("kind") != CLASSIFIER_KIND:
-            raise ValueError("not a classifier file of this project")
-        model = Classifier()
-        model.load_state_dict(state["state_dict"])
-    except Exception as e:  # noqa: BLE001  any failure to read it is the same problem for the user
-        first = (str(e).splitlines() or [type(e).__name__])[0][:120]
-        raise GANError(f"cannot load the classifier from {path} ({first}): restore it from the repository or "
-                       f"retrain it with `python cli.py train-classifier`") from None
+    how = "restore it from the repository or retrain it with `python cli.py train-classifier --data-dir DIR`"
+    state = read_torch_file(path, (CLASSIFIER_KIND,), f"MNIST classifier weights: {how}")
+    model = Classifier()
+    check_weights(model, state.get("state_dict"), path, f"classifier ({how})")
     return model.to(device).eval()
 
 
@@ -268,8 +259,6 @@ def shipped_classifier(device: torch.device | str = "cpu") -> Classifier:
 
 def mnist_test_features(data_dir: str | Path, device: torch.device | str = "cpu") -> torch.Tensor:
     """Features (10000, 128) of the MNIST test set, computed once per process and data folder."""
-    from gan import load_mnist
-
     key = (str(Path(data_dir).resolve()), str(device))
     if key not in _test_features:
         images, _ = load_mnist(data_dir, train=False)  # (N, 1, 28, 28) in [-1, 1]
@@ -295,8 +284,6 @@ def evaluate_images(images01: torch.Tensor, data_dir: str | Path, device: torch.
 def evaluate_generator(G: nn.Module, n: int, data_dir: str | Path, seed: int = 0,
                        device: torch.device | str = "cpu") -> dict:
     """Draw n digits from G (repeatable for a seed) and score them against the MNIST test set."""
-    from gan import generate
-
     real_feats = mnist_test_features(data_dir, device)  # first, so that missing data fails before any generating
     images = generate(G, n, seed=seed)  # (n, 1, 28, 28) in [0, 1]
     fake_feats, fake_probs = embed(shipped_classifier(device), images, device)
@@ -306,8 +293,6 @@ def evaluate_generator(G: nn.Module, n: int, data_dir: str | Path, seed: int = 0
 def real_floor(data_dir: str | Path, n: int, seed: int = 0, device: torch.device | str = "cpu") -> dict:
     """The same metrics for n random real training images against the test set: what a perfect generator would score.
     With fewer than n training images in data_dir, all of them are used (the result's n says how many)."""
-    from gan import load_mnist
-
     images, _ = load_mnist(data_dir, train=True)
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
     return evaluate_images((images[pick] + 1) / 2, data_dir, device)
@@ -315,11 +300,36 @@ def real_floor(data_dir: str | Path, n: int, seed: int = 0, device: torch.device
 
 def label_agreement(G: nn.Module, n_per_digit: int, seed: int = 0, device: torch.device | str = "cpu") -> dict:
     """For a conditional generator: the share of samples asked to be digit d that the classifier calls d."""
-    from gan import generate
-
     model = shipped_classifier(device)
     shares = {}
     for digit in range(10):
         _, probs = embed(model, generate(G, n_per_digit, seed=seed + digit, digit=digit), device)
         shares[digit] = float((probs.argmax(1) == digit).float().mean())
     return shares
+
+
+def evaluate_file(path: str | Path | None, n: int, data_dir: str | Path, checkpoint_dir: str | Path = "checkpoints",
+                  seed: int = 0, device: torch.device | str = "cpu") -> dict:
+    """What `python cli.py evaluate` reports for a checkpoint or generator file (None: the newest in checkpoint_dir,
+    or the shipped model): its scores, the real-data floor, and for a conditional model how often the classifier
+    agrees with the asked-for digit."""
+    if n < MIN_SAMPLES:
+        raise GANError(f"--n must be at least {MIN_SAMPLES} (FID needs a covariance, precision/recall {K}+1 "
+                       f"neighbours), got {n}")
+    check_sample_count(n, as_grid=False)
+    path, note = (path, None) if path else find_generator(checkpoint_dir)
+    G, cfg = load_generator(path, device=device)
+    if cfg.dataset != "mnist":
+        raise GANError(f"{path} draws {cfg.dataset}: evaluate measures MNIST digits with an MNIST classifier")
+    t0 = time.perf_counter()
+    scores = evaluate_generator(G, n, data_dir, seed=seed, device=device)
+    floor = real_floor(data_dir, n, seed=seed, device=device)
+    agreement = label_agreement(G, max(100, n // 10), seed, device) if G.n_classes else None
+    return {"checkpoint": str(path), "n": n, "seed": seed, "generator": scores, "real_floor": floor,
+            "label_agreement": agreement, "seconds": round(time.perf_counter() - t0, 2), "note": note}
+
+
+def evaluate_during_training(G: nn.Module, cfg: Config, device) -> dict:
+    """The hook behind train --eval-every: the built-in quality numbers of G, rounded for the record."""
+    numbers = evaluate_generator(G, cfg.eval_n, cfg.data_dir, seed=cfg.seed, device=device)
+    return {k: round(float(v), 4) for k, v in numbers.items() if isinstance(v, (int, float))}

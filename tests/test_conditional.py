@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+import digits
 import gan
 from conftest import ROOT, make_mnist
 from test_core import grid_size
@@ -88,14 +89,14 @@ class RealDigits(nn.Module):
 
 def test_rejection_sampling_keeps_only_the_asked_digit():
     G = gan.Generator(RealDigits(), latent_dim=8)
-    images, confidence = gan.sample_digit(G, 20, digit=3, seed=0)
+    images, confidence = digits.sample_digit(G, 20, digit=3, seed=0)
     assert images.shape == (20, 1, 28, 28) and (confidence >= 0.9).all()
-    labels, _ = gan.classify(images)
+    labels, _ = digits.classify(images)
     assert (labels == 3).all()
     with pytest.raises(gan.GANError, match="only .* of 20 images were a 3"):
-        gan.sample_digit(G, 20, digit=3, seed=0, min_confidence=1.01)  # nothing can pass
+        digits.sample_digit(G, 20, digit=3, seed=0, min_confidence=1.01)  # nothing can pass
     with pytest.raises(gan.GANError, match="rarely draws 3"):
-        gan.sample_digit(G, 2000, digit=3, seed=0, max_draws=1000)
+        digits.sample_digit(G, 2000, digit=3, seed=0, max_draws=1000)
 
 
 def test_plotting_a_digit_from_an_unconditional_generator_keeps_the_grid_shape(tmp_path):
@@ -103,12 +104,14 @@ def test_plotting_a_digit_from_an_unconditional_generator_keeps_the_grid_shape(t
     --min-confidence reach the rejection sampler and the grid alike."""
     G = gan.Generator(RealDigits(), latent_dim=8)
     out = tmp_path / "threes.png"
-    images = gan.generate_and_plot_samples(G, n=6, nrow=3, seed=0, out=out, show=False, digit=3, min_confidence=0.99)
+    images = gan.generate_and_plot_samples(G, n=6, nrow=3, seed=0, out=out, show=False, digit=3,
+                                           sampler=digits.rejection_sampler(min_confidence=0.99))
     assert Image.open(out).size == grid_size(6, 3)
-    labels, confidence = gan.classify(images)
+    labels, confidence = digits.classify(images)
     assert (labels == 3).all() and (confidence >= 0.99).all()
     with pytest.raises(gan.GANError, match="only .* of 6 images were a 3"):
-        gan.generate_and_plot_samples(G, n=6, seed=0, out=out, show=False, digit=3, min_confidence=1.01)
+        gan.generate_and_plot_samples(G, n=6, seed=0, out=out, show=False, digit=3,
+                                      sampler=digits.rejection_sampler(min_confidence=1.01))
 
 
 @pytest.mark.parametrize("fmt", ["npy", "idx", "png"])
@@ -154,9 +157,9 @@ def peak_rss_mb(code: str) -> float:
 def test_bulk_export_of_60000_runs_in_bounded_memory(tmp_path):
     """60,000 images (47 MB as uint8, 188 MB as float32) stream out a batch at a time: peak memory is about
     the same as for 1,000."""
-    code = ("import gan, sys\n"
+    code = ("import digits, gan, sys\n"
             "G = gan.build_generator(gan.Config(arch='mlp'))\n"
-            "gan.export_samples(G, gan.Config(arch='mlp'), int(sys.argv[1]) if len(sys.argv) > 1 else {n}, "
+            "digits.export_samples(G, gan.Config(arch='mlp'), int(sys.argv[1]) if len(sys.argv) > 1 else {n}, "
             "'{out}', 'idx', seed=0)\n")
     small = peak_rss_mb(code.format(n=1000, out=tmp_path / "small"))
     large = peak_rss_mb(code.format(n=60000, out=tmp_path / "large"))
@@ -230,7 +233,7 @@ def test_export_of_an_unlabelled_model_writes_no_fake_labels(tmp_path):
     """An unconditional Fashion-MNIST model has no classifier to label it: labels.csv says -1, no label file."""
     cfg = gan.Config(arch="mlp", dataset="fashion-mnist", conditional=False)
     G = gan.build_generator(cfg)
-    out = gan.export_samples(G, cfg, 30, tmp_path / "fashion", "idx", seed=0)
+    out = digits.export_samples(G, cfg, 30, tmp_path / "fashion", "idx", seed=0)
     assert (out / "images-idx3-ubyte").exists() and not (out / "labels-idx1-ubyte").exists()
     rows = list(csv.DictReader(open(out / "labels.csv")))
     assert len(rows) == 30 and {r["label"] for r in rows} == {"-1"} and rows[0]["confidence"] == "nan"

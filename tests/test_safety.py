@@ -28,7 +28,8 @@ import torch
 
 from conftest import ROOT, cli, make_mnist, write_idx
 
-import gan  # noqa: E402  (conftest puts the repository on sys.path)
+import gan
+import runfiles  # noqa: E402  (conftest puts the repository on sys.path)
 
 SMALL = ("--batch-size", "32", "--device", "cpu")  # options train and resume both take
 TEMP_NAME = re.compile(r"^\..+\.\d+\.tmp$")  # atomic_write's temporary files: .NAME.PID.tmp
@@ -54,8 +55,8 @@ def check_folder(folder: Path) -> list[str]:
             assert TEMP_NAME.match(path.name), f"unexpected temporary file {path.name}"
             left.append(path.name)
         elif path.suffix == ".pth":
-            state = gan.read_checkpoint_file(path)  # raises on a truncated or damaged file
-            assert state["kind"] in (gan.CHECKPOINT_KIND, gan.GENERATOR_KIND)
+            state = runfiles.read_checkpoint_file(path)  # raises on a truncated or damaged file
+            assert state["kind"] in (runfiles.CHECKPOINT_KIND, runfiles.GENERATOR_KIND)
         elif path.name == "metrics.json":
             json.loads(path.read_text())
     newest = epoch_checkpoints(folder)
@@ -215,7 +216,7 @@ def test_ctrl_c_saves_the_last_step_says_how_to_resume_and_exits_130(tmp_path, s
     line = one_clear_line(err, r"stopped by SIGINT", r"python cli\.py resume ")
     saved = Path(re.search(r"python cli\.py resume (\S+)", line).group(1))
     assert re.fullmatch(r"gan_epoch_\d+_interrupted\.pth", saved.name), saved
-    state = gan.load_checkpoint(saved)
+    state, _ = gan.load_checkpoint(saved)
     assert 0 < state["pos"] <= 128 and state["epoch"] >= 1  # stopped inside an epoch, after a completed step
     assert check_folder(ck) == []
 
@@ -223,7 +224,7 @@ def test_ctrl_c_saves_the_last_step_says_how_to_resume_and_exits_130(tmp_path, s
     done = state["epoch"] + 1
     result = run_cli("resume", saved, "--epochs", done, *SMALL, *folders(tmp_path, small_data))
     assert result.exit_code == 0, result
-    assert gan.load_checkpoint(ck / f"gan_epoch_{done}.pth")["epoch"] == done
+    assert gan.load_checkpoint(ck / f"gan_epoch_{done}.pth")[0]["epoch"] == done
     assert not (ck / saved.name).exists()  # the partial checkpoint is superseded by the complete epoch
 
 
@@ -235,7 +236,7 @@ def test_sigterm_saves_and_exits_130(fork, tmp_path, small_data):
     run.signal(signal.SIGTERM)
     assert run.wait() == 130, run.log()
     line = one_clear_line(run.stderr(), r"stopped by SIGTERM", r"python cli\.py resume .*_interrupted\.pth")
-    assert gan.load_checkpoint(line.rsplit(" ", 1)[-1])["pos"] > 0
+    assert gan.load_checkpoint(line.rsplit(" ", 1)[-1])[0]["pos"] > 0
     assert check_folder(ck) == []
 
 
@@ -292,7 +293,7 @@ def test_sigkill_at_random_moments_never_leaves_a_half_written_checkpoint(fork, 
     proc = subprocess.run([sys.executable, "cli.py", "resume", str(newest), *common[:-1], str(epoch + 1)],
                           cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert gan.load_checkpoint(ck / f"gan_epoch_{epoch + 1}.pth")["epoch"] == epoch + 1
+    assert gan.load_checkpoint(ck / f"gan_epoch_{epoch + 1}.pth")[0]["epoch"] == epoch + 1
     assert check_folder(ck) == []
     gan.load_generator(ck / "generator_final.pth")
 
@@ -357,7 +358,7 @@ def test_resume_gives_bit_identical_weights(tmp_path, small_data):
         gan.train(config(tmp_path / "ctrl-c", small_data, epochs=N), console=console)
     partial = tmp_path / "ctrl-c" / "ck" / "gan_epoch_1_interrupted.pth"
     assert str(partial) in str(stopped.value)
-    state = gan.load_checkpoint(partial)
+    state, _ = gan.load_checkpoint(partial)
     assert state["epoch"] == 1 and 0 < state["pos"] < 128, state["pos"]  # mid-epoch: perm, pos and sums saved
     resumed = gan.train(config(tmp_path / "ctrl-c", small_data, epochs=N), resume=partial, console=quiet())
     assert_identical_runs(straight, resumed)
@@ -379,7 +380,7 @@ def payloads(marker: Path) -> dict:
     shell = Payload(os.system, f"touch {marker}")
     python = Payload(exec, f"open({str(marker)!r}, 'w').write('pwned')")
     return {
-        "torch.save, os.system": lambda p: torch.save({"format": 1, "kind": gan.CHECKPOINT_KIND, "G": shell}, p),
+        "torch.save, os.system": lambda p: torch.save({"format": 1, "kind": runfiles.CHECKPOINT_KIND, "G": shell}, p),
         "torch.save legacy format, exec": lambda p: torch.save(python, p, _use_new_zipfile_serialization=False),
         "raw pickle protocol 2, exec": lambda p: p.write_bytes(pickle.dumps(python, protocol=2)),
         "raw pickle protocol 5, os.system": lambda p: p.write_bytes(pickle.dumps(shell, protocol=5)),

@@ -86,12 +86,13 @@ EXPORT_FORMATS = ("png", "npy", "idx")
 def draw_labelled(G: Generator, cfg: Config, n: int, seed: int, digit: int | None, min_confidence: float):
     """n images with a label each (-1: none known) and the classifier's confidence that the image is that digit
     (NaN where there is no MNIST classifier to ask: the label is the model's condition, or none)."""
+    if cfg.dataset != "mnist":  # only MNIST models get the MNIST classifier's confidence
+        images, labels = generate(G, n, seed=seed, digit=digit), class_labels(G, n, digit)
+        return images, labels if labels is not None else torch.full((n,), -1), torch.full((n,), float("nan"))
     if digit is not None:
         images, confidence = sample_digit(G, n, digit, seed, min_confidence)
         return images, torch.full((n,), digit), confidence
     images, labels = generate(G, n, seed=seed), class_labels(G, n, None)
-    if cfg.dataset != "mnist":
-        return images, labels if labels is not None else torch.full((n,), -1), torch.full((n,), float("nan"))
     probs = class_probabilities(images)
     labels = labels if labels is not None else probs.argmax(dim=1)
     return images, labels, probs[torch.arange(n), labels]

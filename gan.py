@@ -474,8 +474,10 @@ def end_of_epoch(s: TrainingState, cfg: Config, run: RunFiles, steps: int, write
 def start(cfg: Config, resume: str | Path | None, saved: dict | None, device: torch.device) -> TrainingState:
     """A fresh state, or the one saved in `resume`, checked against how far cfg.epochs asks to go."""
     saved = saved or (load_checkpoint(resume)[0] if resume is not None else None)
-    if saved and saved["epoch"] >= cfg.epochs and not saved["pos"]:
-        raise GANError(f"{resume} has already trained {saved['epoch']} epochs: pass --epochs larger than {saved['epoch']}")
+    if saved and saved["epoch"] >= cfg.epochs:
+        done = saved["epoch"]
+        raise GANError(f"{resume} stopped in the middle of epoch {done + 1}: pass --epochs {done + 1} or more to finish it"
+                       if saved["pos"] else f"{resume} has already trained {done} epochs: pass --epochs larger than {done}")
     s = new_training_state(cfg, device)
     if saved:
         s.restore(saved, device, lr_g=cfg.lr_g, lr_d=cfg.lr_d)
@@ -604,11 +606,24 @@ def check_sample_count(n: int, as_grid: bool) -> None:
         raise GANError(f"--n must be at least 1, got {n}")
     if as_grid and n > MAX_GRID:
         raise GANError(f"--n {n} is too many for one picture (at most {MAX_GRID:,}): write an .npy with --out x.npy")
-    need = n * 28 * 28 * 4 * 2  # the images, plus a copy while saving
-    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else None
+    need, available = n * 28 * 28 * 4 * 2, available_memory()  # the images, plus a copy while saving
     if available and need > available * 0.8:
         raise GANError(f"--n {n} needs about {need / 2**30:.1f} GiB of memory but only {available / 2**30:.1f} GiB "
-                       f"is free: ask for fewer images at a time")
+                       f"is available: ask for fewer images at a time")
+
+
+def available_memory() -> int | None:
+    """Bytes a new allocation can get: Linux's MemAvailable (free memory plus cache it can reclaim); elsewhere the
+    physical memory, where the system tells it (macOS has no count of available pages); None: no guess is made."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            return next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def generate(G: Generator, n: int, seed: int | None = None, digit: int | None = None, batch: int = 1024) -> torch.Tensor:
@@ -645,7 +660,7 @@ def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n
     otherwise (default samples/generated_<time>.png); an `out` ending in .npy saves the raw array instead.
     With `digit`, only that digit: a conditional generator is asked for it; an unconditional one needs a
     `sampler(G, n, seed, digit) -> images`, such as digits.rejection_sampler(), which keeps what the shipped
-    classifier calls that digit. A conditional generator draws one row per class otherwise.
+    classifier calls that digit. Otherwise a conditional generator's grid has one row per digit, as in training.
     Returns the images: a float tensor of shape (n, 1, 28, 28) with values in [0, 1].
     """
     as_array = out is not None and str(out).endswith(".npy")
@@ -661,12 +676,24 @@ def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n
         raise GANError("an unconditional generator cannot be asked for a digit: pass sampler=digits.rejection_sampler()"
                        " (the command line does), or train a conditional model")
     images = (sampler or generate)(generator, n, seed=seed, digit=digit)
-    nrow = nrow or (10 if conditional and digit is None else max(1, math.ceil(math.sqrt(n))))
     if as_array:
         save_array(images, out)
+    elif conditional and digit is None and nrow is None:  # as training draws them: row d holds the d's
+        show_or_save_grid(*rows_by_digit(images, class_labels(generator, n, None)), out, show)
     else:
-        show_or_save_grid(images, nrow, out, show)
+        show_or_save_grid(images, nrow or max(1, math.ceil(math.sqrt(n))), out, show)
     return images
+
+
+def rows_by_digit(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The cells of a grid with one row per digit (row d holds the d's, then white cells where a digit has fewer
+    images than the row is long), and the row length."""
+    per_row = int(torch.bincount(labels, minlength=N_CLASSES).max())
+    cells = torch.ones(N_CLASSES * per_row, *images.shape[1:])
+    for d in range(N_CLASSES):
+        mine = images[labels == d]
+        cells[d * per_row:d * per_row + len(mine)] = mine
+    return cells, per_row
 
 
 def check_digit_source(G: Generator, cfg: Config, digit: int | None) -> None:

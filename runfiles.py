@@ -440,8 +440,8 @@ class RunFiles:
         others = [p for p in (*self.dir.glob("gan_epoch_*.pth"), self.final_generator) if p.exists() and run_of(p) != run_id]
         grids = [] if others or any(self.dir.glob("gan_epoch_*.pth")) else sorted(self.samples.glob("epoch_*.png"))
         if others:
-            newest = newest_checkpoint(self.dir)
-            how = f"continue it with `python cli.py resume {newest}`" if newest and newest.name.startswith("gan_") else "keep it"
+            newest = newest_checkpoint(self.dir, resumable=True)
+            how = f"continue it with `python cli.py resume {newest}`" if newest else "keep it"
             raise GANError(f"{self.dir} already holds another run ({others[0].name}): {how}, or start this one in a "
                            f"folder of its own with --checkpoint-dir DIR --sample-dir DIR")
         if grids:

@@ -1,6 +1,7 @@
 """Digits on demand: conditional training, --digit by rejection sampling, bulk export, other 28x28 datasets."""
 
 import csv
+from pathlib import Path
 import subprocess
 import sys
 
@@ -70,7 +71,7 @@ def test_cli_generate_digit_from_a_conditional_checkpoint(conditional_checkpoint
     assert np.load(out).shape == (12, 1, 28, 28) and "7s" in result.output
     grid = tmp_path / "rows.png"
     assert run_cli("generate", "--checkpoint", ckpt, "--n", "30", "--out", grid).exit_code == 0
-    assert Image.open(grid).size == grid_size(30, 10)  # a conditional grid: one row per digit
+    assert Image.open(grid).size == grid_size(30, 3)  # a conditional grid: one row per digit, 10 x 3
 
 
 class RealDigits(nn.Module):
@@ -237,3 +238,72 @@ def test_export_of_an_unlabelled_model_writes_no_fake_labels(tmp_path):
     assert (out / "images-idx3-ubyte").exists() and not (out / "labels-idx1-ubyte").exists()
     rows = list(csv.DictReader(open(out / "labels.csv")))
     assert len(rows) == 30 and {r["label"] for r in rows} == {"-1"} and rows[0]["confidence"] == "nan"
+
+
+# ---- what a conditional model draws, and how its grid is laid out ----
+
+def bar_row(images: torch.Tensor) -> torch.Tensor:
+    """For the synthetic digits (a bright bar at rows 3 + 2 * label .. + 2): the label each image's bar says."""
+    rows = images[:, 0, :, 6:22].mean(dim=2)  # (N, 28): brightness of each row
+    top = rows.unfold(1, 3, 1).sum(dim=2).argmax(dim=1)  # (N,): the first of the 3 brightest adjacent rows
+    return torch.div(top - 2, 2, rounding_mode="floor")  # bars of neighbouring labels share a row: 3 + 2d is d
+
+
+@pytest.fixture(scope="module")
+def learned_bars(tmp_path_factory):
+    """A small conditional DCGAN trained (about 10 s) on 2,048 synthetic digits until it draws their bars."""
+    out = tmp_path_factory.mktemp("bars")
+    data = make_mnist(out / "data", n_train=2048, n_test=16)
+    cfg = gan.Config(arch="dcgan", width=8, epochs=6, lr_g=1e-3, lr_d=1e-3, ema=0, device="cpu", data_dir=str(data),
+                     checkpoint_dir=str(out / "ckpt"), sample_dir=str(out / "samples"))
+    from rich.console import Console
+    import io
+    gan.train(cfg, console=Console(file=io.StringIO()))
+    return out / "ckpt" / "generator_final.pth"
+
+
+def test_a_short_conditional_run_draws_what_each_label_asks(learned_bars):
+    G, _ = gan.load_generator(learned_bars)
+    for digit in range(10):
+        drawn = bar_row(gan.generate(G, 30, seed=digit, digit=digit))
+        assert (drawn == digit).float().mean() >= 0.9, (digit, drawn.tolist())
+
+
+def grid_cells(png: Path, rows: int, columns: int) -> torch.Tensor:
+    """The 28x28 cells of a torchvision grid (padding 2) as images (rows, columns, 1, 28, 28) in [0, 1]."""
+    pixels = torch.from_numpy(np.asarray(Image.open(png).convert("L"), dtype=np.float32) / 255)
+    assert tuple(pixels.shape) == (rows * 30 + 2, columns * 30 + 2)
+    return torch.stack([torch.stack([pixels[2 + 30 * r:30 + 30 * r, 2 + 30 * c:30 + 30 * c][None] for c in range(columns)])
+                        for r in range(rows)])
+
+
+def test_generate_draws_one_row_per_digit_as_training_does(learned_bars, run_cli, tmp_path):
+    for n, per_row in ((30, 3), (16, 2)):
+        out = tmp_path / f"grid{n}.png"
+        result = run_cli("generate", "--checkpoint", learned_bars, "--n", n, "--out", out, "--seed", "0")
+        assert result.exit_code == 0, result
+        cells = grid_cells(out, rows=10, columns=per_row)
+        for digit in range(10):
+            drawn = n // 10 + (digit < n % 10)  # the digits come in turn, so the first n % 10 get one more
+            assert (bar_row(cells[digit, :drawn]) == digit).all(), (n, digit)  # row d holds the d's
+            assert (cells[digit, drawn:] == 1).all()  # and white cells where it has fewer than the row is long
+    # and the epoch grid the run wrote has the same layout: 10 x 10, row d drawn with label d
+    cells = grid_cells(learned_bars.parent.parent / "samples" / "epoch_0006.png", rows=10, columns=10)
+    assert all((bar_row(cells[digit]) == digit).float().mean() >= 0.9 for digit in range(10))
+
+
+def test_only_mnist_models_get_a_classifier_confidence(tmp_path, monkeypatch, run_cli):
+    data = tmp_path / "data"
+    make_mnist(data)
+    (data / "MNIST").rename(data / "FashionMNIST")
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("train", "--dataset", "fashion-mnist", "--arch", "mlp", "--epochs", "1", "--data-dir", data,
+                   "--device", "cpu").exit_code == 0
+    ckpt = tmp_path / "checkpoints" / "fashion-mnist" / "generator_final.pth"
+    for command in (["generate", "--digit", "3"], ["export"]):  # the older spelling of export, and export itself
+        out = tmp_path / command[0]
+        result = run_cli(*command, "--checkpoint", ckpt, "--n", "20", "--format", "npy", "--out", out)
+        assert result.exit_code == 0, result
+        rows = list(csv.DictReader(open(out / "labels.csv")))
+        assert len(rows) == 20 and all(r["confidence"] == "nan" for r in rows)  # no MNIST classifier's view of a garment
+        assert [int(r["label"]) for r in rows] == ([3] * 20 if "--digit" in command else [i % 10 for i in range(20)])

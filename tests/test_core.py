@@ -1,9 +1,12 @@
 """The core promise: train, resume and generate from the command line and from Python, on real (tiny) IDX data."""
 
+import copy
 import csv
+import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +16,11 @@ from PIL import Image
 import gan
 import runfiles
 from conftest import ROOT
+
+
+def quiet():
+    from rich.console import Console
+    return Console(file=io.StringIO(), width=200)
 
 
 def grid_size(n: int, nrow: int) -> tuple[int, int]:
@@ -152,7 +160,7 @@ def test_generate_png_and_npy_from_the_newest_checkpoint(tmp_path, run_cli, trai
     png = tmp_path / "out" / "digits.png"
     result = run_cli("generate", "--n", "16", "--checkpoint-dir", ckpt_dir, "--out", png, "--device", "cpu")
     assert result.exit_code == 0, result
-    assert Image.open(png).size == grid_size(16, 10)  # a conditional model's grid: one column per digit
+    assert Image.open(png).size == grid_size(20, 2)  # a conditional model's grid: one row per digit, 10 x 2
     assert "generator_final.pth" in result.output  # the newest file in the folder
 
     a, b, c = (tmp_path / f"{name}.npy" for name in "abc")
@@ -175,6 +183,15 @@ def test_generate_and_plot_samples_from_python(tmp_path, run_cli, train_args):
     assert torch.equal(images, again)
 
 
+class ScaleBy(torch.nn.Module):
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+
+
 def test_interpolation_walks_between_two_points(tmp_path, run_cli, train_args):
     assert run_cli("train", *train_args("--epochs", "1")).exit_code == 0
     for method in ("linear", "slerp"):
@@ -183,13 +200,18 @@ def test_interpolation_walks_between_two_points(tmp_path, run_cli, train_args):
                          "--method", method, "--out", out, "--seed", "0")
         assert result.exit_code == 0, result
         assert Image.open(out).size == grid_size(21, 7)
-    a, b = torch.randn(2, 4, 1, 100, generator=torch.Generator().manual_seed(0))
+    # interpolate's own output: a stand-in generator whose images show z itself (pixel = (tanh(0.01 z) + 1) / 2)
+    G = gan.Generator(torch.nn.Sequential(ScaleBy(0.01), torch.nn.Tanh(), torch.nn.Unflatten(1, (1, 28, 28))), latent_dim=784)
+    walks = {m: gan.interpolate(G, rows=4, steps=5, method=m, seed=0).view(4, 5, 784) * 2 - 1 for m in ("linear", "slerp")}
+    z = {m: torch.atanh(w) / 0.01 for m, w in walks.items()}  # each image back to the latent point that drew it
+    assert torch.allclose(z["linear"][:, 0], z["slerp"][:, 0], atol=1e-2)  # both walks start and end at the same
+    assert torch.allclose(z["linear"][:, -1], z["slerp"][:, -1], atol=1e-2)  # two random points of each row
     t = torch.linspace(0, 1, 5).view(1, 5, 1)
-    path = gan.slerp(a, b, t)
-    assert torch.allclose(path[:, 0], a[:, 0], atol=1e-5) and torch.allclose(path[:, -1], b[:, 0], atol=1e-5)
-    # slerp keeps the norm near that of its ends; the straight line's midpoint is shorter
-    mid_norm, end_norm = path[:, 2].norm(dim=-1), (a.norm(dim=-1) + b.norm(dim=-1)).squeeze(-1) / 2
-    assert (mid_norm > 0.9 * end_norm).all() and ((a + b) / 2).norm(dim=-1).squeeze(-1).mean() < 0.8 * end_norm.mean()
+    straight = (1 - t) * z["linear"][:, :1] + t * z["linear"][:, -1:]
+    assert torch.allclose(z["linear"], straight, atol=0.05)  # linear: evenly spaced on the straight line
+    ends = z["slerp"][:, [0, -1]].norm(dim=-1).mean(dim=1)  # (4,)
+    assert (z["slerp"][:, 2].norm(dim=-1) > 0.9 * ends).all()  # slerp keeps the norm of its ends
+    assert (z["linear"][:, 2].norm(dim=-1) < 0.8 * ends).all()  # where the straight line's midpoint is shorter
     result = run_cli("interpolate", "--checkpoint-dir", tmp_path / "ckpt", "--method", "cubic")
     assert result.exit_code == 1 and "unknown --method" in result.output
 
@@ -230,13 +252,17 @@ def test_importing_gan_does_nothing_but_define(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "dcgan" and list(tmp_path.iterdir()) == []  # no folders, downloads or files
-    assert "torch" not in subprocess.run([sys.executable, "-c", "import cli, sys; print(list(sys.modules))"],
-                                         cwd=ROOT, capture_output=True, text=True).stdout.split("'")
+    modules = subprocess.run([sys.executable, "-c", "import cli, sys; print(sorted(sys.modules))"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert modules.returncode == 0, modules.stderr  # `import cli` itself works...
+    loaded = modules.stdout.split("'")
+    assert "typer" in loaded and "torch" not in loaded  # ...and leaves torch for the commands that need it
 
 
 def test_device_selection():
     assert gan.resolve_device("cpu").type == "cpu"
-    assert gan.resolve_device("auto").type in ("cuda", "mps", "cpu")
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert gan.resolve_device("auto").type == expected  # CUDA first, then MPS, then the CPU
     if not torch.cuda.is_available():
         with pytest.raises(gan.GANError, match="no CUDA GPU"):
             gan.resolve_device("cuda")
@@ -281,3 +307,87 @@ def test_bench_quick_speed_table_runs_on_the_real_loading_code(mnist_dir, tmp_pa
     assert numbers["rates"]["fp32"] > 0 and set(numbers["archs"]) == {"mlp", "dcgan (width 16, default)"}
     for arch in numbers["archs"].values():
         assert arch["images_per_s"] > 0 and arch["baseline_images_per_s"] > 0 and arch["flops_per_image"] > 1e6
+
+
+# ---- the GAN objective itself ----
+
+def test_one_step_moves_each_network_the_way_its_objective_says():
+    """D's step raises its logit on real images and lowers it on the fakes it saw; G's step then raises the logit
+    D gives G's new fakes for the same noise. (Swap the real and fake targets and every inequality flips.)"""
+    cfg = gan.Config(arch="mlp", conditional=False, lr_g=1e-3, lr_d=1e-3)
+    torch.manual_seed(0)
+    G, D = gan.build_networks(cfg)
+    opt_g, opt_d = gan.make_optimizers(G, D, cfg)
+    real = 0.8 + 0.1 * torch.rand(32, 1, 28, 28)  # bright images, unlike what an untrained G draws
+    torch.manual_seed(1)
+    z = torch.randn(32, cfg.latent_dim)  # the noise train_step draws next, after the same seed
+    G_before, D_before = copy.deepcopy(G), copy.deepcopy(D)
+    torch.manual_seed(1)
+    gan.train_step(G, D, opt_g, opt_d, real, None, real_target=1.0)
+    with torch.no_grad():
+        fake_before, fake_after = G_before(z), G(z)
+        assert D(real).mean() > D_before(real).mean()  # (1) D: real looks more real...
+        assert D(fake_before).mean() < D_before(fake_before).mean()  # ...and the fakes it was shown less so
+        assert D(fake_after).mean() > D(fake_before).mean()  # (2) G: its new fakes fool the updated D more
+
+
+def test_samples_exports_and_evaluations_draw_from_the_moving_average(tmp_path, run_cli, train_args):
+    seen = []
+    cfg = gan.Config(arch="mlp", epochs=2, batch_size=64, device="cpu", ema=0.9, eval_every=1,
+                     data_dir=str(train_args()[train_args().index("--data-dir") + 1]),
+                     checkpoint_dir=str(tmp_path / "ckpt"), sample_dir=str(tmp_path / "samples"))
+    gan.train(cfg, console=quiet(), evaluate=lambda G, cfg, device: seen.append(copy.deepcopy(G.state_dict())) or {})
+    state = torch.load(tmp_path / "ckpt" / "gan_epoch_2.pth", weights_only=True)
+    ema, raw = state["G_ema"], state["G"]
+    assert any(not torch.equal(ema[k], raw[k]) for k in raw)  # the average is not the trained G
+    same = lambda a, b: all(torch.equal(a[k], b[k]) for k in b)  # noqa: E731
+    assert same(seen[-1], ema)  # --eval-every measured the average
+    exported = torch.load(tmp_path / "ckpt" / "generator_final.pth", weights_only=True)["G"]
+    assert same(exported, ema)  # the shared generator file holds it
+    G, _ = gan.load_generator(tmp_path / "ckpt" / "gan_epoch_2.pth")
+    assert same(G.state_dict(), ema)  # generate, export and evaluate load it from a full checkpoint too
+    # the epoch's grid is what the average draws from the fixed noise
+    grid = np.asarray(Image.open(tmp_path / "samples" / "epoch_0002.png").convert("L"), dtype=np.float32) / 255
+    G_raw = gan.build_generator(cfg)
+    G_raw.load_state_dict(raw)
+    labels = torch.arange(10).repeat_interleave(10)
+    for net, should_match in ((G, True), (G_raw, False)):
+        drawn = gan.sample_images(net, state["fixed_z"], labels)[0, 0].numpy()  # the grid's first cell
+        assert (np.abs(grid[2:30, 2:30] - drawn).max() < 2 / 255) == should_match
+
+
+def test_available_memory_without_the_linux_count(monkeypatch):
+    """macOS has no SC_AVPHYS_PAGES: generate must not crash there, and a count it can get still guards --n."""
+    real_open = open
+
+    def no_proc(path, *args, **kwargs):
+        if str(path) == "/proc/meminfo":
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    def macos_sysconf(name):  # macOS knows the physical pages, not the available ones
+        if name not in ("SC_PHYS_PAGES", "SC_PAGE_SIZE"):
+            raise ValueError(f"unrecognized configuration name {name}")
+        return {"SC_PHYS_PAGES": 4 * 2**20, "SC_PAGE_SIZE": 4096}[name]
+
+    monkeypatch.setattr("builtins.open", no_proc)
+    monkeypatch.setattr(gan.os, "sysconf", macos_sysconf)
+    gan.check_sample_count(1000, as_grid=False)
+    with pytest.raises(gan.GANError, match="needs about .* GiB"):
+        gan.check_sample_count(10**10, as_grid=False)
+    assert gan.available_memory() == 16 * 2**30  # the physical memory, as macOS reports it
+
+    def no_sysconf(name):
+        raise ValueError(f"unrecognized configuration name {name}")
+
+    monkeypatch.setattr(gan.os, "sysconf", no_sysconf)
+    assert gan.available_memory() is None
+    gan.check_sample_count(10**6, as_grid=False)  # no count at all: no guess, no crash
+
+
+def test_available_memory_on_linux_counts_what_can_be_reclaimed():
+    if not Path("/proc/meminfo").exists():
+        pytest.skip("not Linux")
+    fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    assert gan.available_memory() == int(fields["MemAvailable"].split()[0]) * 1024
+    assert gan.available_memory() >= int(fields["MemFree"].split()[0]) * 1024  # free memory and reclaimable cache

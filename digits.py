@@ -21,9 +21,8 @@ import numpy as np
 import torch
 
 import evaluate
-from gan import (Config, Generator, check_digit_source, check_sample_count, class_labels, device_of, generate,
-                 sample_images)
-from runfiles import GANError
+from gan import Config, Generator, check_digit_source, class_labels, device_of, generate, sample_images
+from runfiles import GANError, check_sample_count
 
 
 # ---- the classifier's view of a sample ----

@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan import Config, check_sample_count, find_generator, generate, load_generator, load_mnist, resolve_device
-from runfiles import GANError, check_weights, read_torch_file, save_state
+from gan import Config, generate, load_generator, load_mnist, resolve_device
+from runfiles import GANError, check_sample_count, check_weights, find_generator, read_torch_file, save_state
 
 WEIGHTS = Path(__file__).resolve().parent / "assets" / "mnist_classifier.pt"
 CLASSIFIER_KIND = "mnist-lenet-classifier"
@@ -94,8 +94,35 @@ def accuracy(model: Classifier, images: torch.Tensor, labels: torch.Tensor) -> f
     return correct / len(images)
 
 
+def fit_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int = 0, batch_size: int = 128,
+                   lr: float = 2e-3, on_epoch=None) -> Classifier:
+    """A fresh classifier trained on images (N, 1, 28, 28) in [-1, 1] with labels (N,): Adam with a one-cycle
+    schedule and light augmentation, on the images' device. on_epoch(epoch, mean loss, model) after each epoch."""
+    torch.manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
+    model = Classifier().to(images.device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = max(1, len(images) // batch_size)  # the last incomplete batch is dropped
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        perm = torch.randperm(len(images), generator=rng).to(images.device)
+        loss_sum = torch.zeros((), device=images.device)
+        for step in range(steps):
+            idx = perm[step * batch_size:(step + 1) * batch_size]
+            loss = F.cross_entropy(model(augment(images[idx], rng)), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+            loss_sum += loss.detach()
+        if on_epoch:
+            on_epoch(epoch, loss_sum.item() / steps, model)
+    return model.eval()
+
+
 def train_classifier(data_dir: str | Path, out_path: str | Path = WEIGHTS, epochs: int = 8, seed: int = 0,
-                     batch_size: int = 128, lr: float = 2e-3, device: str = "auto", log=print) -> dict:
+                     device: str = "auto", log=print) -> dict:
     """Train the classifier on MNIST's training set with light augmentation, report its test accuracy and save it.
 
     The file holds only the state_dict and a few plain values, so load_classifier can read it with weights_only=True.
@@ -109,30 +136,16 @@ def train_classifier(data_dir: str | Path, out_path: str | Path = WEIGHTS, epoch
     except OSError as e:
         raise GANError(f"cannot create {out_path.parent} ({e.strerror}): choose another --out") from None
     device = resolve_device(device)
-    torch.manual_seed(seed)
-    rng = torch.Generator().manual_seed(seed)
     train_images, train_labels = load_mnist(data_dir, train=True, device=device)
     test_images, test_labels = load_mnist(data_dir, train=False, device=device)
-    model = Classifier().to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = max(1, len(train_images) // batch_size)  # the last incomplete batch is dropped
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
-    test_acc = 0.0
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        perm = torch.randperm(len(train_images), generator=rng).to(device)
-        loss_sum = torch.zeros((), device=device)
-        for step in range(steps):
-            idx = perm[step * batch_size:(step + 1) * batch_size]
-            loss = F.cross_entropy(model(augment(train_images[idx], rng)), train_labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            schedule.step()
-            loss_sum += loss.detach()
-        test_acc = accuracy(model, test_images, test_labels)
-        log(f"epoch {epoch}/{epochs}  loss {loss_sum.item() / steps:.4f}  test accuracy {test_acc:.2%}  {time.perf_counter() - t0:.0f}s")
+    t0 = time.perf_counter()
+
+    def report(epoch, loss, model):
+        log(f"epoch {epoch}/{epochs}  loss {loss:.4f}  test accuracy {accuracy(model, test_images, test_labels):.2%}  "
+            f"{time.perf_counter() - t0:.0f}s")
+
+    model = fit_classifier(train_images, train_labels, epochs, seed, on_epoch=report)
+    test_acc = accuracy(model, test_images, test_labels)
     meta = {"format": FORMAT, "kind": CLASSIFIER_KIND, "test_accuracy": test_acc, "epochs": epochs, "seed": seed,
             "n_features": Classifier.n_features}
     state = {**meta, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
@@ -308,8 +321,32 @@ def label_agreement(G: nn.Module, n_per_digit: int, seed: int = 0, device: torch
     return shares
 
 
-def evaluate_file(path: str | Path | None, n: int, data_dir: str | Path, checkpoint_dir: str | Path = "checkpoints",
-                  seed: int = 0, device: torch.device | str = "cpu") -> dict:
+CAS_EPOCHS = 10  # passes over the n training digits: enough for the real ones to level off at n = 10,000
+
+
+def classification_accuracy_score(G: nn.Module, n: int, data_dir: str | Path, seed: int = 0, epochs: int = CAS_EPOCHS,
+                                  device: torch.device | str = "cpu", batch_size: int = 128) -> dict:
+    """Is G's output good training data? The MNIST test accuracy of a classifier trained only on n labelled digits
+    drawn from G (n / 10 of each), next to the same classifier trained the same way on n real training digits:
+    the Classification Accuracy Score of Ravuri & Vinyals (2019). G must be conditional: its labels are the
+    digits it was asked for."""
+    if not getattr(G, "n_classes", 0):
+        raise GANError("the accuracy score trains on the digits a model was asked for: it needs a conditional model")
+    test_images, test_labels = load_mnist(data_dir, train=False, device=device)
+    real_images, real_labels = load_mnist(data_dir, train=True, device=device)
+    pick = torch.randperm(len(real_images), generator=torch.Generator().manual_seed(seed))[:n].to(real_images.device)
+    fake_labels = torch.arange(n) % 10
+    fake_images = generate(G, n, seed=seed).to(device) * 2 - 1  # [0, 1] -> [-1, 1], as the classifier trains
+    scores = {}
+    for name, images, labels in (("generated", fake_images, fake_labels.to(device)),
+                                 ("real", real_images[pick], real_labels[pick])):
+        model = fit_classifier(images, labels, epochs, seed, batch_size=batch_size)
+        scores[name] = accuracy(model, test_images, test_labels)
+    return {"n": min(n, len(pick)), "epochs": epochs, **scores, "gap": scores["real"] - scores["generated"]}
+
+
+def evaluate_file(path: str | Path | None, n: int, data_dir: str | Path, checkpoint_dir: str | Path | None = None,
+                  seed: int = 0, device: torch.device | str = "cpu", cas: bool = False) -> dict:
     """What `python cli.py evaluate` reports for a checkpoint or generator file (None: the newest in checkpoint_dir,
     or the shipped model): its scores, the real-data floor, and for a conditional model how often the classifier
     agrees with the asked-for digit."""
@@ -321,12 +358,16 @@ def evaluate_file(path: str | Path | None, n: int, data_dir: str | Path, checkpo
     G, cfg = load_generator(path, device=device)
     if cfg.dataset != "mnist":
         raise GANError(f"{path} draws {cfg.dataset}: evaluate measures MNIST digits with an MNIST classifier")
+    if cas and not G.n_classes:
+        raise GANError(f"--cas trains on the digits a model was asked for: {path} is unconditional (no labels)")
     t0 = time.perf_counter()
     scores = evaluate_generator(G, n, data_dir, seed=seed, device=device)
     floor = real_floor(data_dir, n, seed=seed, device=device)
     agreement = label_agreement(G, max(100, n // 10), seed, device) if G.n_classes else None
+    accuracy_score = classification_accuracy_score(G, n, data_dir, seed, device=device) if cas else None
     return {"checkpoint": str(path), "n": n, "seed": seed, "generator": scores, "real_floor": floor,
-            "label_agreement": agreement, "seconds": round(time.perf_counter() - t0, 2), "note": note}
+            "label_agreement": agreement, "classification_accuracy": accuracy_score,
+            "seconds": round(time.perf_counter() - t0, 2), "note": note}
 
 
 def evaluate_during_training(G: nn.Module, cfg: Config, device) -> dict:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -26,9 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runfiles import (CHECKPOINT_KIND, GANError, RunFiles, StopRequest, TrainingState, check_weights, checked_config,
-                      find_generator, make_grid, model_summary, newest_checkpoint, read_checkpoint_file,
-                      read_idx_dataset, save_array, save_grid, show_or_save_grid, write_text)
+from runfiles import (CHECKPOINT_KIND, GANError, RunFiles, StopRequest, TrainingState, check_sample_count,
+                      check_weights, checked_config, find_generator, make_grid, model_summary, newest_checkpoint,
+                      read_checkpoint_file, read_idx_dataset, rows_by_digit, save_array, save_grid, show_or_save_grid,
+                      write_text)
 
 
 class TrainingInterrupted(GANError):
@@ -321,7 +321,6 @@ def build_networks(cfg: Config, device: torch.device | str = "cpu") -> tuple[Gen
     return G, D
 
 
-
 # ---- training step ----
 
 def train_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
@@ -352,7 +351,6 @@ def train_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt
     opt_g.step()
 
     return torch.stack([d_loss, g_loss, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean()]).detach()
-
 
 
 # ---- training loop ----
@@ -598,34 +596,6 @@ def sample_images(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = N
     return images
 
 
-MAX_GRID = 10_000
-
-
-def check_sample_count(n: int, as_grid: bool) -> None:
-    if n <= 0:
-        raise GANError(f"--n must be at least 1, got {n}")
-    if as_grid and n > MAX_GRID:
-        raise GANError(f"--n {n} is too many for one picture (at most {MAX_GRID:,}): write an .npy with --out x.npy")
-    need, available = n * 28 * 28 * 4 * 2, available_memory()  # the images, plus a copy while saving
-    if available and need > available * 0.8:
-        raise GANError(f"--n {n} needs about {need / 2**30:.1f} GiB of memory but only {available / 2**30:.1f} GiB "
-                       f"is available: ask for fewer images at a time")
-
-
-def available_memory() -> int | None:
-    """Bytes a new allocation can get: Linux's MemAvailable (free memory plus cache it can reclaim); elsewhere the
-    physical memory, where the system tells it (macOS has no count of available pages); None: no guess is made."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            return next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
 def generate(G: Generator, n: int, seed: int | None = None, digit: int | None = None, batch: int = 1024) -> torch.Tensor:
     """n new images in [0, 1], shape (n, 1, 28, 28), on the CPU; repeatable for a given seed. A conditional
     generator draws `digit`, or the classes 0-9 in turn when it is None."""
@@ -651,10 +621,11 @@ def class_labels(G: Generator, n: int, digit: int | None) -> torch.Tensor | None
 def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n: int = 16, nrow: int | None = None,
                               seed: int | None = None, out: str | Path | None = None, show: bool | None = None,
                               digit: int | None = None, sampler: Callable | None = None,
-                              checkpoint_dir: str | Path = "checkpoints", device: torch.device | str = "cpu"
+                              checkpoint_dir: str | Path | None = None, device: torch.device | str = "cpu"
                               ) -> torch.Tensor:
     """Draw n digits from `generator` and plot them: a module, the path of a checkpoint or exported generator, or
-    None for the newest checkpoint in checkpoint_dir (failing that, the shipped model; see find_generator).
+    None for the newest checkpoint in checkpoint_dir (default checkpoints/, and failing that the shipped
+    model; see find_generator).
 
     The grid is shown in a matplotlib figure when there is a display (a desktop or a notebook) and saved to `out`
     otherwise (default samples/generated_<time>.png); an `out` ending in .npy saves the raw array instead.
@@ -679,21 +650,10 @@ def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n
     if as_array:
         save_array(images, out)
     elif conditional and digit is None and nrow is None:  # as training draws them: row d holds the d's
-        show_or_save_grid(*rows_by_digit(images, class_labels(generator, n, None)), out, show)
+        show_or_save_grid(*rows_by_digit(images, class_labels(generator, n, None), conditional), out, show)
     else:
         show_or_save_grid(images, nrow or max(1, math.ceil(math.sqrt(n))), out, show)
     return images
-
-
-def rows_by_digit(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """The cells of a grid with one row per digit (row d holds the d's, then white cells where a digit has fewer
-    images than the row is long), and the row length."""
-    per_row = int(torch.bincount(labels, minlength=N_CLASSES).max())
-    cells = torch.ones(N_CLASSES * per_row, *images.shape[1:])
-    for d in range(N_CLASSES):
-        mine = images[labels == d]
-        cells[d * per_row:d * per_row + len(mine)] = mine
-    return cells, per_row
 
 
 def check_digit_source(G: Generator, cfg: Config, digit: int | None) -> None:

@@ -7,8 +7,7 @@ weights_only load that never runs code and names what is wrong with a bad file i
 model summary, the report, TensorBoard, sample grids).
 
 It builds on torch, torchvision (datasets, image grids), matplotlib and the standard library: gan.py calls it, it
-never calls back. It knows nothing of the
-networks' shapes: gan.py rebuilds them from the config a file holds.
+never calls back. It knows nothing of the networks' shapes: gan.py rebuilds them from the config a file holds.
 """
 
 from __future__ import annotations
@@ -363,12 +362,18 @@ class StopRequest:
 SHIPPED_GENERATOR = Path(__file__).resolve().parent / "assets" / "mnist_gan_generator.pth"
 
 
-def find_generator(folder: str | Path = "checkpoints") -> tuple[Path, str]:
-    """The newest checkpoint of the user's own in `folder`; failing that, the generator that ships with the project.
-    Returns its path and a line that says which it is."""
-    found = newest_checkpoint(folder) if Path(folder).is_dir() else None
+def find_generator(folder: str | Path | None = None) -> tuple[Path, str]:
+    """The newest checkpoint of the user's own in `folder`. With no folder named: checkpoints/, and failing that
+    the generator that ships with the project. A named folder with no checkpoint is an error, since a mistyped
+    path should not quietly draw from another model. Returns the path and a line that says which it is."""
+    named = folder is not None
+    folder = Path(folder) if named else Path("checkpoints")
+    found = newest_checkpoint(folder) if folder.is_dir() else None
     if found is not None:
         return found, f"drawing from {found}, the newest checkpoint in {folder}/"
+    if named:
+        raise GANError(f"no checkpoint in {folder}/: train into it first, pass --checkpoint PATH, or leave out "
+                       f"--checkpoint-dir to draw from checkpoints/ or the shipped model")
     if SHIPPED_GENERATOR.is_file():
         return SHIPPED_GENERATOR, (f"no checkpoint in {folder}/: drawing from the shipped model {SHIPPED_GENERATOR.name} "
                                    f"(train your own with: python cli.py train)")
@@ -548,6 +553,45 @@ def model_summary(G: nn.Module, D: nn.Module, header: str) -> str:
             lines.append(f"{'':>6}  conditioned on the label (one-hot into G, projection in D)")
         lines += [f"{'':>6}  {'total':<18} {'':<18} {sum(p.numel() for p in net.parameters()):>10,}", ""]
     return "\n".join(lines)
+
+
+MAX_GRID = 10_000
+
+
+def check_sample_count(n: int, as_grid: bool) -> None:
+    if n <= 0:
+        raise GANError(f"--n must be at least 1, got {n}")
+    if as_grid and n > MAX_GRID:
+        raise GANError(f"--n {n} is too many for one picture (at most {MAX_GRID:,}): write an .npy with --out x.npy")
+    need, available = n * 28 * 28 * 4 * 2, available_memory()  # the images, plus a copy while saving
+    if available and need > available * 0.8:
+        raise GANError(f"--n {n} needs about {need / 2**30:.1f} GiB of memory but only {available / 2**30:.1f} GiB "
+                       f"is available: ask for fewer images at a time")
+
+
+def available_memory() -> int | None:
+    """Bytes a new allocation can get: Linux's MemAvailable (free memory plus cache it can reclaim); elsewhere the
+    physical memory, where the system tells it (macOS has no count of available pages); None: no guess is made."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            return next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def rows_by_digit(images: torch.Tensor, labels: torch.Tensor, n_classes: int = 10) -> tuple[torch.Tensor, int]:
+    """The cells of a grid with one row per digit (row d holds the d's, then white cells where a digit has fewer
+    images than the row is long), and the row length."""
+    per_row = int(torch.bincount(labels, minlength=n_classes).max())
+    cells = torch.ones(n_classes * per_row, *images.shape[1:])
+    for d in range(n_classes):
+        mine = images[labels == d]
+        cells[d * per_row:d * per_row + len(mine)] = mine
+    return cells, per_row
 
 
 def make_grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:

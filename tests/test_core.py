@@ -223,7 +223,8 @@ def test_interpolation_walks_between_two_points(tmp_path, run_cli, train_args):
     (["train", "--label-smoothing", "0.2"], "--label-smoothing"),
     (["generate", "--n", "0", "--checkpoint", "x.pth"], "--n must be at least 1"),
     (["generate", "--checkpoint", "missing.pth"], "no checkpoint at missing.pth"),
-    (["generate", "--checkpoint-dir", "no-such-dir"], "no checkpoint in no-such-dir"),
+    (["interpolate", "--checkpoint", "missing.pth"], "no checkpoint at missing.pth"),
+    # (an empty or missing --checkpoint-dir now draws from the shipped model: see test_shipped.py)
 ])
 def test_bad_input_is_one_clear_line(args, message, run_cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -371,23 +372,23 @@ def test_available_memory_without_the_linux_count(monkeypatch):
         return {"SC_PHYS_PAGES": 4 * 2**20, "SC_PAGE_SIZE": 4096}[name]
 
     monkeypatch.setattr("builtins.open", no_proc)
-    monkeypatch.setattr(gan.os, "sysconf", macos_sysconf)
-    gan.check_sample_count(1000, as_grid=False)
+    monkeypatch.setattr(runfiles.os, "sysconf", macos_sysconf)
+    runfiles.check_sample_count(1000, as_grid=False)
     with pytest.raises(gan.GANError, match="needs about .* GiB"):
-        gan.check_sample_count(10**10, as_grid=False)
-    assert gan.available_memory() == 16 * 2**30  # the physical memory, as macOS reports it
+        runfiles.check_sample_count(10**10, as_grid=False)
+    assert runfiles.available_memory() == 16 * 2**30  # the physical memory, as macOS reports it
 
     def no_sysconf(name):
         raise ValueError(f"unrecognized configuration name {name}")
 
-    monkeypatch.setattr(gan.os, "sysconf", no_sysconf)
-    assert gan.available_memory() is None
-    gan.check_sample_count(10**6, as_grid=False)  # no count at all: no guess, no crash
+    monkeypatch.setattr(runfiles.os, "sysconf", no_sysconf)
+    assert runfiles.available_memory() is None
+    runfiles.check_sample_count(10**6, as_grid=False)  # no count at all: no guess, no crash
 
 
 def test_available_memory_on_linux_counts_what_can_be_reclaimed():
     if not Path("/proc/meminfo").exists():
         pytest.skip("not Linux")
     fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
-    assert gan.available_memory() == int(fields["MemAvailable"].split()[0]) * 1024
-    assert gan.available_memory() >= int(fields["MemFree"].split()[0]) * 1024  # free memory and reclaimable cache
+    assert runfiles.available_memory() == int(fields["MemAvailable"].split()[0]) * 1024
+    assert runfiles.available_memory() >= int(fields["MemFree"].split()[0]) * 1024  # free memory and reclaimable cache

@@ -223,8 +223,8 @@ def test_interpolation_walks_between_two_points(tmp_path, run_cli, train_args):
     (["train", "--label-smoothing", "0.2"], "--label-smoothing"),
     (["generate", "--n", "0", "--checkpoint", "x.pth"], "--n must be at least 1"),
     (["generate", "--checkpoint", "missing.pth"], "no checkpoint at missing.pth"),
+    (["generate", "--checkpoint-dir", "no-such-dir"], "no checkpoint in no-such-dir"),
     (["interpolate", "--checkpoint", "missing.pth"], "no checkpoint at missing.pth"),
-    # (an empty or missing --checkpoint-dir now draws from the shipped model: see test_shipped.py)
 ])
 def test_bad_input_is_one_clear_line(args, message, run_cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

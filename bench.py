@@ -2,6 +2,7 @@
 
     python bench.py --data-dir ../shared/data            # the full table (about 35 minutes on 2 cores)
     python bench.py --data-dir ../shared/data --quick    # a smoke run of a few seconds
+    python bench.py --data-dir ../shared/data --quality-only   # table 5 alone (about 25 minutes)
 
 It prints markdown tables (the README carries them):
 1. the machine's matrix-multiply rate (fp32, bf16), measured now, in this process;
@@ -12,7 +13,7 @@ It prints markdown tables (the README carries them):
 4. what was tried and not kept (torch.compile, bf16 autocast, thread counts), against the loop as shipped;
 5. quality against time for the default run: the built-in evaluation after 2.5 and 5 minutes of training and at
    its end (or at 10 minutes, if it is not done by then), next to the real-data floor; the same for the default
-   without labels (--no-conditional), the comparison that made the default conditional.
+   without labels (--no-conditional, with its own defaults: a higher learning rate and the R1 penalty).
 Timings on a shared machine are noisy: compare ratios measured in one run, not numbers across runs.
 """
 
@@ -30,7 +31,6 @@ from torch import nn
 
 import evaluate
 import gan
-from runfiles import save_grid
 
 
 def matmul_rate(dtype: torch.dtype, size: int = 1024, seconds: float = 2.0) -> float:
@@ -227,30 +227,18 @@ def quality_over_time(name: str, cfg: gan.Config, data_dir: str, marks: tuple[fl
             lines.append(quality_row(name, f"{minutes:.1f}" + (" (done)" if finished else ""), f"{epochs:.1f}",
                                      scores, floor))
             print(lines[-1], flush=True)  # the table grows under its header as the runs go
-            sample_dir.mkdir(parents=True, exist_ok=True)
-            save_grid(gan.generate(G, 100 if G.n_classes else 64, seed=0),
-                          sample_dir / f"{name.split()[0]}_{mark:g}min.png", nrow=10 if G.n_classes else 8)
+            gan.generate_and_plot_samples(G, n=100 if G.n_classes else 64, seed=0, show=False,  # a row per digit
+                                          out=sample_dir / f"{name.split()[0]}_{mark:g}min.png")
             if finished:
                 break
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default="data")
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
-    parser.add_argument("--json", type=Path, help="also write the numbers here")
-    parser.add_argument("--n", type=int, default=10_000, help="samples per quality evaluation")
-    parser.add_argument("--speed-only", action="store_true", help="skip the quality-against-time runs")
-    parser.add_argument("--sample-dir", type=Path, default=Path("samples/bench"),
-                        help="where the quality runs' sample grids go")
-    args = parser.parse_args()
+def speed(args) -> None:
+    """The speed tables: the machine's matmul rates, each arch's training speed, and what was tried."""
     seconds = 1.0 if args.quick else 20.0
-
     rates = {"fp32": matmul_rate(torch.float32, seconds=0.5 if args.quick else 3),
              "bf16": matmul_rate(torch.bfloat16, size=256 if args.quick else 512, seconds=0.5 if args.quick else 3)}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}\n")
     print("| matmul | GFLOP/s |\n|---|---|")
     for k, v in rates.items():
         print(f"| {k} | {v / 1e9:.1f} |")
@@ -271,16 +259,44 @@ def main() -> None:
         print("\n".join(lines), flush=True)
     if args.json:
         args.json.write_text(json.dumps({"rates": rates, "archs": results, "tried": tried}, indent=1))
-    if args.speed_only:
-        return
+
+
+def quality(args) -> None:
+    """Quality against training time of the default run and of the label-free one, side by side."""
     n = 500 if args.quick else args.n
-    print(f"\nQuality against training time of the default run (`python cli.py train`, {default.epochs} epochs) and "
-          f"of the same without labels (`--no-conditional`), n = {n}:\n")
+    print(f"\nQuality against training time of the default run (`python cli.py train`, {gan.Config().epochs} epochs) "
+          f"and of the same without labels (`--no-conditional`, with its own defaults), n = {n}:\n")
+    before, now = gan.Config(conditional=False, lr_g=2e-4, lr_d=2e-4, r1=0.0), gan.Config(conditional=False)
+    data, seconds = gan.load_mnist(args.data_dir), 1.0 if args.quick else 20.0
+    speeds = [(our_speed(before, data, seconds), our_speed(now, data, seconds)) for _ in range(3)]  # interleaved
+    slow, fast = (max(s[i] for s in speeds) for i in (0, 1))
+    print(f"Label-free training runs at {fast:,.0f} images/s with its defaults (R1 every {gan.R1_EVERY} steps) and "
+          f"{slow:,.0f} without the penalty (the defaults before it): {fast / slow:.2f}x, best of 3 each.\n")
     marks = (0.1, 0.2) if args.quick else (2.5, 5, 10)
     floor = evaluate.real_floor(args.data_dir, n)
     print("\n".join(QUALITY_HEADER + [quality_row("real data (floor)", "", "", floor, floor)]), flush=True)
-    for name, cfg in (("default", default), ("--no-conditional", replace(default, conditional=False))):
+    for name, cfg in (("default", gan.Config()), ("--no-conditional", gan.Config(conditional=False))):
         quality_over_time(name, cfg, args.data_dir, marks, n, floor, args.sample_dir)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--json", type=Path, help="also write the speed numbers here")
+    parser.add_argument("--n", type=int, default=10_000, help="samples per quality evaluation")
+    parser.add_argument("--speed-only", action="store_true", help="skip the quality-against-time runs")
+    parser.add_argument("--quality-only", action="store_true", help="skip the speed tables")
+    parser.add_argument("--sample-dir", type=Path, default=Path("samples/bench"),
+                        help="where the quality runs' sample grids go")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}\n")
+    if not args.quality_only:
+        speed(args)
+    if not args.speed_only:
+        quality(args)
+
 
 if __name__ == "__main__":
     main()

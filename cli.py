@@ -30,8 +30,10 @@ def shared(kind, help: str):
 
 Epochs, EpochsR = shared(int, "Total epochs to train (on resume: the epoch to stop at).")
 BatchSize, BatchSizeR = shared(int, "Images per batch.")
-LrG, LrGR = shared(float, "Adam learning rate of G.")
-LrD, LrDR = shared(float, "Adam learning rate of D.")
+LrG, LrGR = shared(Optional[float], "Adam learning rate of G (default: 2e-4 with labels, 8e-4 with --no-conditional).")
+LrD, LrDR = shared(Optional[float], "Adam learning rate of D (default: 2e-4 with labels, 8e-4 with --no-conditional).")
+R1, R1R = shared(Optional[float], "Weight of the R1 penalty on D's gradient at real images, which speeds up label-free "
+                                  "training; 0: off (default: 0 with labels, 1 with --no-conditional).")
 Device, DeviceR = shared(str, "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
 DataDir, DataDirR = shared(Path, "Folder with MNIST/raw/ (downloaded there if missing).")
 CheckpointDir, CheckpointDirR = shared(Path, "Where checkpoints, metrics, plots and the report go.")
@@ -107,8 +109,9 @@ def start_training(overrides: dict, resume: Path | None, minutes: float | None, 
         import evaluate
         if lr is not None:  # --lr sets both rates, unless one is given on its own
             gan.check_rate("lr", lr)
-            overrides.setdefault("lr_g", lr)
-            overrides.setdefault("lr_d", lr)
+            for name in ("lr_g", "lr_d"):
+                if overrides.get(name) is None:
+                    overrides[name] = lr
         for name in ("data_dir", "checkpoint_dir", "sample_dir"):
             if name in overrides:
                 overrides[name] = str(overrides[name])
@@ -132,7 +135,7 @@ def given(ctx: typer.Context, options: dict) -> dict:
 @app.command()
 def train(ctx: typer.Context, epochs: Epochs = 16,
           arch: Annotated[str, typer.Option(help="Network: mlp, mlp-bn (BatchNorm, no biases), dcgan, dcgan-tf (TensorFlow tutorial's).")] = "dcgan",
-          batch_size: BatchSize = 64, lr: Lr = None, lr_g: LrG = 2e-4, lr_d: LrD = 2e-4,
+          batch_size: BatchSize = 64, lr: Lr = None, lr_g: LrG = None, lr_d: LrD = None, r1: R1 = None,
           beta1: Annotated[float, typer.Option(help="Adam beta1 (0.5 as in the DCGAN paper).")] = 0.5,
           latent_dim: Annotated[int, typer.Option(help="Size of the noise vector z.")] = 100,
           width: Annotated[int, typer.Option(help="dcgan only: channels of D's first layer; compute grows with its square (paper: 64).")] = 16,
@@ -161,7 +164,8 @@ def train(ctx: typer.Context, epochs: Epochs = 16,
 @app.command()
 def resume(checkpoint: Annotated[Path, typer.Argument(help="A gan_epoch_N.pth checkpoint.")],
            epochs: EpochsR = None, batch_size: BatchSizeR = None, lr: Lr = None, lr_g: LrGR = None,
-           lr_d: LrDR = None, device: DeviceR = None, data_dir: DataDirR = None, checkpoint_dir: CheckpointDirR = None,
+           lr_d: LrDR = None, r1: R1R = None, device: DeviceR = None, data_dir: DataDirR = None,
+           checkpoint_dir: CheckpointDirR = None,
            sample_dir: SampleDirR = None, save_every: SaveEveryR = None, sample_every: SampleEveryR = None,
            keep_last: KeepLastR = None, tensorboard: TensorboardR = None, eval_every: EvalEveryR = None,
            eval_n: EvalNR = None, minutes: Minutes = None):

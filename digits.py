@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 import evaluate
-from gan import Config, Generator, check_digit_source, class_labels, device_of, generate, sample_images
-from runfiles import GANError, check_sample_count
+from gan import Config, Generator, check_digit_source, class_labels, generate, sample_images
+from runfiles import GANError, check_sample_count, device_of
 
 
 # ---- the classifier's view of a sample ----

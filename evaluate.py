@@ -35,8 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan import Config, generate, load_generator, load_mnist, resolve_device
-from runfiles import GANError, check_sample_count, check_weights, find_generator, read_torch_file, save_state
+from gan import Config, generate, load_generator, load_mnist
+from runfiles import (GANError, check_sample_count, check_weights, find_generator, read_torch_file, resolve_device,
+                      save_state)
 
 WEIGHTS = Path(__file__).resolve().parent / "assets" / "mnist_classifier.pt"
 CLASSIFIER_KIND = "mnist-lenet-classifier"

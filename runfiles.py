@@ -4,7 +4,8 @@ The data files (IDX, read through torchvision with a one-line diagnosis of damag
 format (what a file holds, its format number, the atomic write that never leaves half a file, the
 weights_only load that never runs code and names what is wrong with a bad file in one line), the run's folder
 (which run owns it, epoch checkpoints and their pruning) and the run record (metrics CSV/JSON, the loss plot, the
-model summary, the report, TensorBoard, sample grids).
+model summary, the report, TensorBoard, sample grids). Also what surrounds a run without being the GAN: the device
+it computes on, and the stop request that Ctrl-C or SIGTERM makes.
 
 It builds on torch, torchvision (datasets, image grids), matplotlib and the standard library: gan.py calls it, it
 never calls back. It knows nothing of the networks' shapes: gan.py rebuilds them from the config a file holds.
@@ -129,8 +130,9 @@ def unpack_gz(raw: Path, names) -> None:
 # ---- the checkpoint format ----
 
 # 2: the learning rates are stored as lr_g and lr_d (format 1 had lr plus optional overrides), and each file
-# names the run that wrote it. Format 1 files are still read (see upgrade_config).
-FORMAT = 2
+# names the run that wrote it. 3: the config holds r1, the weight of a penalty in D's loss (code that did not
+# know it would resume without it). Older files are still read (see upgrade_config).
+FORMAT = 3
 CHECKPOINT_KIND = "mnist-gan-checkpoint"
 GENERATOR_KIND = "mnist-gan-generator"
 # fields that format 1 files written before these options existed lack, with the value they had then
@@ -138,11 +140,13 @@ FORMAT1_MISSING = {"conditional": False, "ema": 0.0, "dataset": "mnist"}
 
 
 def upgrade_config(saved: dict, file_format: int) -> dict:
-    """A stored config as today's Config fields: format 1's lr/lr_g/lr_d become two rates, and fields the oldest
-    files lack take the value that reproduces what those runs did (they were all unconditional, without EMA)."""
-    if file_format >= 2:
+    """A stored config as today's Config fields: format 1's lr/lr_g/lr_d become two rates, and fields older
+    files lack take the value that reproduces what those runs did (no R1; format 1: unconditional, without EMA)."""
+    if file_format >= 3:
         return dict(saved)
-    config = {**FORMAT1_MISSING, **saved}
+    if file_format == 2:
+        return {"r1": 0.0, **saved}
+    config = {**FORMAT1_MISSING, "r1": 0.0, **saved}
     lr = config.pop("lr", 2e-4)
     config["lr_g"] = config.get("lr_g") if config.get("lr_g") is not None else lr
     config["lr_d"] = config.get("lr_d") if config.get("lr_d") is not None else lr
@@ -295,6 +299,20 @@ def read_checkpoint_file(path: str | Path) -> dict:
     return state
 
 
+def read_training_checkpoint(path: str | Path) -> dict:
+    """A full training checkpoint (not a generator alone) with everything a resume needs; its networks are checked
+    against its config by gan.load_checkpoint."""
+    state = read_checkpoint_file(path)
+    if state["kind"] != CHECKPOINT_KIND:
+        raise GANError(f"{path} holds only a generator (no discriminator or optimizer state), so training cannot "
+                       f"resume from it: use a gan_epoch_N.pth checkpoint")
+    missing = [k for k in ("opt_g", "opt_d", "epoch", "fixed_z", "history", "rng") if k not in state]
+    if missing:
+        raise GANError(f"{path} is incomplete (missing {', '.join(missing)}): use another checkpoint")
+    state.setdefault("pos", 0)
+    return state
+
+
 def checked_config(state: dict, path, config_class, validate):
     """The config a checkpoint was trained with, as a `config_class` that passes `validate`: values of the wrong
     type or out of range mean a damaged or foreign file."""
@@ -332,6 +350,10 @@ def check_weights(net: nn.Module, weights, path, what: str) -> None:
 
 # ---- stopping without losing anything ----
 
+class TrainingInterrupted(GANError):
+    """Training stopped on Ctrl-C or SIGTERM after saving a checkpoint."""
+
+
 class StopRequest:
     """Turns the first Ctrl-C or SIGTERM into a flag the loop checks between steps; a second one stops at once."""
 
@@ -355,6 +377,35 @@ class StopRequest:
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+# ---- where a run computes ----
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """auto picks CUDA, then Apple's MPS, then the CPU; a named device that is missing is an error."""
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise GANError(f"unknown --device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GANError(f"--device {name} was asked for but this PyTorch sees no CUDA GPU: use --device auto or cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise GANError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if device.type == "mps" and not has_mps:
+        raise GANError(f"--device {name} was asked for but Apple's MPS is not available: use --device auto or cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise GANError(f"unsupported --device {name!r}: use auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+def device_of(module: nn.Module) -> torch.device:
+    """Where a module's weights live (the CPU for one without any)."""
+    for tensor in (*module.parameters(), *module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 # ---- a run's folder ----

@@ -751,19 +751,21 @@ def as_format_1(state: dict) -> dict:
     """A checkpoint as this tool wrote it before format 2: one --lr with optional overrides, no run name, and
     (before the conditional option existed) no conditional, ema or dataset fields at all."""
     old = {k: v for k, v in state.items() if k not in ("run", "G_ema")}
-    config = {k: v for k, v in state["config"].items() if k not in ("conditional", "ema", "dataset", "eval_every", "eval_n")}
+    config = {k: v for k, v in state["config"].items()
+              if k not in ("conditional", "ema", "dataset", "eval_every", "eval_n", "r1")}
     config.update(lr=config.pop("lr_g"), lr_g=None, lr_d=None)
     return {**old, "format": 1, "config": config}
 
 
 def test_checkpoints_from_before_the_conditional_option_still_load(tmp_path, small_data, run_cli):
-    assert run_cli("train", "--arch", "mlp", "--no-conditional", "--ema", "0", "--epochs", "1", *SMALL,
-                   *folders(tmp_path, small_data)).exit_code == 0
+    assert run_cli("train", "--arch", "mlp", "--no-conditional", "--ema", "0", "--lr", "2e-4", "--epochs", "1", *SMALL,
+                   *folders(tmp_path, small_data)).exit_code == 0  # (2e-4: the only default rate then)
     old = tmp_path / "old" / "gan_epoch_1.pth"
     old.parent.mkdir()
     torch.save(as_format_1(torch.load(tmp_path / "ck" / "gan_epoch_1.pth", weights_only=True)), old)
     G, cfg = gan.load_generator(old)
     assert cfg.conditional is False and G.n_classes == 0 and cfg.lr_g == cfg.lr_d == 2e-4 and cfg.ema == 0
+    assert cfg.r1 == 0  # no penalty then, whatever label-free training defaults to now
     drawn = run_cli("generate", "--checkpoint", old, "--n", "4", "--out", tmp_path / "old.npy", "--device", "cpu")
     assert drawn.exit_code == 0, drawn
     resumed = run_cli("resume", old, "--epochs", "2", "--data-dir", small_data, "--checkpoint-dir", tmp_path / "old",
@@ -771,6 +773,7 @@ def test_checkpoints_from_before_the_conditional_option_still_load(tmp_path, sma
     assert resumed.exit_code == 0, resumed
     state = torch.load(tmp_path / "old" / "gan_epoch_2.pth", weights_only=True)
     assert state["format"] == runfiles.FORMAT and state["config"]["conditional"] is False
+    assert state["config"]["r1"] == 0 and state["config"]["lr_g"] == 2e-4  # it went on as it had trained
 
 
 class FakeWriter:

@@ -1,0 +1,125 @@
+"""Label-free training's own defaults (a higher learning rate and the R1 penalty): what they are, that the penalty
+does what it says, that a run records it and a resume keeps it, and that older files are read as they trained."""
+
+import copy
+import re
+
+import pytest
+import torch
+
+import gan
+import runfiles
+from test_safety import assert_identical_runs, config, quiet, small_data  # noqa: F401  (small_data: a fixture)
+
+
+def test_the_defaults_depend_on_labels_and_what_is_given_wins():
+    labelled, label_free = gan.Config(), gan.Config(conditional=False)
+    assert (labelled.lr_g, labelled.lr_d, labelled.r1) == (2e-4, 2e-4, 0.0)
+    assert (label_free.lr_g, label_free.lr_d, label_free.r1) == (gan.LABEL_FREE["lr_g"], gan.LABEL_FREE["lr_d"], 1.0)
+    assert label_free.lr_g > labelled.lr_g
+    typed = gan.Config(conditional=False, lr_g=2e-4, lr_d=1e-4, r1=0.0)  # the reference setups type theirs
+    assert (typed.lr_g, typed.lr_d, typed.r1) == (2e-4, 1e-4, 0.0)
+
+
+def test_the_help_states_the_defaults_the_code_uses(run_cli):
+    help_text = " ".join(run_cli("train", "--help").output.replace("│", " ").split())
+    for option, name in (("--lr-g", "lr_g"), ("--lr-d", "lr_d"), ("--r1", "r1")):
+        stated = re.search(rf"{option} <float> [^(]*\([^)]*default: (\S+) with labels, (\S+) with --no-conditional\)", help_text)
+        assert stated, f"{option}: {help_text}"
+        assert (float(stated[1]), float(stated[2])) == (gan.LABELS[name], gan.LABEL_FREE[name])
+
+
+def grad_norm_at(D: torch.nn.Module, real: torch.Tensor) -> float:
+    """The mean norm of D's gradient at each real image, D as the penalty sees it (in training mode)."""
+    real = real.clone().requires_grad_(True)
+    grad, = torch.autograd.grad(copy.deepcopy(D).train()(real).sum(), real)
+    return grad.flatten(1).norm(dim=1).mean().item()
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])  # D sees real and fake in one batch (mlp) or apart (BatchNorm)
+def test_r1_flattens_d_at_the_real_images(arch):
+    """Ten steps from the same start on the same batch: with the penalty, D's gradient at the real images ends up
+    several times smaller than without it. (Drop the penalty, or flip its sign, and it does not.)"""
+    cfg = gan.Config(arch=arch, width=8 if arch == "dcgan" else 16, conditional=False, lr_g=1e-3, lr_d=1e-3)
+    torch.manual_seed(0)
+    G, D = gan.build_networks(cfg)
+    real = torch.rand(32, 1, 28, 28) * 2 - 1
+    norms = {}
+    for r1 in (0.0, 50.0):
+        g, d = copy.deepcopy(G), copy.deepcopy(D)
+        opt_g, opt_d = gan.make_optimizers(g, d, cfg)
+        torch.manual_seed(1)
+        for _ in range(10):
+            stats = gan.train_step(g, d, opt_g, opt_d, real, None, real_target=1.0, r1=r1)
+        assert torch.isfinite(stats).all()
+        norms[r1] = grad_norm_at(d, real)
+    assert norms[50.0] < 0.5 * norms[0.0], norms
+
+
+def train_label_free(tmp, data, epochs, **extra) -> gan.Config:
+    return config(tmp, data, epochs=epochs, conditional=False, **extra)
+
+
+def test_resume_with_r1_is_bit_identical(tmp_path, small_data, monkeypatch):  # noqa: F811
+    """4 steps an epoch, a penalty every 16 steps: steps 0 and 16, the second after the resume at step 16."""
+    cfg = train_label_free(tmp_path / "straight", small_data, epochs=5)
+    assert cfg.r1 == 1.0 and gan.R1_EVERY == 16
+    straight = gan.train(cfg, console=quiet())
+    weights, train_step = [], gan.train_step
+    monkeypatch.setattr(gan, "train_step", lambda *args: weights.append(args[-1]) or train_step(*args))
+    first = gan.train(train_label_free(tmp_path / "split", small_data, epochs=4), console=quiet())
+    resumed = gan.train(train_label_free(tmp_path / "split", small_data, epochs=5), resume=first, console=quiet())
+    assert_identical_runs(straight, resumed)
+    assert len(weights) == 20 and [step for step, w in enumerate(weights) if w] == [0, 16]  # counted across resume
+    assert weights[0] == weights[16] == 16 * cfg.r1  # the lazy form: 16 times the weight, 16 times as rarely
+
+
+def test_a_label_free_run_records_its_defaults_and_resume_keeps_them(run_cli, train_args, tmp_path):
+    assert run_cli("train", *train_args("--epochs", "1", "--no-conditional")).exit_code == 0
+    saved = torch.load(tmp_path / "ckpt" / "gan_epoch_1.pth", weights_only=True)
+    assert saved["config"]["r1"] == 1.0 and saved["config"]["lr_g"] == gan.LABEL_FREE["lr_g"]
+    assert saved["opt_g"]["param_groups"][0]["lr"] == gan.LABEL_FREE["lr_g"]
+
+    result = run_cli("resume", tmp_path / "ckpt" / "gan_epoch_1.pth", "--epochs", "2")
+    assert result.exit_code == 0, result
+    assert torch.load(tmp_path / "ckpt" / "gan_epoch_2.pth", weights_only=True)["config"]["r1"] == 1.0  # kept
+    result = run_cli("resume", tmp_path / "ckpt" / "gan_epoch_2.pth", "--epochs", "3", "--r1", "0")
+    assert result.exit_code == 0, result
+    assert torch.load(tmp_path / "ckpt" / "gan_epoch_3.pth", weights_only=True)["config"]["r1"] == 0.0  # asked for
+
+
+def test_a_reference_setup_keeps_what_it_types(run_cli, train_args, tmp_path):
+    result = run_cli("train", *train_args("--epochs", "1", "--no-conditional", "--lr", "2e-4", "--r1", "0"))
+    assert result.exit_code == 0, result
+    config = torch.load(tmp_path / "ckpt" / "gan_epoch_1.pth", weights_only=True)["config"]
+    assert (config["lr_g"], config["lr_d"], config["r1"]) == (2e-4, 2e-4, 0.0)
+    result = run_cli("train", *train_args("--epochs", "1", "--lr", "5e-4", "--lr-d", "1e-4", "--checkpoint-dir",
+                                          tmp_path / "labelled", "--sample-dir", tmp_path / "labelled"))
+    assert result.exit_code == 0, result
+    config = torch.load(tmp_path / "labelled" / "gan_epoch_1.pth", weights_only=True)["config"]
+    assert (config["lr_g"], config["lr_d"], config["r1"]) == (5e-4, 1e-4, 0.0)  # --lr, except where one is typed
+
+
+def test_a_bad_r1_is_one_clear_line(run_cli, train_args):
+    for value in ("-1", "nan", "1e9"):
+        result = run_cli("train", *train_args("--r1", value))
+        assert result.exit_code == 1 and "--r1 must be 0 (off) or a weight" in result.output, result
+        assert len([line for line in result.output.splitlines() if line.strip()]) == 1
+
+
+def test_files_from_before_r1_resume_without_it(trained_label_free):
+    """A format-2 file has no r1: its run trained without the penalty, so a resume goes on without it, even for a
+    label-free run whose default today is 1."""
+    old = torch.load(trained_label_free, weights_only=True)
+    del old["config"]["r1"]
+    old["format"] = 2
+    path = trained_label_free.with_name("old.pth")
+    torch.save(old, path)
+    _, cfg = gan.load_checkpoint(path)
+    assert cfg.conditional is False and cfg.r1 == 0.0
+    assert runfiles.FORMAT == 3
+
+
+@pytest.fixture
+def trained_label_free(tmp_path, small_data):  # noqa: F811
+    return gan.train(train_label_free(tmp_path, small_data, epochs=1), console=quiet())

@@ -29,30 +29,31 @@ def test_the_help_states_the_defaults_the_code_uses(run_cli):
         assert (float(stated[1]), float(stated[2])) == (gan.LABELS[name], gan.LABEL_FREE[name])
 
 
-def grad_norm_at(D: torch.nn.Module, real: torch.Tensor) -> float:
+def grad_norm_at(D: torch.nn.Module, real: torch.Tensor, labels=None) -> float:
     """The mean norm of D's gradient at each real image, D as the penalty sees it (in training mode)."""
     real = real.clone().requires_grad_(True)
-    grad, = torch.autograd.grad(copy.deepcopy(D).train()(real).sum(), real)
+    grad, = torch.autograd.grad(copy.deepcopy(D).train()(real, labels).sum(), real)
     return grad.flatten(1).norm(dim=1).mean().item()
 
 
-@pytest.mark.parametrize("arch", ["mlp", "dcgan"])  # D sees real and fake in one batch (mlp) or apart (BatchNorm)
-def test_r1_flattens_d_at_the_real_images(arch):
+@pytest.mark.parametrize("arch, conditional", [("mlp", False), ("dcgan", False), ("dcgan", True)])
+def test_r1_flattens_d_at_the_real_images(arch, conditional):  # mlp's D sees real and fake in one batch, dcgan's apart
     """Ten steps from the same start on the same batch: with the penalty, D's gradient at the real images ends up
     several times smaller than without it. (Drop the penalty, or flip its sign, and it does not.)"""
-    cfg = gan.Config(arch=arch, width=8 if arch == "dcgan" else 16, conditional=False, lr_g=1e-3, lr_d=1e-3)
+    cfg = gan.Config(arch=arch, width=8 if arch == "dcgan" else 16, conditional=conditional, lr_g=1e-3, lr_d=1e-3)
     torch.manual_seed(0)
     G, D = gan.build_networks(cfg)
     real = torch.rand(32, 1, 28, 28) * 2 - 1
+    labels = torch.arange(32) % 10 if conditional else None  # (the labelled GAN can use it too: see the README)
     norms = {}
     for r1 in (0.0, 50.0):
         g, d = copy.deepcopy(G), copy.deepcopy(D)
         opt_g, opt_d = gan.make_optimizers(g, d, cfg)
         torch.manual_seed(1)
         for _ in range(10):
-            stats = gan.train_step(g, d, opt_g, opt_d, real, None, real_target=1.0, r1=r1)
+            stats = gan.train_step(g, d, opt_g, opt_d, real, labels, real_target=1.0, r1=r1)
         assert torch.isfinite(stats).all()
-        norms[r1] = grad_norm_at(d, real)
+        norms[r1] = grad_norm_at(d, real, labels)
     assert norms[50.0] < 0.5 * norms[0.0], norms
 
 

@@ -139,14 +139,14 @@ def train_classifier(data_dir: str | Path, out_path: str | Path = WEIGHTS, epoch
     device = resolve_device(device)
     train_images, train_labels = load_mnist(data_dir, train=True, device=device)
     test_images, test_labels = load_mnist(data_dir, train=False, device=device)
-    t0 = time.perf_counter()
+    t0, accuracies = time.perf_counter(), []
 
     def report(epoch, loss, model):
-        log(f"epoch {epoch}/{epochs}  loss {loss:.4f}  test accuracy {accuracy(model, test_images, test_labels):.2%}  "
-            f"{time.perf_counter() - t0:.0f}s")
+        accuracies.append(accuracy(model, test_images, test_labels))
+        log(f"epoch {epoch}/{epochs}  loss {loss:.4f}  test accuracy {accuracies[-1]:.2%}  {time.perf_counter() - t0:.0f}s")
 
     model = fit_classifier(train_images, train_labels, epochs, seed, on_epoch=report)
-    test_acc = accuracy(model, test_images, test_labels)
+    test_acc = accuracies[-1]
     meta = {"format": FORMAT, "kind": CLASSIFIER_KIND, "test_accuracy": test_acc, "epochs": epochs, "seed": seed,
             "n_features": Classifier.n_features}
     state = {**meta, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}

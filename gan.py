@@ -6,9 +6,9 @@
 
 This file is the GAN itself, in the order the data flows: config -> data -> networks -> training step ->
 training loop -> sampling. It builds on runfiles.py for everything a run writes to disk (checkpoint files, the
-run record) and for the device it runs on; the quality metrics and the classifier live in evaluate.py, which builds on this file, never the
-other way round (the training loop takes an evaluation as a hook). Importing it only defines things: no
-downloads, folders or device probing happen until a function is called.
+run record) and for the device it runs on; the quality metrics and the classifier live in evaluate.py, which
+builds on this file, never the other way round (the training loop takes an evaluation as a hook). Importing it
+only defines things: no downloads, folders or device probing happen until a function is called.
 """
 
 from __future__ import annotations
@@ -35,6 +35,13 @@ from runfiles import (GANError, RunFiles, StopRequest, TrainingInterrupted, Trai
 
 ARCHS = ("mlp", "mlp-bn", "dcgan", "dcgan-tf")
 DATASETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}  # torchvision class names
+
+
+# The defaults that depend on labels. Without them, the GAN learns far faster with a higher rate and the R1
+# penalty (FID at 16 epochs: see the README's table); with labels, the DCGAN paper's rate and no penalty.
+LABELS = {"lr_g": 2e-4, "lr_d": 2e-4, "r1": 0.0}
+LABEL_FREE = {"lr_g": 8e-4, "lr_d": 8e-4, "r1": 1.0}
+R1_EVERY = 16  # steps between R1 penalties, each weighted by 16: the lazy regularisation of StyleGAN2
 
 
 def model(default):
@@ -80,11 +87,6 @@ class Config:
                 setattr(self, name, value)
 
 
-# The defaults that depend on labels. Without them, the GAN learns far faster with a higher rate and the R1
-# penalty (FID at 16 epochs: see the README's table); with labels, the DCGAN paper's rate and no penalty.
-LABELS = {"lr_g": 2e-4, "lr_d": 2e-4, "r1": 0.0}
-LABEL_FREE = {"lr_g": 8e-4, "lr_d": 8e-4, "r1": 1.0}
-R1_EVERY = 16  # steps between R1 penalties, each weighted by 16: the lazy regularisation of StyleGAN2
 MODEL_FIELDS = tuple(f.name for f in fields(Config) if f.metadata.get("model"))
 DEFAULTS = Config()
 

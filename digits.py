@@ -1,17 +1,20 @@
-"""Digits on demand beyond what a generator does by itself: a chosen digit from a label-free generator, and
-labelled datasets in bulk.
+"""Digits on demand beyond one call of the generator: a chosen digit from a label-free generator, labelled
+datasets in bulk, and walks through the latent space.
 
     python cli.py generate --digit 7 --checkpoint unconditional.pth    # rejection sampling through the classifier
     python cli.py export --n 60000 --out synth --format idx            # a labelled MNIST-style dataset folder
-    from digits import sample_digit, export_samples
+    python cli.py interpolate --method slerp                          # digits morphing into one another
+    from digits import sample_digit, export_samples, interpolate
 
 Both need the shipped MNIST classifier (evaluate.py) for what the generator cannot say itself: which digit an
 unconditional sample is, and how sure the classifier is that a sample is the digit it is labelled. This file
-builds on gan.py (sampling), evaluate.py (the classifier) and runfiles.py; nothing imports it but cli.py.
+builds on gan.py (sampling), evaluate.py (the classifier) and files.py (locks, atomic folders); nothing imports it
+but cli.py. Interpolation needs no classifier but is sampling beyond one call of G, like the rest.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -19,10 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 import evaluate
-from gan import Config, Generator, check_digit_source, class_labels, generate, sample_images
-from runfiles import GANError, check_sample_count, device_of
+from config import BadValue, GANError, check_int, check_seed
+from files import FolderLock, StopRequest, remove_orphans
+from gan import Config, Generator, check_digit_source, class_labels, device_of, generate, sample_images
+from record import MAX_GRID
 
 
 # ---- the classifier's view of a sample ----
@@ -48,8 +54,7 @@ def sample_digit(G: Generator, n: int, digit: int, seed: int | None = None, min_
     if G.n_classes:
         images = generate(G, n, seed=seed, digit=digit)
         return images, class_probabilities(images)[:, digit]
-    if not 0 <= digit <= 9:
-        raise GANError(f"--digit must be between 0 and 9, got {digit}")
+    check_int("digit", digit, 0, 9)
     max_draws = max_draws or 50 * n + 10_000
     rng = torch.Generator().manual_seed(seed) if seed is not None else None
     kept, confidences, found, drawn = [], [], 0, 0
@@ -139,6 +144,10 @@ def write_labels(folder: Path, fmt: str, labels: np.ndarray) -> None:
         (folder / "labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x0801, len(labels)) + labels.astype(np.uint8).tobytes())
 
 
+MAX_EXPORT = 10_000_000  # 7.8 GB of idx images; more is a mistake more often than a wish
+MANIFEST = "export.json"  # marks a folder as an export, which --force may replace
+
+
 def export_samples(G: Generator, cfg: Config, n: int, out_dir: str | Path, fmt: str, seed: int | None = None,
                    digit: int | None = None, min_confidence: float = 0.9, force: bool = False,
                    batch: int = 1000, progress=None) -> Path:
@@ -147,43 +156,74 @@ def export_samples(G: Generator, cfg: Config, n: int, out_dir: str | Path, fmt: 
     png: 00000.png ...; npy: images.npy, float32 (n, 1, 28, 28) in [0, 1], and labels.npy; idx: MNIST's own
     format (images-idx3-ubyte, labels-idx1-ubyte), which torchvision and most MNIST loaders read. Every format
     also gets labels.csv: the label (the condition of a conditional model, else the shipped classifier's call)
-    and the classifier's confidence in it. The folder appears whole at the end; an existing one is replaced
-    only with `force`.
+    and the classifier's confidence in it, and export.json, what was written. The folder appears whole at the
+    end, and no other export writes it meanwhile; an existing one is replaced only with `force`, and only if it
+    is an earlier export (never a folder of anything else). Ctrl-C or SIGTERM leaves nothing behind.
     """
     if fmt not in EXPORT_FORMATS:
-        raise GANError(f"unknown --format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
-    check_sample_count(min(n, batch), as_grid=False)  # also refuses n <= 0
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not force:
-        raise GANError(f"{out_dir} already exists: choose another --out, or pass --force to replace it")
+        raise BadValue(f"unknown {{format}} {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+    check_int("n", n, 1, MAX_EXPORT)
+    base_seed = check_seed("seed", seed)
+    out_dir = Path(out_dir).absolute()
+    if out_dir.parent == out_dir or not out_dir.name or out_dir.name in (".", ".."):
+        raise BadValue(f"{{out}} {out_dir} cannot be an export folder: name a new folder, such as synth/")
     check_digit_source(G, cfg, digit)
-    tmp = out_dir.with_name(f".{out_dir.name}.partial-{os.getpid()}")
-    try:
-        tmp.mkdir(parents=True)
-    except OSError as e:
-        raise GANError(f"cannot create {tmp.parent} ({e.strerror}): choose another --out") from None
-    base_seed = seed if seed is not None else int(torch.randint(0, 2**31, ()).item())
-    try:
-        all_labels = np.zeros(n, dtype=np.int64)
-        with ImageFile(tmp, fmt, n) as images_out, open(tmp / "labels.csv", "w") as table:
-            table.write("index,label,confidence\n")
-            for start in range(0, n, batch):
-                count = min(batch, n - start)  # each batch its own seed: repeatable, and no giant noise tensor
-                images, labels, confidence = draw_labelled(G, cfg, count, base_seed + start, digit, min_confidence)
-                images_out.write(images)
-                all_labels[start:start + count] = labels.numpy()
-                table.writelines(f"{start + i},{int(l)},{float(c):.4f}\n" for i, (l, c) in enumerate(zip(labels, confidence)))
-                if progress:
-                    progress(count)
-        write_labels(tmp, fmt, all_labels)
-        replace_folder(tmp, out_dir)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise GANError(f"could not write {out_dir}: {e.strerror or e}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with FolderLock(out_dir, "--out", beside=True) as _, StopRequest(raise_at_once=True):
+        check_target(out_dir, force)
+        remove_orphans(out_dir.parent)
+        tmp = out_dir.with_name(f".{out_dir.name}.partial-{os.getpid()}")
+        try:
+            tmp.mkdir()
+        except OSError as e:
+            raise GANError(f"cannot create {tmp.parent} ({e.strerror}): choose another --out") from None
+        base_seed = base_seed if base_seed is not None else int(torch.randint(0, 2**31, ()).item())
+        try:
+            write_export(G, cfg, n, tmp, fmt, base_seed, digit, min_confidence, batch, progress)
+            replace_folder(tmp, out_dir)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise GANError(f"could not write {out_dir}: {e.strerror or e}") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return out_dir
+
+
+def check_target(out_dir: Path, force: bool) -> None:
+    """An existing --out may be replaced only with --force, and only when it is an earlier export."""
+    if not out_dir.exists():
+        return
+    if not force:
+        raise GANError(f"{out_dir} already exists: choose another --out, or pass --force to replace an earlier export")
+    exported = out_dir.is_dir() and (out_dir / MANIFEST).is_file()
+    strangers = [p.name for p in out_dir.iterdir() if not is_export_file(p.name)] if exported else []
+    if not exported or strangers:
+        what = f"holds {strangers[0]}, which no export writes" if strangers else "is not an export of this tool"
+        raise GANError(f"--force replaces only an earlier export, and {out_dir} {what}: choose another --out")
+
+
+def is_export_file(name: str) -> bool:
+    stem = name.removesuffix(".png")
+    return name in (MANIFEST, "labels.csv", "images.npy", "labels.npy", "images-idx3-ubyte", "labels-idx1-ubyte") or (
+        name.endswith(".png") and stem.isdigit())
+
+
+def write_export(G, cfg, n, folder: Path, fmt, base_seed, digit, min_confidence, batch, progress) -> None:
+    all_labels = np.zeros(n, dtype=np.int64)
+    with ImageFile(folder, fmt, n) as images_out, open(folder / "labels.csv", "w") as table:
+        table.write("index,label,confidence\n")
+        for start in range(0, n, batch):
+            count = min(batch, n - start)  # each batch its own seed: repeatable, and no giant noise tensor
+            images, labels, confidence = draw_labelled(G, cfg, count, base_seed + start, digit, min_confidence)
+            images_out.write(images)
+            all_labels[start:start + count] = labels.numpy()
+            table.writelines(f"{start + i},{int(l)},{float(c):.4f}\n" for i, (l, c) in enumerate(zip(labels, confidence)))
+            if progress:
+                progress(count)
+    write_labels(folder, fmt, all_labels)
+    manifest = {"n": n, "format": fmt, "seed": base_seed, "digit": digit, "dataset": cfg.dataset,
+                "conditional": cfg.conditional}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
 
 
 def replace_folder(new: Path, target: Path) -> None:
@@ -195,3 +235,34 @@ def replace_folder(new: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         new.rename(target)
+
+
+# ---- walks through the latent space ----
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation: keeps the path near the shell where Gaussian noise vectors live."""
+    cos = F.cosine_similarity(a, b, dim=-1).clamp(-1, 1).unsqueeze(-1)
+    omega = torch.acos(cos)
+    so = torch.sin(omega)
+    linear = (1 - t) * a + t * b
+    spherical = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / so.clamp_min(1e-8)
+    return torch.where(so.abs() < 1e-6, linear, spherical)  # nearly parallel vectors: the lerp is exact enough
+
+
+def interpolate(G: Generator, rows: int = 8, steps: int = 10, method: str = "linear",
+                seed: int | None = None) -> torch.Tensor:
+    """rows x steps images in [0, 1]: each row walks from one random latent point to another."""
+    if method not in ("linear", "slerp"):
+        raise BadValue(f"unknown {{method}} {method!r}: use linear or slerp")
+    check_int("rows", rows, 1, 1000)
+    check_int("steps", steps, 2, 1000)
+    if rows * steps > MAX_GRID:
+        raise BadValue(f"{{rows}} x {{steps}} is {rows * steps:,} images, more than one picture holds ({MAX_GRID:,})")
+    seed = check_seed("seed", seed)
+    rng = torch.Generator().manual_seed(seed) if seed is not None else None
+    a, b = torch.randn(2, rows, 1, G.latent_dim, generator=rng)                # (rows, 1, latent)
+    labels = class_labels(G, rows, None)                                        # a conditional G: row r is r % 10
+    labels = labels.repeat_interleave(steps) if labels is not None else None
+    t = torch.linspace(0, 1, steps).view(1, steps, 1)                          # (1, steps, 1)
+    z = slerp(a, b, t) if method == "slerp" else (1 - t) * a + t * b          # (rows, steps, latent)
+    return sample_images(G, z.reshape(rows * steps, G.latent_dim).to(device_of(G)), labels)

@@ -20,7 +20,7 @@ is measured by a LeNet-style classifier trained on MNIST (over 99% test accuracy
 
 Every number depends on n, so each is reported next to the same number for n real training images: the floor that
 a perfect generator would reach. Images come in as gan.generate returns them: (N, 1, 28, 28) in [0, 1].
-This file builds on gan.py (data, sampling) and runfiles.py (safe files); gan.py never imports it: the training
+This file builds on gan.py (data, sampling), checkpoint.py (safe files) and rundir.py (which model); gan.py never imports it: the training
 loop's --eval-every gets evaluate_during_training as a hook from cli.py. Importing it only defines things; the
 weights load when a function needs them.
 """
@@ -35,9 +35,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan import Config, generate, load_generator, load_mnist
-from runfiles import (GANError, check_sample_count, check_weights, find_generator, read_torch_file, resolve_device,
-                      save_state)
+from checkpoint import check_weights, read_torch_file, save_state
+from config import BadValue, Config, GANError, check_int, check_seed
+from files import make_folder
+from device import resolve_device
+from gan import generate, load_generator, load_mnist
+from record import check_sample_count
+from rundir import find_generator
 
 WEIGHTS = Path(__file__).resolve().parent / "assets" / "mnist_classifier.pt"
 CLASSIFIER_KIND = "mnist-lenet-classifier"
@@ -129,13 +133,12 @@ def train_classifier(data_dir: str | Path, out_path: str | Path = WEIGHTS, epoch
     The file holds only the state_dict and a few plain values, so load_classifier can read it with weights_only=True.
     About a minute per epoch on two CPU cores. Returns the saved metadata (test_accuracy among it).
     """
-    if epochs <= 0:
-        raise GANError(f"--epochs must be at least 1, got {epochs}")
+    check_int("epochs", epochs, 1, 1000)
+    check_seed("seed", seed)
     out_path = Path(out_path)
-    try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise GANError(f"cannot create {out_path.parent} ({e.strerror}): choose another --out") from None
+    if out_path.is_dir():
+        raise BadValue(f"{{out}} {out_path} is a folder: name the file to write, such as {out_path / 'classifier.pt'}")
+    make_folder(out_path.parent, "--out")  # before the minutes of training, not after
     device = resolve_device(device)
     train_images, train_labels = load_mnist(data_dir, train=True, device=device)
     test_images, test_labels = load_mnist(data_dir, train=False, device=device)
@@ -161,6 +164,7 @@ def load_classifier(path: str | Path = WEIGHTS, device: torch.device | str = "cp
     state = read_torch_file(path, (CLASSIFIER_KIND,), f"MNIST classifier weights: {how}")
     model = Classifier()
     check_weights(model, state.get("state_dict"), path, f"classifier ({how})")
+    model.load_state_dict(state["state_dict"])
     return model.to(device).eval()
 
 
@@ -351,10 +355,12 @@ def evaluate_file(path: str | Path | None, n: int, data_dir: str | Path, checkpo
     """What `python cli.py evaluate` reports for a checkpoint or generator file (None: the newest in checkpoint_dir,
     or the shipped model): its scores, the real-data floor, and for a conditional model how often the classifier
     agrees with the asked-for digit."""
+    check_int("n", n)
     if n < MIN_SAMPLES:
-        raise GANError(f"--n must be at least {MIN_SAMPLES} (FID needs a covariance, precision/recall {K}+1 "
+        raise BadValue(f"{{n}} must be at least {MIN_SAMPLES} (FID needs a covariance, precision/recall {K}+1 "
                        f"neighbours), got {n}")
     check_sample_count(n, as_grid=False)
+    check_seed("seed", seed)
     path, note = (path, None) if path else find_generator(checkpoint_dir)
     G, cfg = load_generator(path, device=device)
     if cfg.dataset != "mnist":

@@ -4,20 +4,22 @@
     python cli.py generate --n 16                         # new digits from the newest checkpoint (or the shipped one)
     from gan import generate_and_plot_samples             # the same from Python
 
-This file is the GAN itself, in the order the data flows: config -> data -> networks -> training step ->
-training loop -> sampling. It builds on runfiles.py for everything a run writes to disk (checkpoint files, the
-run record) and for the device it runs on; the quality metrics and the classifier live in evaluate.py, which
-builds on this file, never the other way round (the training loop takes an evaluation as a hook). Importing it
-only defines things: no downloads, folders or device probing happen until a function is called.
+This file is the GAN itself, in the order the data flows: data -> networks -> training step -> training loop ->
+loading a saved run -> sampling. What a run is asked to do is a config.Config; what it writes goes through
+checkpoint.py (the file format), rundir.py (its folders) and record.py (metrics, plots, grids). The quality metrics
+and the classifier live in evaluate.py, which builds on this file, never the other way round (the training loop
+takes an evaluation as a hook). Importing it only defines things: no downloads, folders or device probing happen
+until a function is called.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -25,129 +27,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runfiles import (GANError, RunFiles, StopRequest, TrainingInterrupted, TrainingState, check_sample_count,
-                      check_weights, checked_config, device_of, find_generator, make_grid, model_summary,
-                      newest_checkpoint, read_checkpoint_file, read_idx_dataset, read_training_checkpoint,
-                      resolve_device, rows_by_digit, save_array, save_grid, show_or_save_grid, write_text)
-
-
-# ---- config ----
-
-ARCHS = ("mlp", "mlp-bn", "dcgan", "dcgan-tf")
-DATASETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}  # torchvision class names
-
-
-# The defaults that depend on labels. Without them, the GAN learns far faster with a higher rate and the R1
-# penalty (FID at 16 epochs: see the README's table); with labels, the DCGAN paper's rate and no penalty.
-LABELS = {"lr_g": 2e-4, "lr_d": 2e-4, "r1": 0.0}
-LABEL_FREE = {"lr_g": 8e-4, "lr_d": 8e-4, "r1": 1.0}
-R1_EVERY = 16  # steps between R1 penalties, each weighted by 16: the lazy regularisation of StyleGAN2
-
-
-def model(default):
-    """A field that defines the networks: fixed for a run, so resume refuses to change it."""
-    return field(default=default, metadata={"model": True})
-
-
-@dataclass
-class Config:
-    # model
-    arch: str = model("dcgan")  # mlp | mlp-bn | dcgan | dcgan-tf
-    latent_dim: int = model(100)
-    width: int = model(16)  # dcgan only: channels of D's first layer (the DCGAN paper uses 64); G mirrors it
-    g_act: str = model("relu")  # mlp only: activation of the generator's hidden layers, relu or leaky
-    d_dropout: float = model(0.0)  # mlp and mlp-bn only: dropout after each hidden layer of D
-    conditional: bool = model(True)  # G and D see the class label (FID 5.2 vs 6.2 without, same 16 epochs)
-    dataset: str = model("mnist")  # mnist | fashion-mnist | kmnist
-    ema: float = 0.999  # decay of a moving average of G's weights that draws the samples (0: off)
-    # optimisation
-    epochs: int = 16  # the defaults: about 10 minutes on 2 CPU cores (see bench.py)
-    batch_size: int = 64
-    lr_g: float | None = None  # Adam's learning rate for G (`--lr` sets both); None: as LABELS / LABEL_FREE say
-    lr_d: float | None = None  # and for D
-    r1: float | None = None  # weight of the R1 penalty on D's gradient at real images (0: off); None: as above
-    beta1: float = 0.5
-    label_smoothing: float | None = None  # target for real labels in D's loss, e.g. 0.9; None: 1.0
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    # files
-    data_dir: str = "data"
-    checkpoint_dir: str = "checkpoints"
-    sample_dir: str = "samples"
-    save_every: int = 1  # epochs
-    sample_every: int = 1  # epochs
-    keep_last: int = 3  # epoch checkpoints kept (0: all); the final one is always kept
-    eval_every: int = 0  # epochs between built-in quality evaluations (0: none)
-    eval_n: int = 2000  # samples per evaluation
-    tensorboard: bool = False
-
-    def __post_init__(self):
-        for name, value in (LABELS if self.conditional else LABEL_FREE).items():
-            if getattr(self, name) is None:
-                setattr(self, name, value)
-
-
-MODEL_FIELDS = tuple(f.name for f in fields(Config) if f.metadata.get("model"))
-DEFAULTS = Config()
-
-
-def check_rate(name: str, value: float) -> None:
-    if not value > 0 or not math.isfinite(value):
-        raise GANError(f"--{name} must be a positive number, got {value}")
-    if value > 1:  # beyond ~1e38 Adam's step does not even fit a float32
-        raise GANError(f"--{name} must be at most 1 (Adam moves each weight by about this much per step; "
-                       f"2e-4 is typical), got {value}")
-
-
-def validate(cfg: Config) -> None:
-    """Reject values that cannot train, with a message that says which option to fix (the first one wrong)."""
-    for name in ("epochs", "batch_size", "latent_dim", "width", "save_every", "sample_every"):
-        if not getattr(cfg, name) > 0:
-            raise GANError(f"--{name.replace('_', '-')} must be a positive number, got {getattr(cfg, name)}")
-    check_rate("lr-g", cfg.lr_g)
-    check_rate("lr-d", cfg.lr_d)
-    rules = [
-        (cfg.arch in ARCHS, f"unknown --arch {cfg.arch!r}: choose one of {', '.join(ARCHS)}"),
-        (cfg.g_act in ("relu", "leaky"), f"unknown --g-act {cfg.g_act!r}: choose relu or leaky"),
-        (cfg.latent_dim <= 10_000, f"--latent-dim {cfg.latent_dim} is too large (at most 10,000): the networks would not fit in memory"),
-        (cfg.width <= 512, f"--width {cfg.width} is too large (at most 512): the networks would not fit in memory"),
-        (0 <= cfg.beta1 < 1, f"--beta1 must be in [0, 1), got {cfg.beta1}"),
-        (0 <= cfg.r1 <= 1000, f"--r1 must be 0 (off) or a weight up to 1000 (1 is typical), got {cfg.r1}"),
-        (0 <= cfg.d_dropout < 1, f"--d-dropout must be in [0, 1), got {cfg.d_dropout}"),
-        # options that shape one arch only are refused for the others, rather than silently ignored
-        (cfg.width == DEFAULTS.width or cfg.arch == "dcgan",
-         f"--width sets the channels of --arch dcgan; {cfg.arch} has fixed layer sizes: leave it out"),
-        (cfg.g_act == DEFAULTS.g_act or cfg.arch == "mlp",
-         f"--g-act applies to --arch mlp only ({cfg.arch} has its own activations): leave it out"),
-        (cfg.d_dropout == DEFAULTS.d_dropout or cfg.arch in ("mlp", "mlp-bn"),
-         f"--d-dropout applies to --arch mlp and mlp-bn only ({cfg.arch} has its own): leave it out"),
-        (cfg.label_smoothing is None or 0.5 < cfg.label_smoothing <= 1,
-         f"--label-smoothing is the target for real labels and must be in (0.5, 1], got {cfg.label_smoothing}"),
-        (cfg.dataset in DATASETS, f"unknown --dataset {cfg.dataset!r}: choose one of {', '.join(DATASETS)}"),
-        (0 <= cfg.ema < 1, f"--ema is a decay in [0, 1) (0: off, 0.999 typical), got {cfg.ema}"),
-        (cfg.eval_every >= 0 and cfg.eval_n >= 100, f"--eval-every must be 0 (off) or more and --eval-n at least "
-                                                    f"100, got {cfg.eval_every} and {cfg.eval_n}"),
-        (not cfg.eval_every or cfg.dataset == "mnist",
-         "--eval-every measures digits with an MNIST classifier: use it with --dataset mnist only"),
-        (cfg.keep_last >= 0, f"--keep-last must be 0 (keep all) or more, got {cfg.keep_last}"),
-    ]
-    for ok, message in rules:
-        if not ok:
-            raise GANError(message)
-
+from checkpoint import (STAT_NAMES, TrainingState, check_weights, checked_config, data_fingerprint, fixed_noise_ok,
+                        progress_of, read_checkpoint_file, read_training_checkpoint)
+from config import (DATASETS, LABEL_FREE, LABELS, N_CLASSES, R1_EVERY, BadType, BadValue, Config, GANError, check_drawing,
+                    check_int, check_seed, resumed, validate)
+from device import autocast, device_of, resolve_device, resolve_precision
+from files import StopRequest, TrainingInterrupted, atomic_write, write_text
+from record import (check_sample_count, describe, grid_layout, make_grid, model_summary, save_array, save_grid,
+                    show_or_save_grid, tensorboard, write_record, write_report)
+from rundir import RunFolder, find_generator, newest_checkpoint
 
 # ---- data ----
+
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
 
 def load_dataset(name: str, data_dir: str | Path, train: bool = True, device: torch.device | str = "cpu"):
     """A whole 28x28 dataset as one tensor on `device`: images (N, 1, 28, 28) scaled to [-1, 1], labels (N,).
 
-    torchvision finds the files in DATA_DIR/<MNIST|FashionMNIST|KMNIST>/raw or downloads them there (see
-    runfiles.read_idx_dataset). Holding the whole set on the device and slicing batches out of it is much faster
-    than a DataLoader with per-image PIL transforms.
+    torchvision finds the files in DATA_DIR/<MNIST|FashionMNIST|KMNIST>/raw or downloads them there. Holding the
+    whole set on the device and slicing batches out of it is much faster than a DataLoader with per-image PIL
+    transforms.
     """
     if name not in DATASETS:
-        raise GANError(f"unknown --dataset {name!r}: choose one of {', '.join(DATASETS)}")
-    images, labels = read_idx_dataset(DATASETS[name], data_dir, train)  # uint8 (N, 28, 28), (N,)
+        raise BadValue(f"unknown {{dataset}} {name!r}: choose one of {', '.join(DATASETS)}")
+    images, labels = read_idx(DATASETS[name], Path(data_dir), train)  # uint8 (N, 28, 28), (N,)
     images = images.to(device).unsqueeze(1).float().div_(127.5).sub_(1.0)  # uint8 0..255 -> [-1, 1], like tanh
     return images, labels.long().to(device)
 
@@ -157,10 +61,54 @@ def load_mnist(data_dir: str | Path, train: bool = True, device: torch.device | 
     return load_dataset("mnist", data_dir, train, device)
 
 
+def read_idx(folder: str, data_dir: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images (N, 28, 28) and labels (N,) through torchvision; a missing, damaged or wrong file is one line."""
+    import torchvision.datasets
+
+    raw = data_dir / folder / "raw"
+    if data_dir.exists() and not data_dir.is_dir():
+        raise GANError(f"--data-dir {data_dir} is a file: pass the folder that holds {folder}/raw/")
+    unpack_gz(raw)
+    try:
+        dataset = getattr(torchvision.datasets, folder)(root=str(data_dir), train=train, download=True)
+    except RuntimeError as e:
+        if "download" not in str(e).lower():
+            raise GANError(f"could not read {folder} from {raw}: {e}. Delete the damaged files and try again") from None
+        raise GANError(f"{folder} is not in {raw} and could not be downloaded (no network?): put "
+                       f"{', '.join(IDX_FILES)} (or their .gz) in {raw}/, or pass --data-dir to a folder that has "
+                       f"{folder}/raw/ with them") from None
+    except (OSError, ValueError, IndexError, EOFError, KeyError, TypeError, AssertionError, MemoryError) as e:
+        # torchvision checks an IDX header with bare asserts and an unknown type code with a dict lookup
+        detail = f"{type(e).__name__}: {e}" if str(e) else "bad IDX header"
+        raise GANError(f"could not read {folder} from {raw} ({detail}): the IDX files look damaged; "
+                       f"delete them and download again") from None
+    images, labels = dataset.data, dataset.targets
+    if images.dtype != torch.uint8 or images.dim() != 3 or tuple(images.shape[1:]) != (28, 28) or len(images) != len(labels):
+        raise GANError(f"the files in {raw} do not hold 28x28 images with one label each: they look damaged")
+    if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < N_CLASSES:
+        raise GANError(f"the labels in {raw} run from {int(labels.min())} to {int(labels.max())}, outside the "
+                       f"{N_CLASSES} classes 0-{N_CLASSES - 1}: the label file is damaged or from another dataset")
+    return images, labels
+
+
+def unpack_gz(raw: Path) -> None:
+    """Unpack FILE.gz to FILE where only the .gz is there. torchvision would first check the .gz against the
+    official checksum and try to download on a mismatch, which fails offline for re-compressed copies (Debian's
+    Fashion-MNIST package ships such copies); the unpacked IDX files are then read and checked as usual."""
+    import gzip
+    import shutil
+
+    for name in IDX_FILES:
+        packed, unpacked = raw / f"{name}.gz", raw / name
+        if packed.is_file() and not unpacked.exists():
+            try:
+                with gzip.open(packed, "rb") as src:
+                    atomic_write(unpacked, lambda f: shutil.copyfileobj(src, f))
+            except (OSError, EOFError) as e:
+                raise GANError(f"could not unpack {packed} ({e}): the file looks damaged; delete it and try again") from None
+
+
 # ---- networks ----
-
-N_CLASSES = 10
-
 
 class Generator(nn.Module):
     """z (B, latent_dim) -> images (B, 1, 28, 28) in [-1, 1].
@@ -307,34 +255,40 @@ def build_networks(cfg: Config, device: torch.device | str = "cpu") -> tuple[Gen
 # ---- training step ----
 
 def train_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-               real: torch.Tensor, labels: torch.Tensor | None, real_target: float, r1: float = 0.0) -> torch.Tensor:
+               real: torch.Tensor, labels: torch.Tensor | None, real_target: float, r1: float = 0.0,
+               amp: Callable = contextlib.nullcontext) -> torch.Tensor:
     """One update of D, then one of G. Returns [d_loss, g_loss, D(x), D(G(z))] as a tensor on the device,
     so the caller can sum it without forcing a host sync every step. `labels` only for conditional GANs; `r1`
-    weighs the penalty on D's gradient at the real images (0: none this step)."""
+    weighs the penalty on D's gradient at the real images (0: none this step). The forward passes run inside
+    `amp()` (bf16 autocast, say); the backward passes, the penalty's gradient and the optimizer steps outside it,
+    on fp32 weights."""
     if r1:
         real = real.detach().requires_grad_(True)
     z = torch.randn(real.size(0), G.latent_dim, device=real.device)
     fake_labels = torch.randint(0, N_CLASSES, (real.size(0),), device=real.device) if G.n_classes else None
-    fake = G(z, fake_labels)
 
     # (1) D: maximise log D(x) + log(1 - D(G(z)))
-    if D.batchnorm:  # BatchNorm must see real and fake batches apart, as in the DCGAN paper
-        d_real, d_fake = D(real, labels), D(fake.detach(), fake_labels)
-    else:  # one pass over both halves: bigger matrix products, fewer kernel launches
-        both_labels = torch.cat([labels, fake_labels]) if labels is not None else None
-        d_real, d_fake = D(torch.cat([real, fake.detach()]), both_labels).split(real.size(0))
-    d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, real_target))
-              + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+    with amp():
+        fake = G(z, fake_labels)
+        if D.batchnorm:  # BatchNorm must see real and fake batches apart, as in the DCGAN paper
+            d_real, d_fake = D(real, labels), D(fake.detach(), fake_labels)
+        else:  # one pass over both halves: bigger matrix products, fewer kernel launches
+            both_labels = torch.cat([labels, fake_labels]) if labels is not None else None
+            d_real, d_fake = D(torch.cat([real, fake.detach()]), both_labels).split(real.size(0))
+        d_real, d_fake = d_real.float(), d_fake.float()
+        d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, real_target))
+                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
     if r1:  # R1 (Mescheder et al. 2018): D's surface stays flat at the real images, so G's gradients stay useful
         grad, = torch.autograd.grad(d_real.sum(), real, create_graph=True)
-        d_loss = d_loss + r1 / 2 * grad.pow(2).flatten(1).sum(1).mean()
+        d_loss = d_loss + r1 / 2 * grad.float().pow(2).flatten(1).sum(1).mean()
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()
 
     # (2) G: maximise log D(G(z)), the non-saturating form of minimising log(1 - D(G(z)))
-    d_fake_for_g = D(fake, fake_labels)
-    g_loss = F.binary_cross_entropy_with_logits(d_fake_for_g, torch.ones_like(d_fake_for_g))
+    with amp():
+        d_fake_for_g = D(fake, fake_labels).float()
+        g_loss = F.binary_cross_entropy_with_logits(d_fake_for_g, torch.ones_like(d_fake_for_g))
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
@@ -344,7 +298,6 @@ def train_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt
 
 # ---- training loop ----
 
-STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
 LOG_EVERY = 25  # steps between reads of the running sums (each read is a host sync on a GPU)
 
 
@@ -384,21 +337,21 @@ def new_training_state(cfg: Config, device: torch.device, run_id: str | None = N
 
 
 def run_epoch(s: TrainingState, cfg: Config, images: torch.Tensor, labels: torch.Tensor,
-              should_stop: Callable[[], bool], on_step: Callable | None = None) -> bool:
+              should_stop: Callable[[], bool], on_step: Callable | None = None, precision: str = "fp32") -> bool:
     """Train epoch s.epoch + 1 from position s.pos. Returns True when it is complete, False when should_stop()
-    said so between two steps (s.pos, s.perm and s.sums then say where it got to)."""
+    said so between two steps (s.pos, s.perm and s.sums then say where it got to). `precision`: fp32 or bf16."""
     batch, steps = cfg.batch_size, len(images) // cfg.batch_size  # the last incomplete batch is dropped
     if not s.pos:
         s.perm, s.pos, s.seconds = torch.randperm(len(images), device=images.device), 0, 0.0
         s.sums = torch.zeros(len(STAT_NAMES), device=images.device)
     real_target = cfg.label_smoothing if cfg.label_smoothing is not None else 1.0
-    first, t0 = s.pos // batch, time.perf_counter()
+    first, t0, amp = s.pos // batch, time.perf_counter(), lambda: autocast(precision, images.device)
     s.G.train(), s.D.train()
     for step in range(first, steps):
         idx = s.perm[step * batch:(step + 1) * batch]
         r1 = cfg.r1 * R1_EVERY if cfg.r1 and (s.epoch * steps + step) % R1_EVERY == 0 else 0.0
         s.sums += train_step(s.G, s.D, s.opt_g, s.opt_d, images[idx], labels[idx] if cfg.conditional else None,
-                             real_target, r1)
+                             real_target, r1, amp)
         if s.G_ema is not None:
             update_ema(s.G_ema, s.G, cfg.ema, s.epoch * steps + step)
         s.pos = (step + 1) * batch
@@ -419,6 +372,13 @@ class Diverged(GANError):
     """A loss became NaN or infinite."""
 
 
+class Diverged(GANError):
+    """A loss became NaN or infinite."""
+
+
+DIVERGED_ADVICE = "Try a lower --lr or --label-smoothing 0.9"
+
+
 def check_finite(sums: torch.Tensor, epoch: int, step: int) -> torch.Tensor:
     """Read the running sums (one host sync) and stop if a loss has become NaN or infinite."""
     sums = sums.cpu()
@@ -432,12 +392,12 @@ def format_stats(means, images_per_s: float) -> str:
     return f"D {d_loss:.3f}  G {g_loss:.3f}  D(x) {d_real:.2f}  D(G(z)) {d_fake:.2f}  {images_per_s:,.0f} img/s"
 
 
-def end_of_epoch(s: TrainingState, cfg: Config, run: RunFiles, steps: int, writer, evaluate) -> str:
+def end_of_epoch(s: TrainingState, cfg: Config, run: RunFolder, steps: int, writer, evaluate, precision: str) -> str:
     """Record the finished epoch, draw its grid, save its checkpoint; returns the line that reports it."""
     epoch, means = s.epoch, check_finite(s.sums, s.epoch, steps) / steps
     row = {"epoch": epoch, **{k: round(float(v), 5) for k, v in zip(STAT_NAMES, means)},
            "epoch_time_s": round(s.seconds, 2), "images_per_s": round(steps * cfg.batch_size / s.seconds, 1),
-           "lr_g": s.opt_g.param_groups[0]["lr"], "lr_d": s.opt_d.param_groups[0]["lr"]}
+           "lr_g": s.opt_g.param_groups[0]["lr"], "lr_d": s.opt_d.param_groups[0]["lr"], "precision": precision}
     last = epoch == cfg.epochs
     if cfg.eval_every and (epoch % cfg.eval_every == 0 or last):
         row.update(evaluate(s.G_sample, cfg, device_of(s.G)))
@@ -446,30 +406,46 @@ def end_of_epoch(s: TrainingState, cfg: Config, run: RunFiles, steps: int, write
     if epoch % cfg.sample_every == 0 or last:
         _, fixed_labels, grid_row = fixed_inputs(cfg)
         grid = sample_images(s.G_sample, s.fixed_z.to(device_of(s.G)), fixed_labels)
-        notes.append(str(save_grid(grid, run.sample_grid(epoch), nrow=grid_row)))
+        notes.append(str(save_grid(grid, run.sample_grid(epoch), nrow=grid_row, run_id=s.run_id)))
         if writer:
             writer.add_image("samples", make_grid(grid, nrow=grid_row), epoch)
     if epoch % cfg.save_every == 0 or last:
         s.last_checkpoint = s.save(run.checkpoint(epoch), asdict(cfg))
         run.prune_checkpoints(keep=cfg.keep_last, newest=epoch)
         notes.append(str(s.last_checkpoint))
-    run.write_record(s.history, STAT_NAMES, writer)
+    write_record(run, s.history, writer)
     quality = f"  FID {row['fid']:.2f}" if "fid" in row else ""
     return (f"epoch {epoch}/{cfg.epochs}  {format_stats(means, row['images_per_s'])}{quality}  {s.seconds:.1f}s"
             + (f"  -> {', '.join(notes)}" if notes else ""))
 
 
-def start(cfg: Config, resume: str | Path | None, saved: dict | None, device: torch.device) -> TrainingState:
-    """A fresh state, or the one saved in `resume`, checked against how far cfg.epochs asks to go."""
-    saved = saved or (load_checkpoint(resume)[0] if resume is not None else None)
+def start(cfg: Config, resume, saved: dict | None, run: RunFolder, device: torch.device) -> TrainingState:
+    """A fresh state, or the one saved in `resume`, checked against how far cfg.epochs asks to go. A run that has
+    trained all its epochs but lacks its final generator (stopped while writing it) may resume to write it."""
     if saved and saved["epoch"] >= cfg.epochs:
         done = saved["epoch"]
-        raise GANError(f"{resume} stopped in the middle of epoch {done + 1}: pass --epochs {done + 1} or more to finish it"
-                       if saved["pos"] else f"{resume} has already trained {done} epochs: pass --epochs larger than {done}")
+        if saved["pos"]:
+            raise GANError(f"{resume} stopped in the middle of epoch {done + 1}: pass --epochs {done + 1} or more to "
+                           f"finish it")
+        if done > cfg.epochs or final_written(Path(resume).parent / run.final_generator.name, done):
+            raise GANError(f"{resume} has already trained {done} epochs: pass --epochs larger than {done}")
     s = new_training_state(cfg, device)
     if saved:
-        s.restore(saved, device, lr_g=cfg.lr_g, lr_d=cfg.lr_d)
+        s.restore(saved, device, lr_g=cfg.lr_g, lr_d=cfg.lr_d, path=resume)
     return s
+
+
+def final_written(generator: Path, epochs: int) -> bool:
+    """Whether the run's generator_final.pth is there and from the end of its training."""
+    return generator.is_file() and progress_of(generator) == (epochs, 0)
+
+
+def restart_if_other_data(s: TrainingState, cfg: Config, images: torch.Tensor, labels: torch.Tensor, say) -> None:
+    """A mid-epoch checkpoint continues exactly only on the same data in the same batches: otherwise the epoch in
+    progress starts again from its first batch (its finished steps stay trained), and the user is told so."""
+    if not s.continues_on(data_fingerprint(images, labels), cfg.batch_size):
+        say(f"note: epoch {s.epoch + 1} was interrupted on other data or another --batch-size; it starts again from "
+            f"its first batch")
 
 
 def train(cfg: Config, resume: str | Path | None = None, minutes: float | None = None, console=None,
@@ -482,58 +458,59 @@ def train(cfg: Config, resume: str | Path | None = None, minutes: float | None =
     line per epoch (default: print), `on_step(epoch, epochs, step, steps, stats)` the progress within an epoch,
     and `evaluate(G, cfg, device) -> dict` adds quality numbers every cfg.eval_every epochs (cli.py passes
     evaluate.evaluate_during_training). `saved` is the checkpoint `resume` names, when the caller has read it
-    already (see resume), so that it is read once.
+    already (see resume), so that it is read once. The run holds its folders while it lasts (rundir.py).
     """
     say = console.print if console is not None else print
     validate(cfg)
-    if minutes is not None and not minutes > 0:
-        raise GANError(f"--minutes must be a positive number, got {minutes}")
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float))
+                                or not 0 < minutes < math.inf):
+        raise BadValue(f"{{minutes}} must be a positive number, got {minutes}")
     if cfg.eval_every and evaluate is None:
         raise GANError("--eval-every needs an evaluation hook: pass evaluate=evaluate.evaluate_during_training")
     device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device, cfg.arch)
+    if resume is not None and saved is None:
+        saved, _ = load_checkpoint(resume)
+    run = RunFolder(cfg.checkpoint_dir, cfg.sample_dir)
     torch.manual_seed(cfg.seed)
-    s = start(cfg, resume, saved, device)
-    run = RunFiles(cfg.checkpoint_dir, cfg.sample_dir)
-    run.prepare(s.run_id)
-    images, labels = load_dataset(cfg.dataset, cfg.data_dir, device=device)
-    if len(images) < cfg.batch_size:
-        raise GANError(f"--batch-size {cfg.batch_size} is larger than the {len(images)} training images: use a smaller one")
-    header = (f"arch {cfg.arch}, latent_dim {cfg.latent_dim}" + (f", width {cfg.width}" if cfg.arch == "dcgan" else "")
-              + (", conditional" if cfg.conditional else ""))
-    write_text(run.summary, model_summary(s.G, s.D, header) + "\n")
-    run.write_record(s.history, STAT_NAMES)
-    deadline = time.perf_counter() + 60 * minutes if minutes else math.inf
-    with StopRequest() as stop, run.tensorboard(cfg.tensorboard) as writer:
+    s = start(cfg, resume, saved, run, device)
+    untagged_ok = saved is not None and saved["format"] < 4  # grids from before grids were tagged
+    with run.hold(s.run_id, untagged_ok), StopRequest() as stop, tensorboard(run, cfg.tensorboard) as writer:
+        images, labels = load_dataset(cfg.dataset, cfg.data_dir, device=device)
+        if len(images) < cfg.batch_size:
+            raise BadValue(f"{{batch_size}} {cfg.batch_size} is larger than the {len(images)} training images: "
+                           f"use a smaller one")
+        restart_if_other_data(s, cfg, images, labels, say)
+        say(f"{describe(cfg)}: {len(images):,} images on {device}, precision {precision}"
+            + (f" (--precision {cfg.precision})" if cfg.precision != precision else ""))
+        write_text(run.summary, model_summary(s.G, s.D, f"{describe(cfg)}, precision {precision}") + "\n")
+        write_record(run, s.history)
+        deadline = time.perf_counter() + 60 * minutes if minutes else math.inf
         should_stop = lambda: stop.signal_name is not None or time.perf_counter() > deadline  # noqa: E731
         try:
             while s.epoch < cfg.epochs:
-                if not run_epoch(s, cfg, images, labels, should_stop, on_step):
+                if not run_epoch(s, cfg, images, labels, should_stop, on_step, precision):
                     return stopped(s, cfg, run, stop.signal_name, minutes, say)
-                say(end_of_epoch(s, cfg, run, len(images) // cfg.batch_size, writer, evaluate))
+                say(end_of_epoch(s, cfg, run, len(images) // cfg.batch_size, writer, evaluate, precision))
         except Diverged as e:
             good = newest_checkpoint(run.dir, resumable=True)
             keep = f"the last good checkpoint, {good}, is kept" if good else "no checkpoint had been written yet"
-            raise GANError(f"{e}; {keep}. Try a lower --lr or --label-smoothing 0.9") from None
-    final = s.export(run.final_generator, asdict(cfg))
-    report = run.write_report(asdict(cfg), s.history, final, s.last_checkpoint)
+            raise GANError(f"{e}; {keep}. {DIVERGED_ADVICE}") from None
+        final = s.export(run.final_generator, asdict(cfg))  # a Ctrl-C here waits for the write: nothing is half done
+        report = write_report(run, asdict(cfg), s.history, final, s.last_checkpoint or resume)
     say(f"done: {cfg.epochs} epochs; generator {final}; report {report}")
-    return s.last_checkpoint
+    return s.last_checkpoint or Path(resume)
 
 
 def resume(path: str | Path, overrides: dict, **hooks) -> Path:
     """Continue the run saved in `path` with its own config, changed only by `overrides` (option values the user
-    gave: epochs, learning rates, folders...); options that would change the networks are refused."""
+    gave: epochs, learning rates, folders...; see config.resumed); options that would change the networks are
+    refused. The run writes where `path` is, unless overrides name other folders."""
     saved, saved_cfg = load_checkpoint(path)
-    changed = [f"--{name.replace('_', '-')}" for name in MODEL_FIELDS
-               if name in overrides and overrides[name] != getattr(saved_cfg, name)]
-    if changed:
-        raise GANError(f"{', '.join(changed)} would change the networks saved in {path}: leave them out when resuming "
-                       f"(start a new run with another --checkpoint-dir to train a different model)")
-    cfg = Config(**{**asdict(saved_cfg), **overrides})
-    return train(cfg, resume=path, saved=saved, **hooks)
+    return train(resumed(saved_cfg, overrides, path), resume=path, saved=saved, **hooks)
 
 
-def stopped(s: TrainingState, cfg: Config, run: RunFiles, signal_name: str | None, minutes, say) -> Path:
+def stopped(s: TrainingState, cfg: Config, run: RunFolder, signal_name: str | None, minutes, say) -> Path:
     """Save a mid-epoch checkpoint after Ctrl-C, SIGTERM or the time limit, and say how to continue."""
     path = s.save(run.partial_checkpoint(s.epoch), asdict(cfg))
     where = f"in epoch {s.epoch + 1} after step {s.pos // cfg.batch_size}"
@@ -547,12 +524,29 @@ def stopped(s: TrainingState, cfg: Config, run: RunFiles, signal_name: str | Non
 
 # ---- loading what a run saved ----
 
+def build_checked(build, cfg: Config, weights, path, what: str) -> nn.Module:
+    """A network built from `cfg` with `weights` loaded, checked first on the meta device: a file whose config asks
+    for huge networks, or whose weights do not fit its config, is refused before any memory is allocated."""
+    with torch.device("meta"):
+        check_weights(build(cfg), weights, path, what)
+    net = build(cfg)
+    net.load_state_dict(weights)
+    return net
+
+
 def load_checkpoint(path: str | Path) -> tuple[dict, Config]:
-    """A full training checkpoint, checked to match the networks its config describes, and that config."""
+    """A full training checkpoint, every part checked against the config it holds, and that config."""
     state = read_training_checkpoint(path)
-    cfg = checked_config(state, path, Config, validate)
-    check_weights(build_generator(cfg), state.get("G"), path, "generator")
-    check_weights(build_discriminator(cfg), state.get("D"), path, "discriminator")
+    cfg = checked_config(state, path)
+    with torch.device("meta"):
+        check_weights(build_generator(cfg), state.get("G"), path, "generator")
+        check_weights(build_discriminator(cfg), state.get("D"), path, "discriminator")
+        if state.get("G_ema") is not None:
+            check_weights(build_generator(cfg), state["G_ema"], path, "generator average")
+    rows = len(fixed_inputs(cfg)[0])
+    if not fixed_noise_ok(state["fixed_z"], rows, cfg.latent_dim):
+        raise GANError(f"{path} is damaged or inconsistent (its fixed noise is not {rows} x {cfg.latent_dim} "
+                       f"floats): use another checkpoint")
     return state, cfg
 
 
@@ -560,9 +554,8 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tupl
     """Rebuild the generator from the config stored in a checkpoint or exported generator file (its
     moving-average weights when the run kept them: those are the ones that draw best)."""
     state = read_checkpoint_file(path)
-    cfg = checked_config(state, path, Config, validate)
-    G = build_generator(cfg)
-    check_weights(G, state.get("G_ema") or state.get("G"), path, "generator")
+    cfg = checked_config(state, path)
+    G = build_checked(build_generator, cfg, state.get("G_ema") or state.get("G"), path, "generator")
     return G.to(device).eval(), cfg
 
 
@@ -594,11 +587,12 @@ def generate(G: Generator, n: int, seed: int | None = None, digit: int | None = 
 
 
 def class_labels(G: Generator, n: int, digit: int | None) -> torch.Tensor | None:
-    if not getattr(G, "n_classes", 0):
+    classes = getattr(G, "n_classes", 0)
+    if not classes:
         return None
-    if digit is not None and not 0 <= digit < G.n_classes:
-        raise GANError(f"--digit must be between 0 and {G.n_classes - 1}, got {digit}")
-    return torch.full((n,), digit) if digit is not None else torch.arange(n) % G.n_classes
+    if digit is not None:
+        check_int("digit", digit, 0, classes - 1)
+    return torch.full((n,), digit) if digit is not None else torch.arange(n) % classes
 
 
 def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n: int = 16, nrow: int | None = None,
@@ -608,16 +602,22 @@ def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n
                               ) -> torch.Tensor:
     """Draw n digits from `generator` and plot them: a module, the path of a checkpoint or exported generator, or
     None for the newest checkpoint in checkpoint_dir (default checkpoints/, and failing that the shipped
-    model; see find_generator).
+    model; see rundir.find_generator).
 
     The grid is shown in a matplotlib figure when there is a display (a desktop or a notebook) and saved to `out`
-    otherwise (default samples/generated_<time>.png); an `out` ending in .npy saves the raw array instead.
+    otherwise (default: a new samples/generated_<time>.png); an `out` ending in .npy saves the raw array instead.
     With `digit`, only that digit: a conditional generator is asked for it; an unconditional one needs a
     `sampler(G, n, seed, digit) -> images`, such as digits.rejection_sampler(), which keeps what the shipped
-    classifier calls that digit. Otherwise a conditional generator's grid has one row per digit, as in training.
-    Returns the images: a float tensor of shape (n, 1, 28, 28) with values in [0, 1].
+    classifier calls that digit. A conditional generator's digits come in order, row by row, in a near-square
+    grid (a row per digit when n is a multiple of 10). Returns the images: (n, 1, 28, 28) floats in [0, 1].
     """
-    as_array = out is not None and str(out).endswith(".npy")
+    return draw_samples(generator, n, nrow, seed, out, show, digit, sampler, checkpoint_dir, device)[0]
+
+
+def draw_samples(generator, n=16, nrow=None, seed=None, out=None, show=None, digit=None, sampler=None,
+                 checkpoint_dir=None, device="cpu") -> tuple[torch.Tensor, Path | None]:
+    """generate_and_plot_samples, returning also the file it wrote (None when it only showed the grid)."""
+    as_array = check_draw_arguments(generator, n, nrow, seed, out, digit)
     check_sample_count(n, as_grid=not as_array)
     if generator is None:
         generator, note = find_generator(checkpoint_dir)
@@ -631,12 +631,19 @@ def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n
                        " (the command line does), or train a conditional model")
     images = (sampler or generate)(generator, n, seed=seed, digit=digit)
     if as_array:
-        save_array(images, out)
-    elif conditional and digit is None and nrow is None:  # as training draws them: row d holds the d's
-        show_or_save_grid(*rows_by_digit(images, class_labels(generator, n, None), conditional), out, show)
+        return images, save_array(images, out)
+    if digit is None and nrow is None:
+        cells, nrow = grid_layout(images, class_labels(generator, n, None), conditional)
     else:
-        show_or_save_grid(images, nrow or max(1, math.ceil(math.sqrt(n))), out, show)
-    return images
+        cells, nrow = images, nrow or max(1, math.ceil(math.sqrt(n)))
+    return images, show_or_save_grid(cells, nrow, out, show)
+
+
+def check_draw_arguments(generator, n, nrow, seed, out, digit) -> bool:
+    """Check generate_and_plot_samples' arguments, naming the one that is wrong; returns whether `out` is .npy."""
+    if generator is not None and not isinstance(generator, (nn.Module, str, Path)):
+        raise BadType(f"generator must be a Generator, a checkpoint's path or None, got {type(generator).__name__}")
+    return check_drawing(n, nrow, seed, out, digit)
 
 
 def check_digit_source(G: Generator, cfg: Config, digit: int | None) -> None:
@@ -644,29 +651,3 @@ def check_digit_source(G: Generator, cfg: Config, digit: int | None) -> None:
     if digit is not None and not G.n_classes and cfg.dataset != "mnist":
         raise GANError("--digit on an unconditional model needs the MNIST classifier: "
                        "train a conditional model (the default, without --no-conditional)")
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation: keeps the path near the shell where Gaussian noise vectors live."""
-    cos = F.cosine_similarity(a, b, dim=-1).clamp(-1, 1).unsqueeze(-1)
-    omega = torch.acos(cos)
-    so = torch.sin(omega)
-    linear = (1 - t) * a + t * b
-    spherical = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / so.clamp_min(1e-8)
-    return torch.where(so.abs() < 1e-6, linear, spherical)  # nearly parallel vectors: the lerp is exact enough
-
-
-def interpolate(G: Generator, rows: int = 8, steps: int = 10, method: str = "linear",
-                seed: int | None = None) -> torch.Tensor:
-    """rows x steps images in [0, 1]: each row walks from one random latent point to another."""
-    if method not in ("linear", "slerp"):
-        raise GANError(f"unknown --method {method!r}: use linear or slerp")
-    if rows <= 0 or steps < 2:
-        raise GANError(f"need --rows >= 1 and --steps >= 2, got {rows} and {steps}")
-    rng = torch.Generator().manual_seed(seed) if seed is not None else None
-    a, b = torch.randn(2, rows, 1, G.latent_dim, generator=rng)                # (rows, 1, latent)
-    labels = class_labels(G, rows, None)                                        # a conditional G: row r is r % 10
-    labels = labels.repeat_interleave(steps) if labels is not None else None
-    t = torch.linspace(0, 1, steps).view(1, steps, 1)                          # (1, steps, 1)
-    z = slerp(a, b, t) if method == "slerp" else (1 - t) * a + t * b          # (rows, steps, latent)
-    return sample_images(G, z.reshape(rows * steps, G.latent_dim).to(device_of(G)), labels)

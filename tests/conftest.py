@@ -1,5 +1,7 @@
-"""Shared fixtures: a tiny MNIST written as real IDX files, and a CLI runner that returns plain text."""
+"""Shared fixtures and helpers: a tiny MNIST written as real IDX files, a CLI runner that returns plain text, the
+checks every test of an error uses (one clear line), small training configs and bit-for-bit comparison of runs."""
 
+import io
 import re
 import struct
 import sys
@@ -7,12 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import cli  # noqa: E402
+import gan  # noqa: E402
+
+FIXTURE = ROOT / "tests" / "fixtures" / "mnist_real_500.npz"
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -86,3 +93,94 @@ def train_args(mnist_dir, tmp_path):
         return ["--arch", arch, "--batch-size", "64", "--data-dir", mnist_dir, "--device", "cpu",
                 "--checkpoint-dir", tmp_path / "ckpt", "--sample-dir", tmp_path / "samples", *extra]
     return args
+
+
+# ---- helpers shared by the test modules ----
+
+def one_clear_line(text: str, *patterns: str) -> str:
+    """The error output is one line, with no traceback, naming the problem (each regex must match)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert "Traceback" not in text, text
+    assert len(lines) == 1, f"expected one line, got:\n{text}"
+    for pattern in patterns:
+        assert re.search(pattern, lines[0], re.IGNORECASE), f"{pattern!r} not in: {lines[0]}"
+    return lines[0]
+
+
+def assert_refused(result, *patterns: str) -> str:
+    """A command invoked through Typer's runner failed cleanly: non-zero exit, no exception escaped, one line."""
+    assert result.exit_code not in (0, None), result
+    assert isinstance(result.exception, SystemExit), f"a traceback escaped: {result.exception!r}"
+    return one_clear_line(result.stderr, *patterns)
+
+
+# ---- processes: real `python cli.py` runs, and cheap forks of one that has already imported torch ----
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory) -> Path:
+    """128 training images: 4 steps of 32 per epoch, so epochs (and saves) come quickly."""
+    return make_mnist(tmp_path_factory.mktemp("small"), n_train=128, n_test=16)
+
+
+def quiet():
+    from rich.console import Console
+    return Console(file=io.StringIO(), width=200)
+
+
+def config(tmp: Path, data: Path, epochs: int, **extra) -> gan.Config:
+    return gan.Config(arch="mlp", batch_size=32, device="cpu", epochs=epochs, seed=0, data_dir=str(data),
+                      checkpoint_dir=str(tmp / "ck"), sample_dir=str(tmp / "samples"), **extra)
+
+
+def same(a, b, where="") -> list[str]:
+    """Where two checkpoint states differ, bit for bit (tensors with torch.equal)."""
+    if isinstance(a, torch.Tensor):
+        return [] if isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b) else [where]
+    if isinstance(a, dict):
+        if not isinstance(b, dict) or a.keys() != b.keys():
+            return [where + " (keys)"]
+        return [d for k in a for d in same(a[k], b[k], f"{where}.{k}")]
+    if isinstance(a, (list, tuple)):
+        if type(a) is not type(b) or len(a) != len(b):
+            return [where + " (length)"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in same(x, y, f"{where}[{i}]")]
+    return [] if a == b else [where]
+
+
+def assert_identical_runs(a: Path, b: Path) -> None:
+    sa, sb = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+    assert sa["epoch"] == sb["epoch"]
+    for key in ("G", "D", "G_ema", "opt_g", "opt_d", "rng", "fixed_z"):
+        assert key in sa or key == "G_ema"
+        if key in sa:
+            assert not same(sa[key], sb[key], key), same(sa[key], sb[key], key)
+    # the losses recorded for every epoch agree too (times naturally differ)
+    stats = [[row[k] for k in ("epoch", *gan.STAT_NAMES)] for row in sa["history"]]
+    assert stats == [[row[k] for k in ("epoch", *gan.STAT_NAMES)] for row in sb["history"]]
+
+
+class RealDigitsOfLabel(nn.Module):
+    """A stand-in conditional body: returns a real fixture digit of the label it is given (shifted by `shift`)."""
+
+    def __init__(self, shift: int = 0):
+        super().__init__()
+        data = np.load(FIXTURE)
+        self.shift = shift
+        self.register_buffer("images", torch.from_numpy(data["images"]).float().div(127.5).sub(1).unsqueeze(1))
+        self.register_buffer("labels", torch.from_numpy(data["labels"]).long())
+
+    def forward(self, z_and_onehot):
+        wanted = (z_and_onehot[:, -10:].argmax(dim=1) + self.shift) % 10
+        pick = (z_and_onehot[:, 0].abs() * 1e4).long()
+        out = []
+        for digit, k in zip(wanted, pick):
+            candidates = self.images[self.labels == digit]
+            out.append(candidates[k % len(candidates)])
+        return torch.stack(out)
+
+
+def grid_size(n: int, nrow: int) -> tuple[int, int]:
+    """Pixel size of a torchvision grid of 28x28 images with padding 2."""
+    rows = -(-n // nrow)
+    return (nrow * 30 + 2, rows * 30 + 2)

@@ -13,10 +13,8 @@ from torch import nn
 
 import digits
 import gan
-from conftest import ROOT, make_mnist
-from test_core import grid_size
+from conftest import FIXTURE, ROOT, RealDigitsOfLabel, grid_size, make_mnist
 
-FIXTURE = ROOT / "tests" / "fixtures" / "mnist_real_500.npz"
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +53,7 @@ def test_conditional_generator_follows_the_label():
     assert images.shape == (5, 1, 28, 28) and (images[:, 0, 17] == 1).all() and images[:, 0, 3].max() == 0
     rows = gan.generate(G, 20, seed=0)  # no digit: classes 0..9 in turn
     assert [int(r[0].sum(dim=1).argmax()) for r in rows[:10]] == [2 * d + 3 for d in range(10)]
-    with pytest.raises(gan.GANError, match="--digit must be between 0 and 9"):
+    with pytest.raises(gan.GANError, match="^digit must be between 0 and 9"):
         gan.generate(G, 2, digit=12)
     # called like an unconditional generator, it draws a random digit for each z
     torch.manual_seed(0)
@@ -190,7 +188,7 @@ def test_fashion_mnist_trains_into_its_own_folders(tmp_path, run_cli, monkeypatc
     result = run_cli("train", "--dataset", "kmnist", "--epochs", "1", "--data-dir", data, "--arch", "mlp")
     assert result.exit_code == 1 and f"KMNIST is not in {data / 'KMNIST' / 'raw'}" in result.output
     result = run_cli("train", "--dataset", "cifar", "--data-dir", data)
-    assert result.exit_code == 1 and "unknown --dataset" in result.output
+    assert result.exit_code == 2 and "Invalid value for '--dataset'" in result.output and "'fashion-mnist'" in result.output
 
 
 def test_evaluate_reports_label_agreement_for_a_conditional_model(conditional_checkpoint, run_cli, mnist_dir):
@@ -200,26 +198,6 @@ def test_evaluate_reports_label_agreement_for_a_conditional_model(conditional_ch
     assert result.exit_code == 0, result
     agreement = json.loads(result.output)["label_agreement"]
     assert sorted(agreement) == [str(d) for d in range(10)] and all(0 <= v <= 1 for v in agreement.values())
-
-
-class RealDigitsOfLabel(nn.Module):
-    """A stand-in conditional body: returns a real fixture digit of the label it is given (shifted by `shift`)."""
-
-    def __init__(self, shift: int = 0):
-        super().__init__()
-        data = np.load(FIXTURE)
-        self.shift = shift
-        self.register_buffer("images", torch.from_numpy(data["images"]).float().div(127.5).sub(1).unsqueeze(1))
-        self.register_buffer("labels", torch.from_numpy(data["labels"]).long())
-
-    def forward(self, z_and_onehot):
-        wanted = (z_and_onehot[:, -10:].argmax(dim=1) + self.shift) % 10
-        pick = (z_and_onehot[:, 0].abs() * 1e4).long()
-        out = []
-        for digit, k in zip(wanted, pick):
-            candidates = self.images[self.labels == digit]
-            out.append(candidates[k % len(candidates)])
-        return torch.stack(out)
 
 
 def test_label_agreement_measures_whether_the_label_is_obeyed():
@@ -251,10 +229,11 @@ def bar_row(images: torch.Tensor) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def learned_bars(tmp_path_factory):
-    """A small conditional DCGAN trained (about 10 s) on 2,048 synthetic digits until it draws their bars."""
+    """A small conditional DCGAN trained (about 15 s) on 2,048 synthetic digits until it draws their bars without
+    doubt: at 6 epochs an AMX CPU drew some digits only 77-83% right, at 8 every CPU tried drew all of them right."""
     out = tmp_path_factory.mktemp("bars")
     data = make_mnist(out / "data", n_train=2048, n_test=16)
-    cfg = gan.Config(arch="dcgan", width=8, epochs=6, lr_g=1e-3, lr_d=1e-3, ema=0, device="cpu", data_dir=str(data),
+    cfg = gan.Config(arch="dcgan", width=8, epochs=10, lr_g=1e-3, lr_d=1e-3, ema=0, device="cpu", data_dir=str(data),
                      checkpoint_dir=str(out / "ckpt"), sample_dir=str(out / "samples"))
     from rich.console import Console
     import io
@@ -277,18 +256,20 @@ def grid_cells(png: Path, rows: int, columns: int) -> torch.Tensor:
                         for r in range(rows)])
 
 
-def test_generate_draws_one_row_per_digit_as_training_does(learned_bars, run_cli, tmp_path):
-    for n, per_row in ((30, 3), (16, 2)):
-        out = tmp_path / f"grid{n}.png"
-        result = run_cli("generate", "--checkpoint", learned_bars, "--n", n, "--out", out, "--seed", "0")
-        assert result.exit_code == 0, result
-        cells = grid_cells(out, rows=10, columns=per_row)
-        for digit in range(10):
-            drawn = n // 10 + (digit < n % 10)  # the digits come in turn, so the first n % 10 get one more
-            assert (bar_row(cells[digit, :drawn]) == digit).all(), (n, digit)  # row d holds the d's
-            assert (cells[digit, drawn:] == 1).all()  # and white cells where it has fewer than the row is long
-    # and the epoch grid the run wrote has the same layout: 10 x 10, row d drawn with label d
-    cells = grid_cells(learned_bars.parent.parent / "samples" / "epoch_0006.png", rows=10, columns=10)
+def test_generate_draws_a_row_per_digit_or_a_near_square_grid_in_digit_order(learned_bars, run_cli, tmp_path):
+    # a multiple of 10: a row per digit, as training draws them
+    out = tmp_path / "grid30.png"
+    assert run_cli("generate", "--checkpoint", learned_bars, "--n", 30, "--out", out, "--seed", "0").exit_code == 0
+    cells = grid_cells(out, rows=10, columns=3)
+    for digit in range(10):
+        assert (bar_row(cells[digit]) == digit).all(), digit  # row d holds the d's
+    # any other n: near-square (16 -> 4 x 4), the digits 0-9 in turn, sorted, read row by row
+    out = tmp_path / "grid16.png"
+    assert run_cli("generate", "--checkpoint", learned_bars, "--n", 16, "--out", out, "--seed", "0").exit_code == 0
+    cells = grid_cells(out, rows=4, columns=4).reshape(16, 1, 28, 28)
+    assert bar_row(cells).tolist() == sorted(d % 10 for d in range(16))
+    # and the epoch grid the run wrote has the training layout: 10 x 10, row d drawn with label d
+    cells = grid_cells(learned_bars.parent.parent / "samples" / "epoch_0010.png", rows=10, columns=10)
     assert all((bar_row(cells[digit]) == digit).float().mean() >= 0.9 for digit in range(10))
 
 

@@ -26,10 +26,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, cli, make_mnist, write_idx
+from conftest import ROOT, assert_identical_runs, assert_refused, cli, config, make_mnist, one_clear_line, quiet, same, write_idx
 
 import gan
-import runfiles  # noqa: E402  (conftest puts the repository on sys.path)
+import checkpoint
 
 SMALL = ("--batch-size", "32", "--device", "cpu")  # options train and resume both take
 TEMP_NAME = re.compile(r"^\..+\.\d+\.tmp$")  # atomic_write's temporary files: .NAME.PID.tmp
@@ -55,8 +55,8 @@ def check_folder(folder: Path) -> list[str]:
             assert TEMP_NAME.match(path.name), f"unexpected temporary file {path.name}"
             left.append(path.name)
         elif path.suffix == ".pth":
-            state = runfiles.read_checkpoint_file(path)  # raises on a truncated or damaged file
-            assert state["kind"] in (runfiles.CHECKPOINT_KIND, runfiles.GENERATOR_KIND)
+            state = checkpoint.read_checkpoint_file(path)  # raises on a truncated or damaged file
+            assert state["kind"] in (checkpoint.CHECKPOINT_KIND, checkpoint.GENERATOR_KIND)
         elif path.name == "metrics.json":
             json.loads(path.read_text())
     newest = epoch_checkpoints(folder)
@@ -80,25 +80,6 @@ def wait_for(condition, timeout: float, alive=lambda: True, poll: float = 0.002)
     return False
 
 
-def one_clear_line(text: str, *patterns: str) -> str:
-    """The error output is one line, with no traceback, naming the problem (each regex must match)."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert "Traceback" not in text, text
-    assert len(lines) == 1, f"expected one line, got:\n{text}"
-    for pattern in patterns:
-        assert re.search(pattern, lines[0], re.IGNORECASE), f"{pattern!r} not in: {lines[0]}"
-    return lines[0]
-
-
-def assert_refused(result, *patterns: str) -> str:
-    """A command invoked through Typer's runner failed cleanly: non-zero exit, no exception escaped, one line."""
-    assert result.exit_code not in (0, None), result
-    assert isinstance(result.exception, SystemExit), f"a traceback escaped: {result.exception!r}"
-    return one_clear_line(result.stderr, *patterns)
-
-
-# ---- processes: real `python cli.py` runs, and cheap forks of one that has already imported torch ----
-
 def _forked_cli(argv: list[str], out: str, err: str, max_file_size: int | None, slow_saves: tuple) -> None:
     """The body of a forked process: exactly what `python cli.py ARGV` runs, with stdout/stderr to files."""
     for fd, name in ((1, out), (2, err)):
@@ -118,7 +99,7 @@ def _forked_cli(argv: list[str], out: str, err: str, max_file_size: int | None, 
 def slow_down_checkpoint_writes(seconds: float, ending: str = ".pth") -> None:
     """Each write of a file whose name ends so pauses with its temporary file open, as a large checkpoint on a slow
     disk does: a signal aimed at the moment that file appears then lands inside the write, every time."""
-    original = runfiles.atomic_write
+    original = checkpoint.atomic_write
 
     def atomic_write(path, write):
         def slowly(f):
@@ -126,7 +107,7 @@ def slow_down_checkpoint_writes(seconds: float, ending: str = ".pth") -> None:
             write(f)
         return original(path, slowly if str(path).endswith(ending) else write)
 
-    runfiles.atomic_write = atomic_write
+    checkpoint.atomic_write = atomic_write
 
 
 class Forked:
@@ -191,22 +172,6 @@ def fork():
 def cli_process(*argv: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "cli.py", *argv], cwd=ROOT, env=ENV, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-@pytest.fixture(scope="module")
-def small_data(tmp_path_factory) -> Path:
-    """128 training images: 4 steps of 32 per epoch, so epochs (and saves) come quickly."""
-    return make_mnist(tmp_path_factory.mktemp("small"), n_train=128, n_test=16)
-
-
-def quiet():
-    from rich.console import Console
-    return Console(file=io.StringIO(), width=200)
-
-
-def config(tmp: Path, data: Path, epochs: int, **extra) -> gan.Config:
-    return gan.Config(arch="mlp", batch_size=32, device="cpu", epochs=epochs, seed=0, data_dir=str(data),
-                      checkpoint_dir=str(tmp / "ck"), sample_dir=str(tmp / "samples"), **extra)
 
 
 @pytest.fixture(scope="module")
@@ -319,33 +284,6 @@ def test_sigkill_at_random_moments_never_leaves_a_half_written_checkpoint(fork, 
 
 # ---- exact resume ----
 
-def same(a, b, where="") -> list[str]:
-    """Where two checkpoint states differ, bit for bit (tensors with torch.equal)."""
-    if isinstance(a, torch.Tensor):
-        return [] if isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b) else [where]
-    if isinstance(a, dict):
-        if not isinstance(b, dict) or a.keys() != b.keys():
-            return [where + " (keys)"]
-        return [d for k in a for d in same(a[k], b[k], f"{where}.{k}")]
-    if isinstance(a, (list, tuple)):
-        if type(a) is not type(b) or len(a) != len(b):
-            return [where + " (length)"]
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in same(x, y, f"{where}[{i}]")]
-    return [] if a == b else [where]
-
-
-def assert_identical_runs(a: Path, b: Path) -> None:
-    sa, sb = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
-    assert sa["epoch"] == sb["epoch"]
-    for key in ("G", "D", "G_ema", "opt_g", "opt_d", "rng", "fixed_z"):
-        assert key in sa or key == "G_ema"
-        if key in sa:
-            assert not same(sa[key], sb[key], key), same(sa[key], sb[key], key)
-    # the losses recorded for every epoch agree too (times naturally differ)
-    stats = [[row[k] for k in ("epoch", *gan.STAT_NAMES)] for row in sa["history"]]
-    assert stats == [[row[k] for k in ("epoch", *gan.STAT_NAMES)] for row in sb["history"]]
-
-
 class SignalOnText(io.StringIO):
     """A console file that sends this process a real SIGINT the first time `text` is printed."""
 
@@ -399,7 +337,7 @@ def payloads(marker: Path) -> dict:
     shell = Payload(os.system, f"touch {marker}")
     python = Payload(exec, f"open({str(marker)!r}, 'w').write('pwned')")
     return {
-        "torch.save, os.system": lambda p: torch.save({"format": 1, "kind": runfiles.CHECKPOINT_KIND, "G": shell}, p),
+        "torch.save, os.system": lambda p: torch.save({"format": 1, "kind": checkpoint.CHECKPOINT_KIND, "G": shell}, p),
         "torch.save legacy format, exec": lambda p: torch.save(python, p, _use_new_zipfile_serialization=False),
         "raw pickle protocol 2, exec": lambda p: p.write_bytes(pickle.dumps(python, protocol=2)),
         "raw pickle protocol 5, os.system": lambda p: p.write_bytes(pickle.dumps(shell, protocol=5)),
@@ -529,7 +467,7 @@ TRAIN_ERRORS = {
     "label smoothing of 0": (["--label-smoothing", "0"], r"--label-smoothing"),
     "zero save interval": (["--save-every", "0"], r"--save-every must be a positive"),
     "negative keep-last": (["--keep-last", "-1"], r"--keep-last"),
-    "unknown arch": (["--arch", "resnet"], r"unknown --arch 'resnet'"),
+    "unknown arch": (["--arch", "resnet"], r"Invalid value for '--arch': .*'resnet' is not one of 'mlp'"),
     "unknown device": (["--device", "tpu"], r"unknown --device 'tpu'"),
     "unsupported device": (["--device", "meta"], r"unsupported --device 'meta'"),
     "missing CUDA": (["--device", "cuda"], r"--device cuda .*no CUDA"),
@@ -772,7 +710,7 @@ def test_checkpoints_from_before_the_conditional_option_still_load(tmp_path, sma
                       "--sample-dir", tmp_path / "old-samples", "--device", "cpu")
     assert resumed.exit_code == 0, resumed
     state = torch.load(tmp_path / "old" / "gan_epoch_2.pth", weights_only=True)
-    assert state["format"] == runfiles.FORMAT and state["config"]["conditional"] is False
+    assert state["format"] == checkpoint.FORMAT and state["config"]["conditional"] is False
     assert state["config"]["r1"] == 0 and state["config"]["lr_g"] == 2e-4  # it went on as it had trained
 
 

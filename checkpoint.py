@@ -1,0 +1,337 @@
+"""The checkpoint format: what a file holds, how it is written whole, and how it is read without trusting it.
+
+    state = read_training_checkpoint("checkpoints/gan_epoch_5.pth")   # checked before any training starts
+    s.save("checkpoints/gan_epoch_6.pth", asdict(cfg))                 # a TrainingState, written atomically
+
+A file is loaded with torch's weights_only unpickler (it never runs code from the file), then checked field by
+field: a damaged, foreign or lying file is one line naming what is wrong, before any network is built or any
+epoch is trained. It knows the networks only as state dicts; gan.py rebuilds them from the config a file holds.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import pickle
+import uuid
+import warnings
+import zipfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from config import BadValue, Config, GANError, validate
+from files import atomic_write
+
+# 2: the learning rates are stored as lr_g and lr_d (format 1 had lr plus optional overrides), and each file
+# names the run that wrote it. 3: the config holds r1. 4: a checkpoint names the data it trained on (its size and
+# checksum), so a mid-epoch resume on other data restarts the epoch instead of indexing the wrong images.
+# Older files are still read (see upgrade_config).
+FORMAT = 4
+CHECKPOINT_KIND = "mnist-gan-checkpoint"
+GENERATOR_KIND = "mnist-gan-generator"
+# fields that format 1 files written before these options existed lack, with the value they had then
+FORMAT1_MISSING = {"conditional": False, "ema": 0.0, "dataset": "mnist"}
+STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
+
+
+def upgrade_config(saved: dict, file_format: int) -> dict:
+    """A stored config as today's Config fields: format 1's lr/lr_g/lr_d become two rates, and fields older
+    files lack take the value that reproduces what those runs did (no R1; format 1: unconditional, without EMA)."""
+    if file_format >= 3:
+        return dict(saved)
+    if file_format == 2:
+        return {"r1": 0.0, **saved}
+    config = {**FORMAT1_MISSING, "r1": 0.0, **saved}
+    lr = config.pop("lr", 2e-4)
+    config["lr_g"] = config.get("lr_g") if config.get("lr_g") is not None else lr
+    config["lr_d"] = config.get("lr_d") if config.get("lr_d") is not None else lr
+    return config
+
+
+def save_state(path: str | Path, state: dict) -> Path:
+    """torch.save through atomic_write, serialised in memory first: torch's file writer turns a full disk or a
+    Ctrl-C in mid-write into an opaque RuntimeError, where a plain write raises OSError or KeyboardInterrupt."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return atomic_write(path, lambda f: f.write(buf.getbuffer()))
+
+
+def get_rng_state(device: torch.device) -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    if device.type == "mps":
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+    if device.type == "mps" and "mps" in state:
+        torch.mps.set_rng_state(state["mps"])
+
+
+def data_fingerprint(images: torch.Tensor, labels: torch.Tensor) -> dict:
+    """What a checkpoint remembers of its training data: the size, and a checksum of every image and label."""
+    import zlib
+    crc = zlib.crc32(images.cpu().numpy().tobytes())
+    return {"n": len(images), "crc": zlib.crc32(labels.cpu().numpy().tobytes(), crc)}
+
+
+@dataclass
+class TrainingState:
+    """What a checkpoint restores: the networks, their optimizers, the record, and how far training got. A
+    partly done epoch (stopped by Ctrl-C or --minutes) keeps its shuffle order, position and running sums."""
+    G: nn.Module
+    D: nn.Module
+    G_ema: nn.Module | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    fixed_z: torch.Tensor
+    run_id: str | None = None  # names the run, so that no other run writes into its folders
+    history: list = field(default_factory=list)
+    epoch: int = 0  # epochs completed
+    pos: int = 0  # images of the next epoch already trained on
+    perm: torch.Tensor | None = None
+    sums: torch.Tensor | None = None
+    seconds: float = 0.0  # time spent on the epoch in progress
+    data: dict | None = None  # data_fingerprint of what the epoch in progress trains on
+    last_checkpoint: Path | None = None
+
+    def __post_init__(self):
+        self.run_id = self.run_id or uuid.uuid4().hex[:12]
+
+    @property
+    def G_sample(self) -> nn.Module:
+        return self.G_ema or self.G  # what grids, exports and evaluations draw from
+
+    def save(self, path: Path, config: dict) -> Path:
+        """Everything needed to continue exactly: networks, optimizers, epoch, config, fixed noise, history, RNG
+        state, and for a checkpoint written mid-epoch the epoch's order, position and running sums."""
+        nets = {"G": self.G, "D": self.D, "opt_g": self.opt_g, "opt_d": self.opt_d,
+                **({"G_ema": self.G_ema} if self.G_ema is not None else {})}
+        # the losses are checked before the last update of an epoch, so the weights themselves are checked here
+        broken = [name for name in ("G", "D", "G_ema") if name in nets and not all(
+            torch.isfinite(t).all() for t in nets[name].state_dict().values() if t.is_floating_point())]
+        if broken:
+            raise GANError(f"training diverged (the weights of {', '.join(broken)} became NaN or infinite): "
+                           f"{path.name} was not written and the checkpoints already in {path.parent} are kept. "
+                           f"Try a lower --lr or --label-smoothing 0.9")
+        partial = self.pos > 0
+        state = {"format": FORMAT, "kind": CHECKPOINT_KIND, "run": self.run_id, "config": config,
+                 "epoch": self.epoch, **{name: net.state_dict() for name, net in nets.items()},
+                 "fixed_z": self.fixed_z.cpu(), "history": self.history,
+                 "rng": get_rng_state(next(self.G.parameters()).device), "data": self.data, "pos": self.pos,
+                 "perm": self.perm.cpu() if partial else None, "sums": self.sums.cpu() if partial else None,
+                 "seconds": self.seconds if partial else 0.0}
+        return save_state(path, state)
+
+    def export(self, path: Path, config: dict) -> Path:
+        """The generator alone (no D, no optimizer state): a small file to share; `generate` accepts it."""
+        state = {"format": FORMAT, "kind": GENERATOR_KIND, "run": self.run_id, "config": config,
+                 "G": self.G_sample.state_dict(), "fixed_z": self.fixed_z.cpu(), "epoch": self.epoch, "pos": self.pos}
+        return save_state(path, state)
+
+    def continues_on(self, data: dict, batch_size: int) -> bool:
+        """Whether the epoch in progress can go on exactly on `data` (a data_fingerprint) in batches of batch_size;
+        if not, it is set to start again from its first batch. Either way the state now trains on `data`."""
+        same = self.data in (None, data) and self.perm is not None and len(self.perm) == data["n"]
+        ok = not self.pos or (same and self.pos % batch_size == 0 and self.pos <= data["n"] // batch_size * batch_size)
+        self.pos, self.data = self.pos if ok else 0, data
+        return ok
+
+    def restore(self, saved: dict, device: torch.device, lr_g: float, lr_d: float, path) -> None:
+        """Load a checked checkpoint into this fresh state; the learning rates given now win over the saved ones."""
+        self.G.load_state_dict(saved["G"])
+        self.D.load_state_dict(saved["D"])
+        if self.G_ema is not None:
+            self.G_ema.load_state_dict(saved.get("G_ema") or saved["G"])
+        for opt, net, key, lr in ((self.opt_g, self.G, "opt_g", lr_g), (self.opt_d, self.D, "opt_d", lr_d)):
+            load_optimizer(opt, net, saved[key], path, key)
+            for group in opt.param_groups:
+                group["lr"] = lr
+        self.fixed_z, self.history, self.run_id = saved["fixed_z"], list(saved["history"]), saved.get("run")
+        self.epoch, self.pos, self.seconds, self.data = saved["epoch"], saved["pos"], saved["seconds"], saved["data"]
+        if self.pos:
+            self.perm, self.sums = saved["perm"].to(device), saved["sums"].to(device)
+        set_rng_state(saved["rng"], device)
+
+
+def load_optimizer(opt: torch.optim.Optimizer, net: nn.Module, state, path, key: str) -> None:
+    """Adam's saved state, refused unless each moment has the shape of the weight it belongs to."""
+    bad = f"{path} holds an optimizer state ({key}) that does not fit its networks: the file is inconsistent"
+    try:
+        opt.load_state_dict(state)
+    except (ValueError, KeyError, TypeError, RuntimeError, AttributeError, IndexError):
+        raise GANError(bad) from None
+    for p in net.parameters():
+        moments = opt.state.get(p, {})
+        if any(torch.is_tensor(v) and v.dim() and v.shape != p.shape for v in moments.values()):
+            raise GANError(bad)
+
+
+# ---- reading a file without trusting it ----
+
+def read_torch_file(path: str | Path, kinds: tuple[str, ...], what: str) -> dict:
+    """torch.load with weights_only=True (never runs code from the file), every failure as one clear line; the
+    file must be a dict whose "kind" is one of `kinds`. `what` says what the file should be, for the messages."""
+    path = Path(path)
+    if not path.is_file():
+        raise GANError(f"no checkpoint at {path}: check the path (checkpoints are written to --checkpoint-dir)"
+                       if CHECKPOINT_KIND in kinds else f"no {what.split(':')[0]} at {path}: {what.split(': ')[-1]}")
+    if path.stat().st_size == 0:
+        raise GANError(f"{path} is empty: it is not a checkpoint (use another one from the same folder)")
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols it did not write: noise, not news
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        text = str(e)
+        if "GLOBAL" in text or "global" in text or "reduce" in text.lower():
+            raise GANError(f"refused to load {path}: it asks to import or call Python code, which a file of "
+                           f"this tool never does (a malicious or foreign file?); nothing in it was run") from None
+        raise GANError(f"{path} is damaged or not a PyTorch checkpoint (it does not unpickle as tensors and "
+                       f"plain values): use another checkpoint") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, TypeError,
+            IndexError, KeyError, MemoryError, OverflowError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0][:120]
+        raise GANError(f"{path} is damaged or not a PyTorch checkpoint ({first}): use another checkpoint") from None
+    if not isinstance(state, dict) or state.get("kind") not in kinds:
+        raise GANError(f"{path} is not a {what}")
+    return state
+
+
+def read_checkpoint_file(path: str | Path) -> dict:
+    """A checkpoint or generator file of this tool, read safely (read_torch_file), its format checked and its
+    config upgraded to today's fields."""
+    state = read_torch_file(path, (CHECKPOINT_KIND, GENERATOR_KIND), "checkpoint of this tool (a plain state_dict "
+                            "or another project's file?): use one written by `python cli.py train`")
+    if not isinstance(state.get("format"), int) or isinstance(state["format"], bool) or state["format"] < 1:
+        raise GANError(f"{path} has no valid checkpoint format number ({state.get('format')!r}): it is damaged")
+    if state["format"] > FORMAT:
+        raise GANError(f"{path} has checkpoint format {state['format']}, newer than this version "
+                       f"understands ({FORMAT}): update this tool")
+    if not isinstance(state.get("config"), dict):
+        raise GANError(f"{path} has no config: it is not a complete checkpoint of this tool")
+    state["config"] = upgrade_config(state["config"], state["format"])
+    return state
+
+
+def read_training_checkpoint(path: str | Path) -> dict:
+    """A full training checkpoint (not a generator alone), each thing a resume needs checked for type, shape and
+    range (check_progress); its networks are checked against its config by gan.load_checkpoint."""
+    state = read_checkpoint_file(path)
+    if state["kind"] != CHECKPOINT_KIND:
+        raise GANError(f"{path} holds only a generator (no discriminator or optimizer state), so training cannot "
+                       f"resume from it: use a gan_epoch_N.pth checkpoint")
+    missing = [k for k in ("opt_g", "opt_d", "epoch", "fixed_z", "history", "rng") if k not in state]
+    if missing:
+        raise GANError(f"{path} is incomplete (missing {', '.join(missing)}): use another checkpoint")
+    state.setdefault("pos", 0)
+    state.setdefault("seconds", 0.0)
+    state.setdefault("data", None)
+    problem = check_progress(state)
+    if problem:
+        raise GANError(f"{path} is damaged or inconsistent ({problem}): use another checkpoint")
+    return state
+
+
+def is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def is_tensor(value, dtype, dims: int) -> bool:
+    return torch.is_tensor(value) and value.dtype == dtype and value.dim() == dims
+
+
+def check_progress(state: dict) -> str | None:
+    """What is wrong with a checkpoint's record of its progress, or None: the epoch, the history, the RNG state and,
+    mid-epoch, the shuffle order, position and running sums."""
+    epoch, pos, history = state["epoch"], state["pos"], state["history"]
+    if not is_count(epoch) or not is_count(pos):
+        return f"epoch {epoch!r} and position {pos!r} must be whole numbers of at least 0"
+    if not isinstance(history, list) or len(history) != epoch or not all(
+            isinstance(row, dict) and all(isinstance(row.get(k), (int, float)) for k in ("epoch", *STAT_NAMES))
+            for row in history):
+        return f"its history is not one record of numbers per each of its {epoch} epochs"
+    rng = state["rng"]
+    if not isinstance(rng, dict) or not is_tensor(rng.get("cpu"), torch.uint8, 1) or \
+            rng["cpu"].numel() != torch.get_rng_state().numel():
+        return "its random-number state is not the one torch saves"
+    if not isinstance(state["seconds"], (int, float)) or not math.isfinite(state["seconds"]) or state["seconds"] < 0:
+        return f"its time {state['seconds']!r} is not a number of seconds"
+    data = state["data"]
+    if data is not None and not (isinstance(data, dict) and is_count(data.get("n")) and is_count(data.get("crc"))):
+        return "its record of the training data is not a size and a checksum"
+    if pos:
+        perm, sums = state.get("perm"), state.get("sums")
+        if not is_tensor(perm, torch.int64, 1) or pos > len(perm) or not torch.equal(perm.sort().values,
+                                                                                    torch.arange(len(perm))):
+            return f"position {pos} in an epoch needs that epoch's shuffle order, which is missing or not a permutation"
+        if not torch.is_tensor(sums) or not sums.is_floating_point() or tuple(sums.shape) != (len(STAT_NAMES),):
+            return f"position {pos} in an epoch needs its {len(STAT_NAMES)} running sums"
+    return None
+
+
+def checked_config(state: dict, path) -> Config:
+    """The config a checkpoint was trained with, as a Config that passes validate: values of the wrong type or out
+    of range mean a damaged or foreign file."""
+    kinds = {f.name: f.type for f in fields(Config)}
+    saved = state["config"]
+    wrong = [k for k, v in saved.items() if k in kinds and not same_kind(kinds[k], v)]
+    if wrong:
+        raise GANError(f"{path} holds an invalid config ({', '.join(wrong)} of the wrong type): the file is damaged "
+                       f"or not from this tool")
+    try:
+        cfg = Config(**{k: v for k, v in saved.items() if k in kinds})
+        validate(cfg)
+    except GANError as e:
+        raise GANError(f"{path} holds an invalid config ({e.for_cli() if isinstance(e, BadValue) else e})") from None
+    return cfg
+
+
+def same_kind(annotation: str, value) -> bool:
+    """Whether a saved config value has its field's type (`annotation`, as written in Config; a float also takes
+    an int)."""
+    if value is None:
+        return annotation.endswith("| None")
+    kind = annotation.split(" |")[0]
+    if kind == "float":
+        return type(value) in (int, float)
+    return type(value).__name__ == kind
+
+
+def check_weights(net: nn.Module, weights, path, what: str) -> None:
+    """Say in one line when `weights` do not fit `net` (built on the meta device, so nothing is allocated yet)."""
+    if not isinstance(weights, dict) or not all(torch.is_tensor(v) for v in weights.values()):
+        raise GANError(f"{path} has no {what} weights: use another checkpoint")
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    if expected != {k: tuple(v.shape) for k, v in weights.items()}:
+        raise GANError(f"the {what} weights in {path} do not fit the architecture its config describes "
+                       f"(different arch, width or latent size?): the file is inconsistent")
+
+
+def fixed_noise_ok(fixed_z, rows: int, latent_dim: int) -> bool:
+    return torch.is_tensor(fixed_z) and fixed_z.dtype == torch.float32 and tuple(fixed_z.shape) == (rows, latent_dim)
+
+
+def run_of(path: Path) -> str | None:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("run")
+    except Exception:  # noqa: BLE001  missing, damaged or foreign: no run
+        return None
+
+
+def progress_of(path: Path) -> tuple[int, int] | None:
+    """(epoch, position) a generator file says it reached, or None for a file that does not read."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(state.get("epoch", 0)), int(state.get("pos") or 0)
+    except Exception:  # noqa: BLE001
+        return None
+

@@ -1,0 +1,359 @@
+"""The promises of the README's Safety section under races, wrong deletes and lying files: each test here names a
+defect that the code before these checks had (two runs into one folder, export --force deleting a run, a resume on
+other data, a checkpoint that lies...), and runs the real commands, in real processes where two start together."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gan
+from conftest import ROOT, assert_refused, config, make_mnist, one_clear_line, quiet, write_idx
+from files import FolderLock
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1", "COLUMNS": "200"}
+SMALL = ("--arch", "mlp", "--batch-size", "32", "--device", "cpu")
+
+
+def cli_process(*argv) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "cli.py", *map(str, argv)], cwd=ROOT, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def run_files(folder: Path) -> dict[str, str]:
+    """The run id inside every checkpoint of a folder."""
+    return {p.name: torch.load(p, weights_only=True)["run"] for p in sorted(folder.glob("*.pth"))}
+
+
+def sha(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+# ---- (1) two runs into one folder ----
+
+def test_two_trains_started_together_into_one_folder_one_is_refused(tmp_path, small_data):
+    argv = ["train", *SMALL, "--epochs", "2", "--data-dir", small_data, "--checkpoint-dir", tmp_path / "ck",
+            "--sample-dir", tmp_path / "samples"]
+    first, second = cli_process(*argv), cli_process(*argv)  # started at the same moment
+    results = [(p.wait(180), p.communicate()) for p in (first, second)]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 1], results
+    _, (_, err) = next(r for r in results if r[0] == 1)
+    one_clear_line(err, r"in use by process \d+|already holds another run")
+    owners = set(run_files(tmp_path / "ck").values())
+    assert len(owners) == 1  # every checkpoint and the final generator are the one run's
+    assert len(list((tmp_path / "ck").glob("gan_epoch_*.pth"))) == 2
+
+
+def test_a_run_holds_its_folder_until_it_ends_even_before_its_first_checkpoint(tmp_path, small_data, run_cli):
+    ck = tmp_path / "ck"
+    first = cli_process("train", *SMALL, "--epochs", "1000", "--data-dir", small_data, "--checkpoint-dir", ck,
+                        "--sample-dir", tmp_path / "samples")
+    try:
+        deadline = time.monotonic() + 60
+        while not (ck / ".lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # the folder is locked before any checkpoint exists: a second run is told who holds it
+        second = run_cli("train", *SMALL, "--epochs", "1", "--data-dir", small_data, "--checkpoint-dir", ck,
+                         "--sample-dir", tmp_path / "other")
+        assert_refused(second, rf"{ck} is in use by process {first.pid}")
+        while not (ck / "gan_epoch_1.pth").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert_refused(run_cli("resume", ck / "gan_epoch_1.pth", "--epochs", "2000"), r"in use by process")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert not list((tmp_path / "other").glob("*.png"))
+    # a SIGKILLed run leaves no lock behind: the folder can be held again at once
+    with FolderLock(ck, "--checkpoint-dir"):
+        pass
+
+
+# ---- (2, 3) export --force and two exports at once ----
+
+@pytest.fixture(scope="module")
+def generator_file(tmp_path_factory, small_data) -> Path:
+    tmp = tmp_path_factory.mktemp("gen")
+    gan.train(config(tmp, small_data, epochs=1), console=quiet())
+    return tmp / "ck" / "generator_final.pth"
+
+
+def test_export_force_never_deletes_a_folder_that_is_not_an_export(tmp_path, run_cli, generator_file):
+    run_folder = generator_file.parent
+    before = {p.name: sha(p) for p in run_folder.iterdir() if p.is_file()}
+    result = run_cli("export", "--checkpoint", generator_file, "--n", "10", "--out", run_folder, "--force")
+    assert_refused(result, r"--force replaces only an earlier export")
+    assert {p.name: sha(p) for p in run_folder.iterdir() if p.is_file()} == before  # every checkpoint intact
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("a user's file")
+    (mine / "export.json").write_text("{}")  # even dressed as an export, a stranger's file is not replaced
+    assert_refused(run_cli("export", "--checkpoint", generator_file, "--n", "10", "--out", mine, "--force"),
+                   r"holds notes.txt, which no export writes")
+    assert (mine / "notes.txt").read_text() == "a user's file"
+    for out in (".", "/"):
+        assert_refused(run_cli("export", "--checkpoint", generator_file, "--n", "10", "--out", out, "--force"),
+                       r"--out|--force replaces only an earlier export")
+
+
+def test_export_force_replaces_an_earlier_export(tmp_path, run_cli, generator_file):
+    out = tmp_path / "synth"
+    for seed in ("1", "2"):
+        result = run_cli("export", "--checkpoint", generator_file, "--n", "12", "--out", out, "--format", "npy",
+                         "--seed", seed, *(["--force"] if seed == "2" else []))
+        assert result.exit_code == 0, result
+    assert json.loads((out / "export.json").read_text())["seed"] == 2
+    assert np.load(out / "images.npy").shape == (12, 1, 28, 28)
+
+
+def test_two_exports_started_together_to_one_folder_one_is_refused(tmp_path, generator_file):
+    out = tmp_path / "synth"
+    argv = ["export", "--checkpoint", generator_file, "--n", "3000", "--out", out, "--format", "npy", "--device", "cpu"]
+    runs = [cli_process(*argv, "--seed", str(seed)) for seed in (1, 2)]
+    results = [(p.wait(180), p.communicate()[1]) for p in runs]
+    assert sorted(code for code, _ in results) == [0, 1], results
+    winner = [seed for seed, (code, _) in zip((1, 2), results) if code == 0][0]
+    one_clear_line(next(err for code, err in results if code == 1), r"in use by process|already exists")
+    assert json.loads((out / "export.json").read_text())["seed"] == winner  # the folder is the winner's, whole
+    assert np.load(out / "images.npy").shape == (3000, 1, 28, 28)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial folder, no lock left
+
+
+def test_export_stopped_by_sigterm_leaves_nothing_and_stale_partials_are_cleaned(tmp_path, generator_file):
+    out = tmp_path / "big"
+    stale = tmp_path / ".big.partial-999999"  # left by a process that no longer exists
+    stale.mkdir()
+    (stale / "images.npy").write_bytes(b"x" * 1000)
+    export = cli_process("export", "--checkpoint", generator_file, "--n", "2000000", "--out", out, "--format", "png")
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".big.partial-*[!9]")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    export.send_signal(signal.SIGTERM)
+    code, (_, err) = export.wait(60), export.communicate()
+    assert code == 130
+    one_clear_line(err, r"interrupted")
+    assert list(tmp_path.iterdir()) == []  # no export, no partial folder (its own or the stale one), no lock
+
+
+# ---- (4) grids belong to a run ----
+
+def test_resume_refuses_another_runs_grids_and_accepts_its_own_in_a_new_folder(tmp_path, run_cli, small_data):
+    def train(name):
+        return gan.train(config(tmp_path / name, small_data, epochs=1), console=quiet())
+    mine, theirs = train("mine"), train("theirs")
+    their_grid = tmp_path / "theirs" / "samples" / "epoch_0001.png"
+    before = sha(their_grid)
+    result = run_cli("resume", mine, "--epochs", "2", "--sample-dir", their_grid.parent)
+    assert_refused(result, r"already holds another run's sample grids")
+    assert sha(their_grid) == before
+    # the reverse: a run resumed into a fresh checkpoint folder with its own grids is not a stranger to them
+    result = run_cli("resume", mine, "--epochs", "2", "--checkpoint-dir", tmp_path / "moved",
+                     "--sample-dir", tmp_path / "mine" / "samples")
+    assert result.exit_code == 0, result
+    assert (tmp_path / "mine" / "samples" / "epoch_0002.png").exists()
+
+
+def test_resume_writes_where_the_checkpoint_now_is(tmp_path, run_cli, small_data):
+    gan.train(config(tmp_path / "old", small_data, epochs=1), console=quiet())
+    (tmp_path / "old").rename(tmp_path / "new")  # the whole run folder, moved
+    result = run_cli("resume", tmp_path / "new" / "ck" / "gan_epoch_1.pth", "--epochs", "2",
+                     "--sample-dir", tmp_path / "new" / "samples")
+    assert result.exit_code == 0, result
+    assert (tmp_path / "new" / "ck" / "gan_epoch_2.pth").exists() and not (tmp_path / "old").exists()
+
+
+# ---- (5) a mid-epoch resume on other data or batches ----
+
+@pytest.fixture
+def interrupted(tmp_path, small_data) -> Path:
+    """A checkpoint written after 2 of an epoch's 4 steps."""
+    cfg = config(tmp_path, small_data, epochs=2)
+    s = gan.new_training_state(cfg, torch.device("cpu"))
+    images, labels = gan.load_dataset("mnist", small_data)
+    s.data = gan.data_fingerprint(images, labels)
+    assert not gan.run_epoch(s, cfg, images, labels, should_stop=lambda: s.pos >= 64)
+    (tmp_path / "ck").mkdir()
+    return s.save(tmp_path / "ck" / "gan_epoch_0_interrupted.pth", gan.asdict(cfg))
+
+
+@pytest.mark.parametrize("change", ["batch", "data"])
+def test_mid_epoch_resume_on_other_data_or_batches_restarts_the_epoch(change, interrupted, tmp_path, run_cli):
+    extra = ["--batch-size", "48"] if change == "batch" else ["--data-dir", make_mnist(tmp_path / "more", n_train=320)]
+    result = run_cli("resume", interrupted, *extra)
+    assert result.exit_code == 0, result
+    assert "epoch 1 was interrupted on other data or another --batch-size; it starts again" in result.output
+    history = json.loads((tmp_path / "ck" / "metrics.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert all(0 <= row["d_real"] <= 1 and 0 <= row["d_fake"] <= 1 for row in history)  # means of sigmoids
+
+
+def test_mid_epoch_resume_on_the_same_data_continues_without_a_note(interrupted, run_cli):
+    result = run_cli("resume", interrupted)
+    assert result.exit_code == 0, result
+    assert "starts again" not in result.output
+
+
+# ---- (6) generate's file names ----
+
+def test_generate_reads_the_suffix_whatever_its_case_and_refuses_others(tmp_path, run_cli, generator_file):
+    result = run_cli("generate", "--checkpoint", generator_file, "--n", "5", "--out", tmp_path / "digits.NPY")
+    assert result.exit_code == 0, result
+    assert np.load(tmp_path / "digits.NPY").shape == (5, 1, 28, 28)  # an array, not a PNG named .NPY
+    assert_refused(run_cli("generate", "--checkpoint", generator_file, "--out", tmp_path / "x.txt"), r"\.png .*\.npy")
+    with pytest.raises(ValueError, match="out .*x.txt: use a .png"):
+        gan.generate_and_plot_samples(generator_file, out=tmp_path / "x.txt")
+    assert not (tmp_path / "x.txt").exists()
+
+
+# ---- (7) checkpoints that load but lie ----
+
+def lie(state: dict, what: str) -> dict:
+    if what == "negative epoch":
+        state["epoch"] = -3
+    elif what == "history of the wrong type":
+        state["history"] = "not a list"
+    elif what == "RNG state of the wrong type":
+        state["rng"] = {"cpu": torch.zeros(7)}
+    elif what == "optimizer groups that do not match":
+        state["opt_d"] = state["opt_g"]
+    elif what == "fixed noise of the wrong shape":
+        state["fixed_z"] = torch.zeros(3, 5)
+    elif what == "a position without its order":
+        state["pos"], state["perm"] = 64, None
+    elif what == "huge networks in a small file":
+        state["config"] = {**state["config"], "arch": "dcgan", "width": 512, "latent_dim": 10_000}
+    return state
+
+
+LIES = ["negative epoch", "history of the wrong type", "RNG state of the wrong type",
+        "optimizer groups that do not match", "fixed noise of the wrong shape", "a position without its order",
+        "huge networks in a small file"]
+
+
+@pytest.mark.parametrize("what", LIES)
+def test_a_checkpoint_that_lies_is_refused_before_any_training(what, tmp_path, run_cli, generator_file):
+    state = torch.load(generator_file.parent / "gan_epoch_1.pth", weights_only=True)
+    path = tmp_path / "lying.pth"
+    torch.save(lie(state, what), path)
+    started = time.perf_counter()
+    result = run_cli("resume", path, "--epochs", "3", "--checkpoint-dir", tmp_path / "out")
+    assert_refused(result, r"lying.pth")
+    assert time.perf_counter() - started < 20  # refused at once: no epoch trained, no gigabytes allocated
+    assert not list((tmp_path / "out").glob("*.pth")) if (tmp_path / "out").exists() else True
+
+
+# ---- the other classes of bad input: one line each, never a traceback ----
+
+BIG_SEED = str(2**64 + 5)
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["train", "--seed", BIG_SEED], r"--seed must be between 0 and"),
+    (["generate", "--seed", BIG_SEED], r"--seed must be between 0 and"),
+    (["export", "--seed", BIG_SEED, "--n", "5"], r"--seed must be between 0 and"),
+    (["interpolate", "--seed", BIG_SEED], r"--seed must be between 0 and"),
+    (["evaluate", "--seed", BIG_SEED, "--n", "100"], r"--seed must be between 0 and"),
+    (["export", "--n", "5000000000"], r"--n must be between 1 and 10,000,000"),
+    (["interpolate", "--rows", "5000"], r"--rows must be between 1 and 1,000"),
+    (["interpolate", "--rows", "500", "--steps", "500"], r"more than one picture holds"),
+    (["train", "--epochs", "abc"], r"Invalid value for '--epochs'"),
+    (["export", "--format", "bogus"], r"Invalid value for '--format'"),
+])
+def test_bad_values_of_every_class_get_one_line(args, pattern, tmp_path, run_cli, monkeypatch, generator_file,
+                                                small_data):
+    monkeypatch.chdir(tmp_path)
+    where = {"evaluate": [generator_file], "train": [*SMALL, "--data-dir", small_data]}.get(
+        args[0], ["--checkpoint", generator_file])
+    assert_refused(run_cli(*args, *where), pattern)
+    assert not (tmp_path / "samples").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_labels_outside_the_ten_classes_and_a_data_dir_that_is_a_file(tmp_path, run_cli):
+    data = make_mnist(tmp_path / "data")
+    labels = np.full(256, 3, dtype=np.uint8)
+    labels[100] = 12
+    write_idx(data / "MNIST" / "raw" / "train-labels-idx1-ubyte", labels)
+    args = ["--checkpoint-dir", tmp_path / "ck", "--sample-dir", tmp_path / "s", *SMALL]
+    assert_refused(run_cli("train", "--data-dir", data, *args), r"labels in .* run from 3 to 12")
+    (tmp_path / "afile").write_text("x")
+    assert_refused(run_cli("train", "--data-dir", tmp_path / "afile", *args), r"--data-dir .*afile is a file")
+
+
+def test_usage_errors_are_one_line_and_checks_come_before_the_work(tmp_path, run_cli, small_data, monkeypatch):
+    assert_refused(run_cli("resume", "x.pth", "--arch", "mlp"), r"No such option: --arch")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    started = time.perf_counter()
+    result = run_cli("train-classifier", "--data-dir", small_data, "--out", locked / "sub" / "c.pt")
+    locked.chmod(0o700)
+    if os.geteuid() != 0:  # root writes anywhere
+        assert_refused(result, r"cannot write")
+        assert time.perf_counter() - started < 10
+    import builtins
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *a, **k):
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    result = run_cli("train", *SMALL, "--tensorboard", "--data-dir", tmp_path / "nowhere", "--checkpoint-dir",
+                     tmp_path / "ck", "--sample-dir", tmp_path / "s")
+    assert_refused(result, r"pip install tensorboard")  # said before the data (which is missing) is looked for
+
+
+def test_final_generator_missing_after_a_stop_can_be_finished_by_resume(tmp_path, run_cli, small_data):
+    last = gan.train(config(tmp_path, small_data, epochs=2), console=quiet())
+    (tmp_path / "ck" / "generator_final.pth").unlink()  # as a second Ctrl-C in the middle of its write leaves it
+    result = run_cli("resume", last)
+    assert result.exit_code == 0, result
+    G, _ = gan.load_generator(tmp_path / "ck" / "generator_final.pth")
+    assert torch.load(tmp_path / "ck" / "generator_final.pth", weights_only=True)["epoch"] == 2
+    assert_refused(run_cli("resume", last), r"already trained 2 epochs")  # once written, the run is done
+
+
+def test_training_goes_on_to_its_checkpoints_when_stdout_is_closed(tmp_path, small_data):
+    train = subprocess.Popen(f"{sys.executable} cli.py train {' '.join(SMALL)} --epochs 2 --data-dir {small_data} "
+                             f"--checkpoint-dir {tmp_path / 'ck'} --sample-dir {tmp_path / 's'} | head -c 1",
+                             shell=True, cwd=ROOT, env=ENV, stderr=subprocess.PIPE, text=True)
+    _, err = train.communicate(timeout=180)
+    assert "Traceback" not in err, err
+    assert (tmp_path / "ck" / "gan_epoch_2.pth").exists() and (tmp_path / "ck" / "generator_final.pth").exists()
+
+
+@pytest.mark.parametrize("kwargs, error, pattern", [
+    ({"n": "16"}, TypeError, r"^n must be a whole number, got '16'"),
+    ({"n": 1.5}, TypeError, r"^n must be a whole number, got 1.5"),
+    ({"n": 0}, ValueError, r"^n must be at least 1, got 0"),
+    ({"digit": 3.0}, TypeError, r"^digit must be a whole number"),
+    ({"digit": True}, TypeError, r"^digit must be a whole number, got True"),
+    ({"nrow": -3}, ValueError, r"^nrow must be at least 1, got -3"),
+    ({"out": ""}, ValueError, r"^out must be a file name"),
+    ({"seed": -1}, ValueError, r"^seed must be between 0 and"),
+])
+def test_python_callers_are_told_the_argument_in_pythons_words(kwargs, error, pattern, generator_file, tmp_path):
+    with pytest.raises(error, match=pattern):
+        gan.generate_and_plot_samples(generator_file, **{"out": tmp_path / "x.png", **kwargs})
+    with pytest.raises(TypeError, match="generator must be a Generator"):
+        gan.generate_and_plot_samples(42, out=tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_two_generates_at_once_never_write_over_each_other(tmp_path, generator_file):
+    runs = [subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "generate", "--checkpoint", str(generator_file),
+                              "--seed", str(seed)], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, text=True)
+            for seed in (1, 2)]
+    assert [p.wait(120) for p in runs] == [0, 0]
+    grids = sorted((tmp_path / "samples").glob("generated_*.png"))
+    assert len(grids) == 2 and grids[0].read_bytes() != grids[1].read_bytes(), grids
+    assert all(Image.open(g).size == (4 * 30 + 2, 4 * 30 + 2) for g in grids)

@@ -5,12 +5,13 @@
     python bench.py --data-dir ../shared/data --quality-only   # table 5 alone (about 25 minutes)
 
 It prints markdown tables (the README carries them):
-1. the machine's matrix-multiply rate (fp32, bf16), measured now, in this process;
-2. per arch: training images/s in steady state, seconds per epoch, FLOPs of one training iteration per image
-   (counted by torch.utils.flop_counter), the achieved FLOP/s and its share of the matmul rate;
-3. the same networks trained the way typical single-file examples do it (DataLoader with ToTensor + Normalize
-   per image, Sigmoid + BCELoss, .item() every step), side by side, as a speed-up ratio;
-4. what was tried and not kept (torch.compile, bf16 autocast, thread counts), against the loop as shipped;
+1. the machine's matrix-multiply rate in each precision (fp32, bf16), measured now, in this process;
+2. per setup and precision (bf16 where the CPU has AMX or AVX512-BF16): training images/s in steady state,
+   seconds per epoch, FLOPs of one training iteration per image (counted by torch.utils.flop_counter) and the
+   achieved share of the fastest matmul rate;
+3. beside it, the same networks trained the way typical single-file examples do it, in fp32 (DataLoader with
+   ToTensor + Normalize per image, Sigmoid + BCELoss, .item() every step), as a speed-up ratio;
+4. what was tried and not kept (torch.compile, thread counts), against the loop as shipped;
 5. quality against time for the default run: the built-in evaluation after 2.5 and 5 minutes of training and at
    its end (or at 10 minutes, if it is not done by then), next to the real-data floor; the same for the default
    without labels (--no-conditional, with its own defaults: a higher learning rate and the R1 penalty).
@@ -58,12 +59,10 @@ def count_flops(cfg: gan.Config) -> float:
     return counter.get_total_flops() / cfg.batch_size
 
 
-def our_speed(cfg: gan.Config, data: tuple, seconds: float, compiled: bool = False,
-              autocast: torch.dtype | None = None) -> float:
+def our_speed(cfg: gan.Config, data: tuple, seconds: float, compiled: bool = False, precision: str = "fp32") -> float:
     """Images/s of the training loop as shipped: gan.run_epoch, the loop `python cli.py train` runs (the moving
-    average of G included), on batches sliced from the in-memory tensor, with a progress hook like the CLI's.
-    `compiled` and `autocast` measure two things that did not pay here: torch.compile of both networks, and
-    autocast to a lower precision."""
+    average of G included), on batches sliced from the in-memory tensor, with a progress hook like the CLI's, in
+    `precision` (fp32, or bf16 autocast). `compiled` measures torch.compile of both networks, which did not pay."""
     images, labels = data
     torch.manual_seed(0)
     state = gan.new_training_state(cfg, torch.device("cpu"))
@@ -78,9 +77,8 @@ def our_speed(cfg: gan.Config, data: tuple, seconds: float, compiled: bool = Fal
             return left[0] <= 0
 
         t = time.perf_counter()
-        with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-            while left[0] > 0:
-                gan.run_epoch(state, cfg, images, labels, stop, on_step=lambda *progress: None)
+        while left[0] > 0:
+            gan.run_epoch(state, cfg, images, labels, stop, on_step=lambda *progress: None, precision=precision)
         return steps * cfg.batch_size / (time.perf_counter() - t)
 
     return timed(run, seconds, cfg.batch_size)
@@ -111,7 +109,6 @@ def tried_table(default: gan.Config, data, seconds: float) -> tuple[list[str], l
     trials = [
         ("mlp", mlp, "torch.compile of G and D", lambda: our_speed(mlp, data, seconds, compiled=True)),
         ("dcgan (default)", default, "torch.compile of G and D", lambda: our_speed(default, data, seconds, compiled=True)),
-        ("mlp", mlp, "autocast to bf16", lambda: our_speed(mlp, data, min(seconds, 5.0), autocast=torch.bfloat16)),
         ("dcgan (default)", default, f"1 thread instead of torch's {threads}",
          lambda: with_threads(1, lambda: our_speed(default, data, seconds))),
         ("dcgan (default)", default, f"{2 * threads} threads instead of torch's {threads}",
@@ -176,20 +173,21 @@ def baseline_speed(cfg: gan.Config, data_dir: str, seconds: float) -> float:
     return timed(run, seconds, cfg.batch_size)
 
 
-def speed_table(archs: dict[str, gan.Config], data, data_dir: str, seconds: float,
-                rates: dict) -> tuple[list[str], dict]:
-    lines = ["| arch | batch | images/s | s/epoch | GFLOP per image (train iter) | achieved GFLOP/s | share of fp32 matmul | typical example images/s | speed-up |",
-             "|---|---|---|---|---|---|---|---|---|"]
+def speed_table(setups: dict[str, gan.Config], data, data_dir: str, seconds: float, rates: dict,
+                precisions: tuple[str, ...]) -> tuple[list[str], dict]:
+    """Each setup in each precision, beside the typical example in fp32; the share is of the fastest matmul."""
+    fastest = max(rates.values())
+    lines = ["| setup | batch | precision | images/s | s/epoch | GFLOP per image (train iter) | share of the fastest "
+             "matmul | typical example (fp32) images/s | speed-up |", "|---|---|---|---|---|---|---|---|---|"]
     results = {}
-    for name, cfg in archs.items():
-        flops = count_flops(cfg)
-        ours = our_speed(cfg, data, seconds)
-        base = baseline_speed(cfg, data_dir, seconds)
-        achieved = ours * flops
-        results[name] = dict(images_per_s=ours, baseline_images_per_s=base, flops_per_image=flops,
-                             achieved_flops=achieved, share=achieved / rates["fp32"])
-        lines.append(f"| {name} | {cfg.batch_size} | {ours:,.0f} | {60000 / ours:.1f} | {flops / 1e9:.3f} | "
-                     f"{achieved / 1e9:.1f} | {achieved / rates['fp32']:.0%} | {base:,.0f} | {ours / base:.1f}x |")
+    for name, cfg in setups.items():
+        flops, base = count_flops(cfg), baseline_speed(cfg, data_dir, seconds)
+        for precision in precisions:
+            ours = our_speed(cfg, data, seconds, precision=precision)
+            results[f"{name} {precision}"] = dict(images_per_s=ours, baseline_images_per_s=base, flops_per_image=flops,
+                                                  share=ours * flops / fastest)
+            lines.append(f"| {name} | {cfg.batch_size} | {precision} | {ours:,.0f} | {60000 / ours:.1f} | "
+                         f"{flops / 1e9:.3f} | {ours * flops / fastest:.0%} | {base:,.0f} | {ours / base:.1f}x |")
     return lines, results
 
 
@@ -235,10 +233,16 @@ def quality_over_time(name: str, cfg: gan.Config, data_dir: str, marks: tuple[fl
 
 
 def speed(args) -> None:
-    """The speed tables: the machine's matmul rates, each arch's training speed, and what was tried."""
+    """The speed tables: the machine's matmul rate in each precision, each setup's training speed in each
+    precision beside the typical example (fp32, what its users run), and what was tried."""
+    from device import fast_bf16
     seconds = 1.0 if args.quick else 20.0
-    rates = {"fp32": matmul_rate(torch.float32, seconds=0.5 if args.quick else 3),
-             "bf16": matmul_rate(torch.bfloat16, size=256 if args.quick else 512, seconds=0.5 if args.quick else 3)}
+    size = 256 if args.quick else 1024
+    rates = {"fp32": matmul_rate(torch.float32, size, seconds=0.5 if args.quick else 3),
+             "bf16": matmul_rate(torch.bfloat16, size, seconds=0.5 if args.quick else 3)}
+    bf16 = fast_bf16(torch.device("cpu"))
+    print(f"AMX {torch.cpu._is_amx_tile_supported()}, AVX512-BF16 {torch.cpu._is_avx512_bf16_supported()}: "
+          f"--precision auto {'picks bf16 for the DCGANs' if bf16 else 'keeps fp32'} here\n")
     print("| matmul | GFLOP/s |\n|---|---|")
     for k, v in rates.items():
         print(f"| {k} | {v / 1e9:.1f} |")
@@ -246,11 +250,13 @@ def speed(args) -> None:
 
     data = gan.load_mnist(args.data_dir)  # (images, labels)
     default = gan.Config()
-    archs = {"mlp": replace(default, arch="mlp"), f"dcgan (width {default.width}, default)": default}
+    setups = {"mlp": replace(default, arch="mlp"), f"dcgan (width {default.width}, default)": default}
     if not args.quick:
-        archs.update({"mlp-bn": replace(default, arch="mlp-bn"),
-                      "dcgan-tf": replace(default, arch="dcgan-tf", batch_size=256)})
-    lines, results = speed_table(archs, data, args.data_dir, seconds, rates)
+        setups.update({"mlp-bn": replace(default, arch="mlp-bn"),
+                       "dcgan-tf": replace(default, arch="dcgan-tf", batch_size=256),
+                       "dcgan, batch 128": replace(default, batch_size=128)})
+    precisions = ("fp32", "bf16") if bf16 or args.quick else ("fp32",)
+    lines, results = speed_table(setups, data, args.data_dir, seconds, rates, precisions)
     print("\n".join(lines), flush=True)
     tried = []
     if not args.quick:

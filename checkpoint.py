@@ -16,7 +16,7 @@ import pickle
 import uuid
 import warnings
 import zipfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch

@@ -28,7 +28,7 @@ try:
 except ImportError:
     from click.exceptions import ClickException
 
-from config import DEVICES, LR_HELP, Config
+from config import DEVICES, LR_HELP, Config, help_of
 
 # gan.py imports torch (seconds), so each command imports it when it runs and `--help` answers at once.
 
@@ -233,6 +233,7 @@ DrawFrom = Annotated[Optional[Path], typer.Option("--checkpoint-dir", show_defau
 MinConfidence = Annotated[float, typer.Option(help="Classifier confidence needed to keep a sample for --digit.")]
 Seed = Annotated[Optional[int], typer.Option(help="Seed for repeatable results.")]
 Format = choice("format", ("png", "npy", "idx"))
+Method = choice("method", ("linear", "slerp"))
 
 
 def check_confidence(min_confidence: float) -> None:
@@ -270,7 +271,7 @@ def generate(n: Annotated[int, typer.Option(help="How many digits to draw.")] = 
 def export(n: Annotated[int, typer.Option(help="How many images to write.")] = 60_000,
            checkpoint: GeneratorFile = None, checkpoint_dir: DrawFrom = None,
            out: Annotated[Optional[Path], typer.Option(help="The folder to write (default: samples/export_<time>).")] = None,
-           fmt: Annotated[Format, typer.Option("--format", help="png (one file each), npy, or idx (MNIST's own format).")] = Format.idx,
+           fmt: Annotated[Format, typer.Option("--format", help="Image files: png (one file each), npy (one array) or idx (MNIST's own format).")] = Format.idx,
            seed: Seed = None, digit: Digit = None, min_confidence: MinConfidence = 0.9,
            force: Annotated[bool, typer.Option(help="Replace an earlier export at --out (only an export, and only once the new one is complete).")] = False,
            device: Device = "auto"):
@@ -299,7 +300,7 @@ def interpolate(checkpoint: GeneratorFile = None,
                 checkpoint_dir: DrawFrom = None,
                 rows: Annotated[int, typer.Option(help="Number of walks, one per row.")] = 8,
                 steps: Annotated[int, typer.Option(help="Images per walk, ends included.")] = 10,
-                method: Annotated[choice("method", ("linear", "slerp")), typer.Option(help="linear, or slerp (spherical: stays where Gaussian noise lives).")] = "linear",
+                method: Annotated[Method, typer.Option(help="How to walk: slerp is spherical, staying where Gaussian noise lives.")] = Method.linear,
                 out: Annotated[Optional[Path], typer.Option(help="PNG to write (default: a new samples/interpolation_<time>.png).")] = None,
                 seed: Seed = None,
                 device: Device = "auto"):
@@ -319,7 +320,7 @@ def interpolate(checkpoint: GeneratorFile = None,
     run_gan(action)
 
 
-DataDir = Annotated[Path, typer.Option(help=dataclasses.fields(Config)[[f.name for f in dataclasses.fields(Config)].index("data_dir")].metadata["help"])]
+DataDir = Annotated[Path, typer.Option(help=help_of("data_dir"))]
 
 
 @app.command("train-classifier")

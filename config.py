@@ -65,8 +65,8 @@ def rate_help(network: str) -> str:
 @dataclass
 class Config:
     # model: fixed for a run
-    arch: str = option("dcgan", "Network: mlp, mlp-bn (BatchNorm, no biases), dcgan, dcgan-tf (TensorFlow "
-                       "tutorial's).", "model", choices=ARCHS, model=True)
+    arch: str = option("dcgan", "Network (mlp-bn: the MLP with BatchNorm and no biases; dcgan-tf: the TensorFlow "
+                       "tutorial's DCGAN).", "model", choices=ARCHS, model=True)
     latent_dim: int = option(100, "Size of the noise vector z.", "model", model=True)
     width: int = option(16, "dcgan only: channels of D's first layer; compute grows with its square (paper: 64).",
                         "model", model=True)
@@ -125,6 +125,11 @@ class Config:
 
 
 LR_HELP = "Adam learning rate for both networks: sets --lr-g and --lr-d where they are not given."
+
+
+def help_of(name: str) -> str:
+    """The help text of a Config field, for a command outside train/resume that takes the same option."""
+    return next(f.metadata["help"] for f in fields(Config) if f.name == name)
 MODEL_FIELDS = tuple(f.name for f in fields(Config) if f.metadata["model"])
 RESUME_FIELDS = tuple(f.name for f in fields(Config) if f.metadata["resume"])
 DEFAULTS = {f.name: f.default for f in fields(Config)}

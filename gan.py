@@ -29,8 +29,9 @@ from torch import nn
 
 from checkpoint import (STAT_NAMES, TrainingState, check_weights, checked_config, data_fingerprint, fixed_noise_ok,
                         progress_of, read_checkpoint_file, read_training_checkpoint)
-from config import (DATASETS, LABEL_FREE, LABELS, N_CLASSES, R1_EVERY, BadType, BadValue, Config, GANError, check_drawing,
-                    check_int, check_seed, resumed, validate)
+from config import LABEL_FREE, LABELS  # noqa: F401  (the label-dependent defaults, for readers of gan.LABELS)
+from config import (DATASETS, N_CLASSES, R1_EVERY, BadType, BadValue, Config, GANError, check_drawing, check_int,
+                    resumed, validate)
 from device import autocast, device_of, resolve_device, resolve_precision
 from files import StopRequest, TrainingInterrupted, atomic_write, write_text
 from record import (check_sample_count, describe, grid_layout, make_grid, model_summary, save_array, save_grid,
@@ -366,10 +367,6 @@ def run_epoch(s: TrainingState, cfg: Config, images: torch.Tensor, labels: torch
     s.seconds += time.perf_counter() - t0
     s.epoch, s.pos = s.epoch + 1, 0
     return True
-
-
-class Diverged(GANError):
-    """A loss became NaN or infinite."""
 
 
 class Diverged(GANError):

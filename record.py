@@ -254,6 +254,13 @@ def show_or_save_grid(images: torch.Tensor, nrow: int, out: str | Path | None, s
 
 
 def save_loss_plot(history: list[dict], path: Path) -> Path:
+    buf = io.BytesIO()
+    loss_figure(history).savefig(buf, format="png", dpi=110)
+    return atomic_write(path, lambda f: f.write(buf.getvalue()))
+
+
+def loss_figure(history: list[dict]):
+    """The losses, D's view (mean D(x), D(G(z))) and, with --eval-every, the FID, per epoch: a matplotlib Figure."""
     import matplotlib
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure  # a Figure object, not pyplot: no global state, no display needed
@@ -276,6 +283,4 @@ def save_loss_plot(history: list[dict], path: Path) -> Path:
     for ax in (losses, probs, *quality):
         ax.legend()
         ax.grid(alpha=0.3)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return atomic_write(path, lambda f: f.write(buf.getvalue()))
+    return fig

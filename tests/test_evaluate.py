@@ -192,5 +192,9 @@ def test_eval_every_adds_quality_to_the_record(run_cli, train_args, tmp_path):
     assert 0 <= float(rows[1]["coverage_entropy"]) <= 1 and "recall" in rows[1]
     record = json.loads((tmp_path / "ckpt" / "metrics.json").read_text())
     assert "fid" not in record[0] and record[1]["fid"] == float(rows[1]["fid"])
-    from PIL import Image
-    assert Image.open(tmp_path / "ckpt" / "training_loss.png").size[0] > 1300  # the third panel, for FID
+    import record
+    assert (tmp_path / "ckpt" / "training_loss.png").stat().st_size > 10_000
+    fig = record.loss_figure(record_rows := json.loads((tmp_path / "ckpt" / "metrics.json").read_text()))
+    assert [ax.get_title() for ax in fig.axes] == ["Losses", "Discriminator's view", "Quality (lower is better)"]
+    fid = fig.axes[2].lines[0]
+    assert list(fid.get_xdata()) == [2, 3] and list(fid.get_ydata()) == [r["fid"] for r in record_rows if "fid" in r]

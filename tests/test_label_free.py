@@ -2,7 +2,6 @@
 does what it says, that a run records it and a resume keeps it, and that older files are read as they trained."""
 
 import copy
-import re
 
 import pytest
 import torch

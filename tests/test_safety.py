@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, assert_identical_runs, assert_refused, cli, config, make_mnist, one_clear_line, quiet, same, write_idx
+from conftest import ROOT, assert_identical_runs, assert_refused, cli, config, make_mnist, one_clear_line, quiet, write_idx
 
 import gan
 import checkpoint

@@ -149,7 +149,8 @@ def test_export_stopped_by_sigterm_leaves_nothing_and_stale_partials_are_cleaned
 def test_resume_refuses_another_runs_grids_and_accepts_its_own_in_a_new_folder(tmp_path, run_cli, small_data):
     def train(name):
         return gan.train(config(tmp_path / name, small_data, epochs=1), console=quiet())
-    mine, theirs = train("mine"), train("theirs")
+    mine = train("mine")
+    train("theirs")
     their_grid = tmp_path / "theirs" / "samples" / "epoch_0001.png"
     before = sha(their_grid)
     result = run_cli("resume", mine, "--epochs", "2", "--sample-dir", their_grid.parent)

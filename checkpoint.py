@@ -301,6 +301,8 @@ def same_kind(annotation: str, value) -> bool:
     if value is None:
         return annotation.endswith("| None")
     kind = annotation.split(" |")[0]
+    if kind == "list[str]":
+        return type(value) is list and all(type(v) is str for v in value)
     if kind == "float":
         return type(value) in (int, float)
     return type(value).__name__ == kind

@@ -70,7 +70,7 @@ def choice(name: str, values) -> type[enum.Enum]:
 def config_option(f: dataclasses.Field, hint, for_resume: bool) -> inspect.Parameter:
     """A Config field as a Typer option: on resume every option defaults to None, "the value saved"."""
     kinds = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-    kind = choice(f.name, f.metadata["choices"]) if f.metadata["choices"] else Path if f.name.endswith("_dir") else kinds[0]
+    kind = choice(f.name, f.metadata["choices"]) if f.metadata["choices"] else Path if f.name.endswith("_dir") or f.name == "images" else kinds[0]
     nullable = for_resume or f.default is None
     info = typer.Option(help=f.metadata["help"] + (" Default: the saved value." if for_resume else ""),
                         rich_help_panel=PANELS[f.metadata["panel"]], show_default=not nullable)
@@ -88,7 +88,7 @@ def with_config_options(for_resume: bool, *extras: inspect.Parameter):
     """Give a command `def f(ctx, checkpoint=None, **options)` the Config fields as options (resume: only those
     that may change), plus `extras`; `options` reach it as plain values."""
     hints = typing.get_type_hints(Config)
-    fields = [f for f in dataclasses.fields(Config) if f.metadata["resume"] or not for_resume]
+    fields = [f for f in dataclasses.fields(Config) if f.metadata["cli"] and (f.metadata["resume"] or not for_resume)]
     params = [config_option(f, hints[f.name], for_resume) for f in fields] + list(extras)
 
     def decorate(body):
@@ -232,6 +232,24 @@ Digit = Annotated[Optional[int], typer.Option(help="Only this digit: a condition
 DrawFrom = Annotated[Optional[Path], typer.Option("--checkpoint-dir", show_default=False, help="Folder whose newest checkpoint draws (default: checkpoints/, and failing that the shipped model).")]
 MinConfidence = Annotated[float, typer.Option(help="Classifier confidence needed to keep a sample for --digit.")]
 Seed = Annotated[Optional[int], typer.Option(help="Seed for repeatable results.")]
+ClassName = Annotated[Optional[str], typer.Option("--class", show_default=False, help="Only this class, by name: a model trained on --images DIR with a subfolder per class (--digit takes its index).")]
+
+
+def by_class(gan, checkpoint, checkpoint_dir, class_name: str | None, digit: int | None, device: str):
+    """What to draw from and which class, for --class NAME: the generator (loaded, so that its class names are known)
+    and the index of NAME; without --class, the checkpoint as given and --digit."""
+    if class_name is None:
+        return checkpoint, digit
+    if digit is not None:
+        fail("--class and --digit both choose a class: give one")
+    path = checkpoint or gan.find_generator(checkpoint_dir)[0]
+    G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
+    if not cfg.classes or not cfg.conditional:
+        fail(f"--class picks a class of a model trained on --images DIR with a subfolder per class; {path} has none: "
+             f"use --digit")
+    if class_name not in cfg.classes:
+        fail(f"{path} has no class {class_name!r}: it knows {', '.join(cfg.classes)}")
+    return G, cfg.classes.index(class_name)
 Format = choice("format", ("png", "npy", "idx"))
 Method = choice("method", ("linear", "slerp"))
 
@@ -248,22 +266,24 @@ def generate(n: Annotated[int, typer.Option(help="How many digits to draw.")] = 
              out: Annotated[Optional[Path], typer.Option(help="Output: a .png grid (near-square; a row per digit when --n is a multiple of 10) or an .npy (n, 1, 28, 28) float array in [0, 1]. Default: a new samples/generated_<time>.png.")] = None,
              seed: Seed = None,
              nrow: Annotated[Optional[int], typer.Option(help="Images per row of the grid (default: near-square).")] = None,
-             digit: Digit = None, min_confidence: MinConfidence = 0.9,
+             digit: Digit = None, class_name: ClassName = None, min_confidence: MinConfidence = 0.9,
              fmt: Annotated[Optional[Format], typer.Option("--format", help="Same as the export command: a labelled dataset folder at --out.")] = None,
              force: Annotated[bool, typer.Option(help="With --format: replace an earlier export at --out.")] = False,
              device: Device = "auto"):
     """Draw new digits from a trained generator into a PNG grid or an .npy array."""
     if fmt is not None:  # the older spelling of `export`
-        return export(n, checkpoint, checkpoint_dir, out, fmt, seed, digit, min_confidence, force, device)
+        return export(n, checkpoint, checkpoint_dir, out, fmt, seed, digit, class_name, min_confidence, force, device)
     check_confidence(min_confidence)
 
     def action(gan):
         import digits
-        _, written = gan.draw_samples(checkpoint, n=n, nrow=nrow, seed=seed, out=out, show=False, digit=digit,
+        source, chosen = by_class(gan, checkpoint, checkpoint_dir, class_name, digit, device)
+        _, written = gan.draw_samples(source, n=n, nrow=nrow, seed=seed, out=out, show=False, digit=chosen,
                                       sampler=digits.rejection_sampler(min_confidence), checkpoint_dir=checkpoint_dir,
                                       device=device)
-        source = f" from {checkpoint}" if checkpoint else ""
-        typer.echo(f"wrote {n} {f'{digit}s' if digit is not None else 'images'}{source} to {written}")
+        origin = f" from {checkpoint}" if checkpoint else ""
+        what = f"{class_name!r} images" if class_name else f"{digit}s" if digit is not None else "images"
+        typer.echo(f"wrote {n} {what}{origin} to {written}")
     run_gan(action)
 
 
@@ -272,7 +292,7 @@ def export(n: Annotated[int, typer.Option(help="How many images to write.")] = 6
            checkpoint: GeneratorFile = None, checkpoint_dir: DrawFrom = None,
            out: Annotated[Optional[Path], typer.Option(help="The folder to write (default: samples/export_<time>).")] = None,
            fmt: Annotated[Format, typer.Option("--format", help="Image files: png (one file each), npy (one array) or idx (MNIST's own format).")] = Format.idx,
-           seed: Seed = None, digit: Digit = None, min_confidence: MinConfidence = 0.9,
+           seed: Seed = None, digit: Digit = None, class_name: ClassName = None, min_confidence: MinConfidence = 0.9,
            force: Annotated[bool, typer.Option(help="Replace an earlier export at --out (only an export, and only once the new one is complete).")] = False,
            device: Device = "auto"):
     """Write a labelled dataset of generated digits to a folder: images as png, npy or idx, and labels.csv with
@@ -286,10 +306,11 @@ def export(n: Annotated[int, typer.Option(help="How many images to write.")] = 6
         from record import default_output
         path, note = (checkpoint, "") if checkpoint else gan.find_generator(checkpoint_dir)
         G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
+        chosen = by_class(gan, path, None, class_name, digit, device)[1]
         target = out or default_output("export", "")
         with Progress() as progress:
             task = progress.add_task(f"writing {fmt}", total=n)
-            digits.export_samples(G, cfg, n, target, fmt, seed=seed, digit=digit, min_confidence=min_confidence,
+            digits.export_samples(G, cfg, n, target, fmt, seed=seed, digit=chosen, min_confidence=min_confidence,
                                   force=force, progress=lambda k: progress.advance(task, k))
         typer.echo(f"wrote {n} images with labels from {path} to {target}/ ({fmt})" + (f"; {note}" if note else ""))
     run_gan(action)

@@ -50,11 +50,13 @@ LABEL_FREE = {"lr_g": 8e-4, "lr_d": 8e-4, "r1": 1.0}
 R1_EVERY = 16  # steps between R1 penalties, each weighted by 16: the lazy regularisation of StyleGAN2
 
 
-def option(default, help: str, panel: str, *, choices=None, model: bool = False, resume: bool = False):
+def option(default, help: str, panel: str, *, choices=None, model: bool = False, resume: bool = False,
+           cli: bool = True):
     """A Config field with what the CLI needs to offer it. `model`: it defines the networks, so resume refuses to
-    change it; `resume`: the resume command offers it (default: the saved value)."""
+    change it; `resume`: the resume command offers it (default: the saved value); `cli`: it is an option at all
+    (not one that a run works out for itself)."""
     return field(default=default, metadata={"help": help, "panel": panel, "choices": choices, "model": model,
-                                            "resume": resume})
+                                            "resume": resume, "cli": cli})
 
 
 def rate_help(network: str) -> str:
@@ -77,6 +79,10 @@ class Config:
                                "--no-conditional learns without labels.", "model", model=True)
     dataset: str = option("mnist", "28x28 dataset, read through torchvision; other datasets get their own default "
                           "folders.", "model", choices=tuple(DATASETS), model=True)
+    images: str | None = option(None, "Train on your own images instead: a folder of PNG, JPEG, BMP or GIF files, "
+                                "with a subfolder per class (a labelled GAN) or flat (label-free); made grey and "
+                                "28x28.", "model", model=True)
+    classes: list[str] | None = option(None, "", "model", model=True, cli=False)  # the folder's class names
     ema: float = option(0.999, "Sample from a moving average of G's weights with this decay (0: off).", "model")
     # optimisation
     epochs: int = option(16, "Total epochs to train (on resume: the epoch to stop at).", "optimisation", resume=True)
@@ -114,14 +120,24 @@ class Config:
     def __post_init__(self, lr: float | None):
         if lr is not None:
             check_rate("lr", lr)
+        if self.images is not None:
+            self.images, self.dataset = str(self.images), "images"
+            if self.classes is None:  # a new run: the folder says; a saved run keeps the classes it trained on
+                self.classes = image_classes(self.images)
+            self.conditional = self.conditional and bool(self.classes)  # a flat folder has no labels
         defaults = LABELS if self.conditional else LABEL_FREE
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, lr if lr is not None and name != "r1" else value)
-        suffix = "" if self.dataset == "mnist" else f"/{self.dataset}"
+        suffix = "" if self.dataset == "mnist" else f"/{Path(self.images).name}" if self.images else f"/{self.dataset}"
         self.checkpoint_dir = str(self.checkpoint_dir) if self.checkpoint_dir is not None else "checkpoints" + suffix
         self.sample_dir = str(self.sample_dir) if self.sample_dir is not None else "samples" + suffix
         self.data_dir = str(self.data_dir)
+
+    @property
+    def n_classes(self) -> int:
+        """Classes a conditional model draws: ten for the 28x28 datasets, one per subfolder for --images."""
+        return len(self.classes) if self.classes is not None else N_CLASSES
 
 
 LR_HELP = "Adam learning rate for both networks: sets --lr-g and --lr-d where they are not given."
@@ -130,7 +146,7 @@ LR_HELP = "Adam learning rate for both networks: sets --lr-g and --lr-d where th
 def help_of(name: str) -> str:
     """The help text of a Config field, for a command outside train/resume that takes the same option."""
     return next(f.metadata["help"] for f in fields(Config) if f.name == name)
-MODEL_FIELDS = tuple(f.name for f in fields(Config) if f.metadata["model"])
+MODEL_FIELDS = tuple(f.name for f in fields(Config) if f.metadata["model"] and f.metadata["cli"])
 RESUME_FIELDS = tuple(f.name for f in fields(Config) if f.metadata["resume"])
 DEFAULTS = {f.name: f.default for f in fields(Config)}
 
@@ -195,7 +211,8 @@ def validate(cfg: Config) -> None:
     rules = [
         (cfg.arch in ARCHS, f"unknown {{arch}} {cfg.arch!r}: choose one of {', '.join(ARCHS)}"),
         (cfg.g_act in ("relu", "leaky"), f"unknown {{g_act}} {cfg.g_act!r}: choose relu or leaky"),
-        (cfg.dataset in DATASETS, f"unknown {{dataset}} {cfg.dataset!r}: choose one of {', '.join(DATASETS)}"),
+        (cfg.dataset in DATASETS or cfg.images is not None,
+         f"unknown {{dataset}} {cfg.dataset!r}: choose one of {', '.join(DATASETS)}, or pass {{images}} DIR"),
         (cfg.precision in PRECISIONS, f"unknown {{precision}} {cfg.precision!r}: choose one of {', '.join(PRECISIONS)}"),
         (cfg.latent_dim <= 10_000, f"{{latent_dim}} {cfg.latent_dim} is too large (at most 10,000): the networks "
                                    f"would not fit in memory"),
@@ -249,3 +266,43 @@ def resumed(saved: Config, overrides: dict, checkpoint: str | Path) -> Config:
         if overrides.get("sample_dir") is None and Path(saved.sample_dir).is_relative_to(old):
             config["sample_dir"] = str(here / Path(saved.sample_dir).relative_to(old))
     return Config(**config)
+
+
+# ---- your own images: what a folder holds ----
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+MAX_CLASSES = 100
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files directly in `folder`, by name (hidden files left out)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+                  and p.is_file())
+
+
+def image_classes(root: str) -> list[str]:
+    """The class names of an image folder: its subfolders, each of which must hold images; [] for a flat folder of
+    images (label-free). Anything else is one line saying what the folder should look like."""
+    folder = Path(root)
+    if not folder.exists():
+        raise BadValue(f"{{images}} {root}: no such folder")
+    if not folder.is_dir():
+        raise BadValue(f"{{images}} {root} is a file: pass the folder that holds your images")
+    try:
+        subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        loose = image_files(folder)
+        empty = [p.name for p in subfolders if not image_files(p)]
+    except OSError as e:
+        raise GANError(f"cannot read {root} ({e.strerror or e})") from None
+    if subfolders and loose:
+        raise BadValue(f"{{images}} {root} holds both images and subfolders: put every image in a class subfolder, "
+                       f"or use a flat folder of images only")
+    if empty:
+        raise BadValue(f"{{images}} {root}: class {empty[0]!r} has no images ({', '.join(IMAGE_SUFFIXES)}); "
+                       f"add some or remove the subfolder")
+    if not subfolders and not loose:
+        raise BadValue(f"{{images}} {root} holds no images ({', '.join(IMAGE_SUFFIXES)}) and no class subfolders")
+    if len(subfolders) > MAX_CLASSES:
+        raise BadValue(f"{{images}} {root} has {len(subfolders)} class subfolders, more than {MAX_CLASSES}: a "
+                       f"conditional GAN needs many images of each; group them into fewer classes")
+    return [p.name for p in subfolders]

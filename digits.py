@@ -209,20 +209,21 @@ def is_export_file(name: str) -> bool:
 
 
 def write_export(G, cfg, n, folder: Path, fmt, base_seed, digit, min_confidence, batch, progress) -> None:
-    all_labels = np.zeros(n, dtype=np.int64)
+    all_labels, names = np.zeros(n, dtype=np.int64), cfg.classes or None  # --images runs: the classes' names too
     with ImageFile(folder, fmt, n) as images_out, open(folder / "labels.csv", "w") as table:
-        table.write("index,label,confidence\n")
+        table.write("index,label,confidence" + (",class\n" if names else "\n"))
         for start in range(0, n, batch):
             count = min(batch, n - start)  # each batch its own seed: repeatable, and no giant noise tensor
             images, labels, confidence = draw_labelled(G, cfg, count, base_seed + start, digit, min_confidence)
             images_out.write(images)
             all_labels[start:start + count] = labels.numpy()
-            table.writelines(f"{start + i},{int(l)},{float(c):.4f}\n" for i, (l, c) in enumerate(zip(labels, confidence)))
+            table.writelines(f"{start + i},{int(l)},{float(c):.4f}" + (f",{names[int(l)]}\n" if names else "\n")
+                             for i, (l, c) in enumerate(zip(labels, confidence)))
             if progress:
                 progress(count)
     write_labels(folder, fmt, all_labels)
     manifest = {"n": n, "format": fmt, "seed": base_seed, "digit": digit, "dataset": cfg.dataset,
-                "conditional": cfg.conditional}
+                "conditional": cfg.conditional, "classes": cfg.classes}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
 
 

@@ -364,7 +364,8 @@ def evaluate_file(path: str | Path | None, n: int, data_dir: str | Path, checkpo
     path, note = (path, None) if path else find_generator(checkpoint_dir)
     G, cfg = load_generator(path, device=device)
     if cfg.dataset != "mnist":
-        raise GANError(f"{path} draws {cfg.dataset}: evaluate measures MNIST digits with an MNIST classifier")
+        raise GANError(f"{path} draws {cfg.images or cfg.dataset}, not MNIST digits: evaluate's classifier only knows "
+                       f"MNIST digits, so its scores would mean nothing here")
     if cas and not G.n_classes:
         raise GANError(f"--cas trains on the digits a model was asked for: {path} is unconditional (no labels)")
     t0 = time.perf_counter()

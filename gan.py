@@ -57,6 +57,19 @@ def load_dataset(name: str, data_dir: str | Path, train: bool = True, device: to
     return images, labels.long().to(device)
 
 
+def load_training_data(cfg: Config, device: torch.device, say) -> tuple[torch.Tensor, torch.Tensor]:
+    """What cfg trains on: a torchvision dataset, or with cfg.images a folder of your own (images.py), as in
+    load_dataset; files of the folder that do not decode are skipped and named."""
+    if cfg.images is None:
+        return load_dataset(cfg.dataset, cfg.data_dir, device=device)
+    from images import load_folder
+    images, labels, skipped = load_folder(cfg.images, cfg.classes or [])
+    if skipped:
+        say(f"note: {len(skipped)} of {len(images) + len(skipped)} files in {cfg.images} do not decode as images and "
+            f"were skipped: {', '.join(skipped[:3])}" + (", ..." if len(skipped) > 3 else ""))
+    return images.to(device).unsqueeze(1).float().div_(127.5).sub_(1.0), labels.to(device)
+
+
 def load_mnist(data_dir: str | Path, train: bool = True, device: torch.device | str = "cpu"):
     """MNIST's images (N, 1, 28, 28) in [-1, 1] and labels (N,); see load_dataset."""
     return load_dataset("mnist", data_dir, train, device)
@@ -191,7 +204,7 @@ def down(cin: int, cout: int, kernel: int, stride: int, padding: int, norm: bool
 
 
 def build_generator(cfg: Config) -> Generator:
-    classes = N_CLASSES if cfg.conditional else 0
+    classes = cfg.n_classes if cfg.conditional else 0
     z, w = cfg.latent_dim + classes, cfg.width
     if cfg.arch in ("mlp", "mlp-bn"):
         norm = cfg.arch == "mlp-bn"
@@ -220,7 +233,7 @@ def build_generator(cfg: Config) -> Generator:
 
 
 def build_discriminator(cfg: Config) -> Discriminator:
-    classes = N_CLASSES if cfg.conditional else 0
+    classes = cfg.n_classes if cfg.conditional else 0
     w, p = cfg.width, cfg.d_dropout
     if cfg.arch in ("mlp", "mlp-bn"):
         norm = cfg.arch == "mlp-bn"
@@ -266,7 +279,7 @@ def train_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt
     if r1:
         real = real.detach().requires_grad_(True)
     z = torch.randn(real.size(0), G.latent_dim, device=real.device)
-    fake_labels = torch.randint(0, N_CLASSES, (real.size(0),), device=real.device) if G.n_classes else None
+    fake_labels = torch.randint(0, G.n_classes, (real.size(0),), device=real.device) if G.n_classes else None
 
     # (1) D: maximise log D(x) + log(1 - D(G(z)))
     with amp():
@@ -324,10 +337,11 @@ def update_ema(G_ema: nn.Module, G: nn.Module, decay: float, step: int) -> None:
 
 def fixed_inputs(cfg: Config) -> tuple[torch.Tensor, torch.Tensor | None, int]:
     """The noise (and labels) behind every epoch's sample grid, and the grid's row length. A conditional
-    grid has one row per class: 10 x 10."""
+    grid has one row of 10 per class: 10 x 10 for digits."""
     rng = torch.Generator().manual_seed(cfg.seed)
     if cfg.conditional:
-        return torch.randn(100, cfg.latent_dim, generator=rng), torch.arange(N_CLASSES).repeat_interleave(10), 10
+        k = cfg.n_classes
+        return torch.randn(10 * k, cfg.latent_dim, generator=rng), torch.arange(k).repeat_interleave(10), 10
     return torch.randn(64, cfg.latent_dim, generator=rng), None, 8
 
 
@@ -473,7 +487,7 @@ def train(cfg: Config, resume: str | Path | None = None, minutes: float | None =
     s = start(cfg, resume, saved, run, device)
     untagged_ok = saved is not None and saved["format"] < 4  # grids from before grids were tagged
     with run.hold(s.run_id, untagged_ok), StopRequest() as stop, tensorboard(run, cfg.tensorboard) as writer:
-        images, labels = load_dataset(cfg.dataset, cfg.data_dir, device=device)
+        images, labels = load_training_data(cfg, device, say)
         if len(images) < cfg.batch_size:
             raise BadValue(f"{{batch_size}} {cfg.batch_size} is larger than the {len(images)} training images: "
                            f"use a smaller one")
@@ -616,9 +630,9 @@ def draw_samples(generator, n=16, nrow=None, seed=None, out=None, show=None, dig
     """generate_and_plot_samples, returning also the file it wrote (None when it only showed the grid)."""
     as_array = check_draw_arguments(generator, n, nrow, seed, out, digit)
     check_sample_count(n, as_grid=not as_array)
+    note = None
     if generator is None:
         generator, note = find_generator(checkpoint_dir)
-        print(note, file=sys.stderr)
     if isinstance(generator, (str, Path)):
         generator, cfg = load_generator(generator, resolve_device(str(device)))
         check_digit_source(generator, cfg, digit)
@@ -626,6 +640,9 @@ def draw_samples(generator, n=16, nrow=None, seed=None, out=None, show=None, dig
     if digit is not None and not conditional and sampler is None:
         raise GANError("an unconditional generator cannot be asked for a digit: pass sampler=digits.rejection_sampler()"
                        " (the command line does), or train a conditional model")
+    class_labels(generator, n, digit)  # a digit the model does not have is refused before anything is said
+    if note:
+        print(note, file=sys.stderr)
     images = (sampler or generate)(generator, n, seed=seed, digit=digit)
     if as_array:
         return images, save_array(images, out)

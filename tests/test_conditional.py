@@ -230,11 +230,12 @@ def bar_row(images: torch.Tensor) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def learned_bars(tmp_path_factory):
     """A small conditional DCGAN trained (about 15 s) on 2,048 synthetic digits until it draws their bars without
-    doubt: at 6 epochs an AMX CPU drew some digits only 77-83% right, at 8 every CPU tried drew all of them right."""
+    doubt: at 6 epochs an AMX CPU drew some digits only 77-83% right, at 8 every CPU tried drew all of them right.
+    In fp32, so that it learns the same way on every CPU (bf16 is tested in test_precision.py)."""
     out = tmp_path_factory.mktemp("bars")
     data = make_mnist(out / "data", n_train=2048, n_test=16)
-    cfg = gan.Config(arch="dcgan", width=8, epochs=10, lr_g=1e-3, lr_d=1e-3, ema=0, device="cpu", data_dir=str(data),
-                     checkpoint_dir=str(out / "ckpt"), sample_dir=str(out / "samples"))
+    cfg = gan.Config(arch="dcgan", width=8, epochs=10, lr_g=1e-3, lr_d=1e-3, ema=0, device="cpu", precision="fp32",
+                     data_dir=str(data), checkpoint_dir=str(out / "ckpt"), sample_dir=str(out / "samples"))
     from rich.console import Console
     import io
     gan.train(cfg, console=Console(file=io.StringIO()))

@@ -1,0 +1,141 @@
+"""train --images DIR: a folder of your own pictures, with a subfolder per class (labels) or flat (label-free)."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gan
+import images
+from conftest import assert_refused, grid_size, synthetic_digits
+
+SMALL = ("--arch", "mlp", "--batch-size", "32", "--device", "cpu")
+FORMATS = ("png", "jpg", "bmp", "gif")
+
+
+def write_folder(root, classes=("bar", "dot", "ring"), per_class=48, seed=0):
+    """Synthetic pictures in every format, grey and colour, of several sizes: class k is a bright band at row 3 + 8k
+    of a 28x28 picture (scaled up for the larger files)."""
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 30, (28, 28), dtype=np.uint8)
+            pixels[3 + 8 * k:7 + 8 * k, 4:24] = 255
+            image = Image.fromarray(pixels)
+            if i % 3 == 1:
+                image = image.resize((56, 56)).convert("RGB")  # colour, larger: made grey and 28x28 again
+            image.save(root / name / f"{i:03d}.{FORMATS[i % 4]}")
+    return root
+
+
+def test_a_folder_of_class_subfolders_trains_a_labelled_gan_and_everything_downstream_works(tmp_path, run_cli):
+    data = write_folder(tmp_path / "pictures")
+    ck, samples = tmp_path / "ck", tmp_path / "samples"
+    result = run_cli("train", "--images", data, *SMALL, "--epochs", "1", "--checkpoint-dir", ck, "--sample-dir", samples)
+    assert result.exit_code == 0, result
+    state = torch.load(ck / "gan_epoch_1.pth", weights_only=True)
+    assert state["config"]["classes"] == ["bar", "dot", "ring"] and state["config"]["conditional"] is True
+    assert state["config"]["dataset"] == "images" and state["G"]["body.0.weight"].shape[1] == 100 + 3  # z + 3 classes
+    assert Image.open(samples / "epoch_0001.png").size == grid_size(30, 10)  # a row of 10 per class
+    # generate by class name, and by index
+    result = run_cli("generate", "--checkpoint-dir", ck, "--class", "ring", "--n", "4", "--out", tmp_path / "r.npy")
+    assert result.exit_code == 0 and np.load(tmp_path / "r.npy").shape == (4, 1, 28, 28), result
+    assert_refused(run_cli("generate", "--checkpoint-dir", ck, "--class", "star"), r"no class 'star': it knows bar, dot, ring")
+    assert_refused(run_cli("generate", "--checkpoint-dir", ck, "--digit", "3"), r"digit must be between 0 and 2")
+    # export: the labels are the class names
+    result = run_cli("export", "--checkpoint-dir", ck, "--n", "6", "--out", tmp_path / "ex", "--format", "npy")
+    assert result.exit_code == 0, result
+    rows = list(csv.DictReader(open(tmp_path / "ex" / "labels.csv")))
+    assert [r["class"] for r in rows] == ["bar", "dot", "ring"] * 2 and [r["label"] for r in rows] == ["0", "1", "2"] * 2
+    assert json.loads((tmp_path / "ex" / "export.json").read_text())["classes"] == ["bar", "dot", "ring"]
+    # interpolate, resume, and evaluate's one line
+    assert run_cli("interpolate", "--checkpoint-dir", ck, "--rows", "3", "--out", tmp_path / "walk.png").exit_code == 0
+    result = run_cli("resume", ck / "gan_epoch_1.pth", "--epochs", "2")
+    assert result.exit_code == 0, result
+    assert_refused(run_cli("evaluate", ck / "gan_epoch_2.pth", "--n", "100"), r"classifier only knows MNIST digits")
+
+
+def test_a_flat_folder_trains_label_free_with_the_label_free_defaults(tmp_path, run_cli):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i, image in enumerate(synthetic_digits(64, seed=3)[0]):
+        Image.fromarray(image).save(flat / f"{i}.png")
+    result = run_cli("train", "--images", flat, *SMALL, "--epochs", "1", "--checkpoint-dir", tmp_path / "ck",
+                     "--sample-dir", tmp_path / "s")
+    assert result.exit_code == 0, result
+    config = torch.load(tmp_path / "ck" / "gan_epoch_1.pth", weights_only=True)["config"]
+    assert config["conditional"] is False and config["classes"] == [] and config["r1"] == gan.LABEL_FREE["r1"]
+    assert Image.open(tmp_path / "s" / "epoch_0001.png").size == grid_size(64, 8)
+
+
+def test_files_are_read_as_written_and_odd_sizes_keep_their_aspect_and_centre(tmp_path):
+    data = tmp_path / "digits" / "seven"
+    data.mkdir(parents=True)
+    pixels = synthetic_digits(5, seed=1)[0]
+    for i, image in enumerate(pixels):
+        Image.fromarray(image).save(data / f"{i}.png")
+    x, y, skipped = images.load_folder(tmp_path / "digits", ["seven"])
+    assert torch.equal(x, torch.from_numpy(pixels)) and y.tolist() == [0] * 5 and skipped == []
+    # a wide picture: black, white, black thirds; the shorter side becomes 28 and the centre is kept, unstretched
+    wide = np.zeros((28, 84), dtype=np.uint8)
+    wide[:, 28:56] = 255
+    Image.fromarray(wide).save(data / "wide.png")
+    Image.fromarray(np.kron(wide, np.ones((2, 2), dtype=np.uint8))).convert("RGB").save(data / "wide_big.jpg", quality=95)
+    for name in ("wide.png", "wide_big.jpg"):
+        cell = images.decode(data / name)
+        assert cell.shape == (28, 28) and cell[:, 4:24].float().mean() > 240 and cell.dtype == torch.uint8, name
+
+
+@pytest.mark.parametrize("case, pattern", [
+    ("empty folder", r"holds no images .* and no class subfolders"),
+    ("no images", r"holds no images"),
+    ("a file", r"--images .* is a file"),
+    ("missing", r"--images .*: no such folder"),
+    ("a class with no images", r"class 'empty' has no images"),
+    ("images and subfolders", r"holds both images and subfolders"),
+    ("one image", r"holds 1 image that decode.*a GAN needs many"),
+    ("nothing decodes", r"holds 0 images that decode \(2 did not, such as"),
+    ("too many classes", r"has 101 class subfolders, more than 100"),
+])
+def test_bad_folders_get_one_line_and_nothing_is_written(case, pattern, tmp_path, run_cli):
+    root = tmp_path / "in"
+    if case != "missing" and case != "a file":
+        root.mkdir()
+    if case == "no images":
+        (root / "notes.txt").write_text("hello")
+    elif case == "a file":
+        root.write_text("x")
+    elif case == "a class with no images":
+        write_folder(root, classes=("full",), per_class=4)
+        (root / "empty").mkdir()
+    elif case == "images and subfolders":
+        write_folder(root, classes=("a",), per_class=4)
+        Image.new("L", (28, 28)).save(root / "loose.png")
+    elif case == "one image":
+        Image.new("L", (28, 28)).save(root / "only.png")
+    elif case == "nothing decodes":
+        (root / "a.png").write_bytes(b"\x89PNG\r\n\x1a\ntruncated")
+        (root / "b.jpg").write_bytes(b"")
+    elif case == "too many classes":
+        for k in range(101):
+            (root / f"c{k}").mkdir()
+            Image.new("L", (28, 28)).save(root / f"c{k}" / "x.png")
+    result = run_cli("train", "--images", root, *SMALL, "--epochs", "1", "--checkpoint-dir", tmp_path / "ck",
+                     "--sample-dir", tmp_path / "s")
+    assert_refused(result, pattern)
+    assert not list(tmp_path.glob("ck/*.pth"))
+
+
+def test_unreadable_files_are_skipped_and_named(tmp_path, run_cli):
+    data = write_folder(tmp_path / "pictures", per_class=32)
+    (data / "dot" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    (data / "bar" / "empty.gif").write_bytes(b"")
+    result = run_cli("train", "--images", data, *SMALL, "--epochs", "1", "--checkpoint-dir", tmp_path / "ck",
+                     "--sample-dir", tmp_path / "s")
+    assert result.exit_code == 0, result
+    assert "note: 2 of 98 files in" in result.output and "bar/empty.gif" in result.output
+    assert "dot/broken.png" in result.output

@@ -165,6 +165,11 @@ class TrainingState:
 def load_optimizer(opt: torch.optim.Optimizer, net: nn.Module, state, path, key: str) -> None:
     """Adam's saved state, refused unless each moment has the shape of the weight it belongs to."""
     bad = f"{path} holds an optimizer state ({key}) that does not fit its networks: the file is inconsistent"
+    groups = state.get("param_groups") if isinstance(state, dict) else None
+    if not isinstance(groups, list) or not all(
+            isinstance(g, dict) and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in g.get("betas", (0, 0)))
+            and isinstance(g.get("eps", 1e-8), (int, float)) and 0 < g.get("eps", 1e-8) < 1 for g in groups):
+        raise GANError(f"{path} holds optimizer settings ({key}: betas or eps) out of range: the file is damaged")
     try:
         opt.load_state_dict(state)
     except (ValueError, KeyError, TypeError, RuntimeError, AttributeError, IndexError):
@@ -181,6 +186,8 @@ def read_torch_file(path: str | Path, kinds: tuple[str, ...], what: str) -> dict
     """torch.load with weights_only=True (never runs code from the file), every failure as one clear line; the
     file must be a dict whose "kind" is one of `kinds`. `what` says what the file should be, for the messages."""
     path = Path(path)
+    if path.is_dir():
+        raise GANError(f"{path} is a folder: pass a checkpoint file in it, or --checkpoint-dir {path} for its newest")
     if not path.is_file():
         raise GANError(f"no checkpoint at {path}: check the path (checkpoints are written to --checkpoint-dir)"
                        if CHECKPOINT_KIND in kinds else f"no {what.split(':')[0]} at {path}: {what.split(': ')[-1]}")
@@ -199,8 +206,9 @@ def read_torch_file(path: str | Path, kinds: tuple[str, ...], what: str) -> dict
                        f"plain values): use another checkpoint") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, TypeError,
             IndexError, KeyError, MemoryError, OverflowError) as e:
-        first = (str(e).splitlines() or [type(e).__name__])[0][:120]
-        raise GANError(f"{path} is damaged or not a PyTorch checkpoint ({first}): use another checkpoint") from None
+        what = "truncated or damaged" if isinstance(e, (RuntimeError, EOFError, zipfile.BadZipFile)) else "damaged"
+        raise GANError(f"{path} is {what}, or not a PyTorch checkpoint ({type(e).__name__}): use another "
+                       f"checkpoint") from None
     if not isinstance(state, dict) or state.get("kind") not in kinds:
         raise GANError(f"{path} is not a {what}")
     return state
@@ -316,24 +324,41 @@ def check_weights(net: nn.Module, weights, path, what: str) -> None:
     if expected != {k: tuple(v.shape) for k, v in weights.items()}:
         raise GANError(f"the {what} weights in {path} do not fit the architecture its config describes "
                        f"(different arch, width or latent size?): the file is inconsistent")
+    if not all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()):
+        raise GANError(f"the {what} weights in {path} hold NaN or infinite values: the file is damaged; use another "
+                       f"checkpoint")
 
 
 def fixed_noise_ok(fixed_z, rows: int, latent_dim: int) -> bool:
     return torch.is_tensor(fixed_z) and fixed_z.dtype == torch.float32 and tuple(fixed_z.shape) == (rows, latent_dim)
 
 
-def run_of(path: Path) -> str | None:
+def peek(path: Path) -> dict | None:
+    """A file of this tool (a checkpoint or a generator), opened without reading its tensors; None for anything else:
+    missing, damaged, or another program's file."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("run")
-    except Exception:  # noqa: BLE001  missing, damaged or foreign: no run
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001  missing, damaged or foreign
         return None
+    return state if isinstance(state, dict) and state.get("kind") in (CHECKPOINT_KIND, GENERATOR_KIND) else None
+
+
+def run_of(path: Path) -> str | None:
+    """The run that wrote a checkpoint or generator file (None: not a file of this tool)."""
+    state = peek(path)
+    return state.get("run") if state else None
+
+
+def finished_generator(path: Path, epochs: int) -> bool:
+    """Whether a run's generator_final.pth is there, from the end of its `epochs` epochs."""
+    return path.is_file() and progress_of(path) == (epochs, 0)
 
 
 def progress_of(path: Path) -> tuple[int, int] | None:
-    """(epoch, position) a generator file says it reached, or None for a file that does not read."""
+    """(epoch, position) a checkpoint or generator file says it reached, or None for a file that is not one."""
+    state = peek(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return int(state.get("epoch", 0)), int(state.get("pos") or 0)
-    except Exception:  # noqa: BLE001
+        return (int(state.get("epoch", 0)), int(state.get("pos") or 0)) if state else None
+    except (TypeError, ValueError):
         return None
 

@@ -70,7 +70,7 @@ def choice(name: str, values) -> type[enum.Enum]:
 def config_option(f: dataclasses.Field, hint, for_resume: bool) -> inspect.Parameter:
     """A Config field as a Typer option: on resume every option defaults to None, "the value saved"."""
     kinds = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-    kind = choice(f.name, f.metadata["choices"]) if f.metadata["choices"] else Path if f.name.endswith("_dir") or f.name == "images" else kinds[0]
+    kind = choice(f.name, f.metadata["choices"]) if f.metadata["choices"] else kinds[0]
     nullable = for_resume or f.default is None
     info = typer.Option(help=f.metadata["help"] + (" Default: the saved value." if for_resume else ""),
                         rich_help_panel=PANELS[f.metadata["panel"]], show_default=not nullable)
@@ -109,6 +109,14 @@ def fail(message: str, code: int = 1):
     raise typer.Exit(code)
 
 
+def quiet_when_piped(console):
+    """Rich exits with status 1 when stdout's reader goes away (`| head`); here the work goes on, output discarded."""
+    def on_broken_pipe():
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    console.on_broken_pipe = on_broken_pipe
+    return console
+
+
 def run_gan(action):
     """Run `action`, turning the GAN's user errors into one line on stderr and a non-zero exit."""
     import gan
@@ -137,6 +145,7 @@ class TrainingBars:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                                  TextColumn("{task.fields[stats]}"))
+        quiet_when_piped(self.progress.console)
         self.console, self.epochs_bar, self.steps_bar, self.epoch = self, None, None, None
         self.closed = False
 
@@ -242,16 +251,31 @@ def by_class(gan, checkpoint, checkpoint_dir, class_name: str | None, digit: int
         return checkpoint, digit
     if digit is not None:
         fail("--class and --digit both choose a class: give one")
-    path = checkpoint or gan.find_generator(checkpoint_dir)[0]
+    path, note = (checkpoint, "") if checkpoint else gan.find_generator(checkpoint_dir)
     G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
     if not cfg.classes or not cfg.conditional:
-        fail(f"--class picks a class of a model trained on --images DIR with a subfolder per class; {path} has none: "
-             f"use --digit")
+        fail(f"--class picks a class of a model trained on --images DIR with a subfolder per class; {path} has none"
+             + (f" ({note.split('; ', 1)[1]})" if "; " in note else ": use --digit"))
     if class_name not in cfg.classes:
         fail(f"{path} has no class {class_name!r}: it knows {', '.join(cfg.classes)}")
     return G, cfg.classes.index(class_name)
 Format = choice("format", ("png", "npy", "idx"))
 Method = choice("method", ("linear", "slerp"))
+
+
+def check_new_output(out: Path | None, force: bool) -> None:
+    """An --out that exists is replaced only with --force, and never when it is a run's own file (a sample grid
+    that names its run, a checkpoint, a record)."""
+    if out is None or not out.exists():
+        return
+    from record import grid_run
+    if out.is_dir():
+        fail(f"--out {out} is a folder: name a file in it, such as {out / 'digits.png'}")
+    if not force:
+        fail(f"{out} already exists: choose another --out, or pass --force to replace it")
+    run_folder = any((out.parent / name).exists() for name in (".lock", "generator_final.pth", "metrics.json"))
+    if run_folder or grid_run(out) is not None or out.suffix.lower() in (".pth", ".pt", ".json", ".csv", ".md", ".txt"):
+        fail(f"{out} belongs to a training run (a grid or record it wrote): --force replaces only a drawing of yours")
 
 
 def check_confidence(min_confidence: float) -> None:
@@ -268,12 +292,13 @@ def generate(n: Annotated[int, typer.Option(help="How many digits to draw.")] = 
              nrow: Annotated[Optional[int], typer.Option(help="Images per row of the grid (default: near-square).")] = None,
              digit: Digit = None, class_name: ClassName = None, min_confidence: MinConfidence = 0.9,
              fmt: Annotated[Optional[Format], typer.Option("--format", help="Same as the export command: a labelled dataset folder at --out.")] = None,
-             force: Annotated[bool, typer.Option(help="With --format: replace an earlier export at --out.")] = False,
+             force: Annotated[bool, typer.Option(help="Replace an existing --out file (with --format: an earlier export).")] = False,
              device: Device = "auto"):
     """Draw new digits from a trained generator into a PNG grid or an .npy array."""
     if fmt is not None:  # the older spelling of `export`
         return export(n, checkpoint, checkpoint_dir, out, fmt, seed, digit, class_name, min_confidence, force, device)
     check_confidence(min_confidence)
+    check_new_output(out, force)
 
     def action(gan):
         import digits
@@ -309,6 +334,7 @@ def export(n: Annotated[int, typer.Option(help="How many images to write.")] = 6
         chosen = by_class(gan, path, None, class_name, digit, device)[1]
         target = out or default_output("export", "")
         with Progress() as progress:
+            quiet_when_piped(progress.console)
             task = progress.add_task(f"writing {fmt}", total=n)
             digits.export_samples(G, cfg, n, target, fmt, seed=seed, digit=chosen, min_confidence=min_confidence,
                                   force=force, progress=lambda k: progress.advance(task, k))
@@ -324,9 +350,11 @@ def interpolate(checkpoint: GeneratorFile = None,
                 method: Annotated[Method, typer.Option(help="How to walk: slerp is spherical, staying where Gaussian noise lives.")] = Method.linear,
                 out: Annotated[Optional[Path], typer.Option(help="PNG to write (default: a new samples/interpolation_<time>.png).")] = None,
                 seed: Seed = None,
+                force: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
                 device: Device = "auto"):
     """Draw digits morphing smoothly between random points of the latent space."""
     method = getattr(method, "value", method)
+    check_new_output(out, force)
 
     def action(gan):
         from record import default_output, save_grid

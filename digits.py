@@ -14,6 +14,7 @@ but cli.py. Interpolation needs no classifier but is sampling beyond one call of
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -210,15 +211,16 @@ def is_export_file(name: str) -> bool:
 
 def write_export(G, cfg, n, folder: Path, fmt, base_seed, digit, min_confidence, batch, progress) -> None:
     all_labels, names = np.zeros(n, dtype=np.int64), cfg.classes or None  # --images runs: the classes' names too
-    with ImageFile(folder, fmt, n) as images_out, open(folder / "labels.csv", "w") as table:
-        table.write("index,label,confidence" + (",class\n" if names else "\n"))
+    with ImageFile(folder, fmt, n) as images_out, open(folder / "labels.csv", "w", newline="") as file:
+        table = csv.writer(file, lineterminator="\n")  # quotes a class name with a comma, a quote or a newline
+        table.writerow(["index", "label", "confidence", *(["class"] if names else [])])
         for start in range(0, n, batch):
             count = min(batch, n - start)  # each batch its own seed: repeatable, and no giant noise tensor
             images, labels, confidence = draw_labelled(G, cfg, count, base_seed + start, digit, min_confidence)
             images_out.write(images)
             all_labels[start:start + count] = labels.numpy()
-            table.writelines(f"{start + i},{int(l)},{float(c):.4f}" + (f",{names[int(l)]}\n" if names else "\n")
-                             for i, (l, c) in enumerate(zip(labels, confidence)))
+            table.writerows([start + i, int(l), f"{float(c):.4f}", *([names[int(l)]] if names else [])]
+                            for i, (l, c) in enumerate(zip(labels, confidence)))
             if progress:
                 progress(count)
     write_labels(folder, fmt, all_labels)

@@ -139,6 +139,12 @@ def train_classifier(data_dir: str | Path, out_path: str | Path = WEIGHTS, epoch
     if out_path.is_dir():
         raise BadValue(f"{{out}} {out_path} is a folder: name the file to write, such as {out_path / 'classifier.pt'}")
     make_folder(out_path.parent, "--out")  # before the minutes of training, not after
+    if out_path.exists():  # retraining replaces a classifier, never a checkpoint or anything else
+        try:
+            read_torch_file(out_path, (CLASSIFIER_KIND,), "classifier of this tool")
+        except GANError:
+            raise GANError(f"{out_path} is not a classifier of this tool, so it is not replaced: choose another "
+                           f"--out") from None
     device = resolve_device(device)
     train_images, train_labels = load_mnist(data_dir, train=True, device=device)
     test_images, test_labels = load_mnist(data_dir, train=False, device=device)

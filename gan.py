@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from checkpoint import (STAT_NAMES, TrainingState, check_weights, checked_config, data_fingerprint, fixed_noise_ok,
-                        progress_of, read_checkpoint_file, read_training_checkpoint)
+                        finished_generator, read_checkpoint_file, read_training_checkpoint)
 from config import LABEL_FREE, LABELS  # noqa: F401  (the label-dependent defaults, for readers of gan.LABELS)
-from config import (DATASETS, N_CLASSES, R1_EVERY, BadType, BadValue, Config, GANError, check_drawing, check_int,
+from config import (DATASETS, N_CLASSES, R1_EVERY, BadValue, Config, GANError, check_drawing, check_int, check_minutes,
                     resumed, validate)
 from device import autocast, device_of, resolve_device, resolve_precision
 from files import StopRequest, TrainingInterrupted, atomic_write, write_text
@@ -62,8 +62,12 @@ def load_training_data(cfg: Config, device: torch.device, say) -> tuple[torch.Te
     load_dataset; files of the folder that do not decode are skipped and named."""
     if cfg.images is None:
         return load_dataset(cfg.dataset, cfg.data_dir, device=device)
+    from config import image_classes
     from images import load_folder
     images, labels, skipped = load_folder(cfg.images, cfg.classes or [])
+    new = sorted(set(image_classes(cfg.images)) - set(cfg.classes or [])) if cfg.classes else []
+    if new:
+        say(f"note: {cfg.images} now also holds {', '.join(new)}: this run trains on the classes it began with")
     if skipped:
         say(f"note: {len(skipped)} of {len(images) + len(skipped)} files in {cfg.images} do not decode as images and "
             f"were skipped: {', '.join(skipped[:3])}" + (", ..." if len(skipped) > 3 else ""))
@@ -87,15 +91,17 @@ def read_idx(folder: str, data_dir: Path, train: bool) -> tuple[torch.Tensor, to
         dataset = getattr(torchvision.datasets, folder)(root=str(data_dir), train=train, download=True)
     except RuntimeError as e:
         if "download" not in str(e).lower():
-            raise GANError(f"could not read {folder} from {raw}: {e}. Delete the damaged files and try again") from None
+            raise GANError(f"could not read {folder} from {raw}: {idx_problem(raw, train)}; delete the damaged files "
+                           f"and download again") from None
         raise GANError(f"{folder} is not in {raw} and could not be downloaded (no network?): put "
                        f"{', '.join(IDX_FILES)} (or their .gz) in {raw}/, or pass --data-dir to a folder that has "
                        f"{folder}/raw/ with them") from None
     except (OSError, ValueError, IndexError, EOFError, KeyError, TypeError, AssertionError, MemoryError) as e:
         # torchvision checks an IDX header with bare asserts and an unknown type code with a dict lookup
-        detail = f"{type(e).__name__}: {e}" if str(e) else "bad IDX header"
-        raise GANError(f"could not read {folder} from {raw} ({detail}): the IDX files look damaged; "
-                       f"delete them and download again") from None
+        if isinstance(e, OSError) and not any(raw.glob("*-ubyte")):
+            raise GANError(f"cannot use {raw} ({e.strerror or e}): pass a --data-dir that holds {folder}/raw/") from None
+        raise GANError(f"could not read {folder} from {raw}: {idx_problem(raw, train)}; delete the damaged files and "
+                       f"download again") from None
     images, labels = dataset.data, dataset.targets
     if images.dtype != torch.uint8 or images.dim() != 3 or tuple(images.shape[1:]) != (28, 28) or len(images) != len(labels):
         raise GANError(f"the files in {raw} do not hold 28x28 images with one label each: they look damaged")
@@ -105,21 +111,35 @@ def read_idx(folder: str, data_dir: Path, train: bool) -> tuple[torch.Tensor, to
     return images, labels
 
 
+def idx_problem(raw: Path, train: bool) -> str:
+    """What is wrong with the IDX files torchvision could not read: which one, and how."""
+    for name in IDX_FILES[:2] if train else IDX_FILES[2:]:
+        data = (raw / name).read_bytes() if (raw / name).is_file() else b""
+        dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(data[3] if len(data) > 3 else 0)]
+        promised = 4 + 4 * len(dims) + math.prod(dims)
+        if len(data) < 8 or len(data) != promised:
+            return f"{name} is {len(data):,} bytes where its header promises {promised:,}: it is truncated or damaged"
+        if not dims[0]:
+            return f"{name} holds no images"
+    return "the IDX files do not match each other (one a label file, the other not?)"
+
+
 def unpack_gz(raw: Path) -> None:
     """Unpack FILE.gz to FILE where only the .gz is there. torchvision would first check the .gz against the
     official checksum and try to download on a mismatch, which fails offline for re-compressed copies (Debian's
     Fashion-MNIST package ships such copies); the unpacked IDX files are then read and checked as usual."""
     import gzip
-    import shutil
 
     for name in IDX_FILES:
         packed, unpacked = raw / f"{name}.gz", raw / name
         if packed.is_file() and not unpacked.exists():
             try:
                 with gzip.open(packed, "rb") as src:
-                    atomic_write(unpacked, lambda f: shutil.copyfileobj(src, f))
+                    data = src.read()  # at most 47 MB; read whole, so that a bad .gz is a read error, not a write one
             except (OSError, EOFError) as e:
-                raise GANError(f"could not unpack {packed} ({e}): the file looks damaged; delete it and try again") from None
+                raise GANError(f"could not unpack {packed} ({type(e).__name__}): the file is not a complete gzip "
+                               f"file; delete it and try again") from None
+            atomic_write(unpacked, lambda f: f.write(data))
 
 
 # ---- networks ----
@@ -414,16 +434,16 @@ def end_of_epoch(s: TrainingState, cfg: Config, run: RunFolder, steps: int, writ
         row.update(evaluate(s.G_sample, cfg, device_of(s.G)))
     s.history.append(row)
     notes = []
-    if epoch % cfg.sample_every == 0 or last:
-        _, fixed_labels, grid_row = fixed_inputs(cfg)
-        grid = sample_images(s.G_sample, s.fixed_z.to(device_of(s.G)), fixed_labels)
-        notes.append(str(save_grid(grid, run.sample_grid(epoch), nrow=grid_row, run_id=s.run_id)))
-        if writer:
-            writer.add_image("samples", make_grid(grid, nrow=grid_row), epoch)
-    if epoch % cfg.save_every == 0 or last:
+    if epoch % cfg.save_every == 0 or last:  # the checkpoint before the grid: no grid of a run that left no checkpoint
         s.last_checkpoint = s.save(run.checkpoint(epoch), asdict(cfg))
         run.prune_checkpoints(keep=cfg.keep_last, newest=epoch)
         notes.append(str(s.last_checkpoint))
+    if epoch % cfg.sample_every == 0 or last:
+        _, fixed_labels, grid_row = fixed_inputs(cfg)
+        grid = sample_images(s.G_sample, s.fixed_z.to(device_of(s.G)), fixed_labels)
+        notes.insert(0, str(save_grid(grid, run.sample_grid(epoch), nrow=grid_row, run_id=s.run_id)))
+        if writer:
+            writer.add_image("samples", make_grid(grid, nrow=grid_row), epoch)
     write_record(run, s.history, writer)
     quality = f"  FID {row['fid']:.2f}" if "fid" in row else ""
     return (f"epoch {epoch}/{cfg.epochs}  {format_stats(means, row['images_per_s'])}{quality}  {s.seconds:.1f}s"
@@ -438,17 +458,12 @@ def start(cfg: Config, resume, saved: dict | None, run: RunFolder, device: torch
         if saved["pos"]:
             raise GANError(f"{resume} stopped in the middle of epoch {done + 1}: pass --epochs {done + 1} or more to "
                            f"finish it")
-        if done > cfg.epochs or final_written(Path(resume).parent / run.final_generator.name, done):
+        if done > cfg.epochs or finished_generator(Path(resume).parent / run.final_generator.name, done):
             raise GANError(f"{resume} has already trained {done} epochs: pass --epochs larger than {done}")
     s = new_training_state(cfg, device)
     if saved:
         s.restore(saved, device, lr_g=cfg.lr_g, lr_d=cfg.lr_d, path=resume)
     return s
-
-
-def final_written(generator: Path, epochs: int) -> bool:
-    """Whether the run's generator_final.pth is there and from the end of its training."""
-    return generator.is_file() and progress_of(generator) == (epochs, 0)
 
 
 def restart_if_other_data(s: TrainingState, cfg: Config, images: torch.Tensor, labels: torch.Tensor, say) -> None:
@@ -473,9 +488,7 @@ def train(cfg: Config, resume: str | Path | None = None, minutes: float | None =
     """
     say = console.print if console is not None else print
     validate(cfg)
-    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float))
-                                or not 0 < minutes < math.inf):
-        raise BadValue(f"{{minutes}} must be a positive number, got {minutes}")
+    check_minutes(minutes)
     if cfg.eval_every and evaluate is None:
         raise GANError("--eval-every needs an evaluation hook: pass evaluate=evaluate.evaluate_during_training")
     device = resolve_device(cfg.device)
@@ -628,7 +641,7 @@ def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n
 def draw_samples(generator, n=16, nrow=None, seed=None, out=None, show=None, digit=None, sampler=None,
                  checkpoint_dir=None, device="cpu") -> tuple[torch.Tensor, Path | None]:
     """generate_and_plot_samples, returning also the file it wrote (None when it only showed the grid)."""
-    as_array = check_draw_arguments(generator, n, nrow, seed, out, digit)
+    as_array = check_drawing(generator, n, nrow, seed, out, digit)
     check_sample_count(n, as_grid=not as_array)
     note = None
     if generator is None:
@@ -653,15 +666,11 @@ def draw_samples(generator, n=16, nrow=None, seed=None, out=None, show=None, dig
     return images, show_or_save_grid(cells, nrow, out, show)
 
 
-def check_draw_arguments(generator, n, nrow, seed, out, digit) -> bool:
-    """Check generate_and_plot_samples' arguments, naming the one that is wrong; returns whether `out` is .npy."""
-    if generator is not None and not isinstance(generator, (nn.Module, str, Path)):
-        raise BadType(f"generator must be a Generator, a checkpoint's path or None, got {type(generator).__name__}")
-    return check_drawing(n, nrow, seed, out, digit)
-
-
 def check_digit_source(G: Generator, cfg: Config, digit: int | None) -> None:
     """An unconditional model is told a digit only through the MNIST classifier: other datasets cannot be."""
+    if digit is not None and not G.n_classes and cfg.images is not None:
+        raise GANError(f"{cfg.images} was a flat folder, so its model has no classes to ask for: train on a folder "
+                       f"with a subfolder per class to draw one of them")
     if digit is not None and not G.n_classes and cfg.dataset != "mnist":
         raise GANError("--digit on an unconditional model needs the MNIST classifier: "
                        "train a conditional model (the default, without --no-conditional)")

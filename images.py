@@ -24,10 +24,19 @@ SIZE = 28
 def decode(path: Path) -> torch.Tensor | None:
     """One file as uint8 (28, 28), or None when it does not decode (truncated, not an image, unsupported). Read as
     torchvision's ImageFolder reads a file (PIL; a GIF's first frame), made grey, then Resize + CenterCrop."""
+    import warnings
+
+    import numpy as np
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms.v2 import functional as TF
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings(), Image.open(path) as image:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # a large photo is no attack here
+            if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit or float grey: scale, do not clip
+                pixels = np.asarray(image, dtype=np.float32)
+                top = float(pixels.max())
+                scale = 1.0 if top <= 255 else 257.0 if top <= 65535 else top / 255  # 16 bits: 65535 is white
+                image = Image.fromarray((pixels / scale).clip(0, 255).astype(np.uint8))
             grey = TF.pil_to_tensor(image.convert("L"))  # (1, H, W) uint8
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
@@ -41,8 +50,10 @@ def load_folder(root: str | Path, classes: list[str]) -> tuple[torch.Tensor, tor
     the files skipped because they did not decode. Decoding runs on a few threads (PIL's decoders release the
     interpreter lock)."""
     root = Path(root)
+    gone = [name for name in classes if not (root / name).is_dir()]
     try:
-        groups = [image_files(root / name) for name in classes] if classes else [image_files(root)]
+        groups = [image_files(root / name) if name not in gone else [] for name in classes] if classes else [
+            image_files(root)]
     except OSError as e:
         raise GANError(f"cannot read {root} ({e.strerror or e}): check --images") from None
     missing = [name for name, files in zip(classes, groups) if not files]
@@ -55,7 +66,7 @@ def load_folder(root: str | Path, classes: list[str]) -> tuple[torch.Tensor, tor
     kept = [(image, label) for image, (_, label) in zip(decoded, files) if image is not None]
     skipped = [str(path.relative_to(root)) for image, (path, _) in zip(decoded, files) if image is None]
     if len(kept) < 2:
-        raise GANError(f"{root} holds {len(kept)} image{'s' if len(kept) != 1 else ''} that decode"
+        raise GANError(f"{root} holds {len(kept)} image{'s' if len(kept) != 1 else ''} that decode{'s' if len(kept) == 1 else ''}"
                        + (f" ({len(skipped)} did not, such as {skipped[0]})" if skipped else "")
                        + ": a GAN needs many, a few thousand at least")
     images = torch.stack([image for image, _ in kept])

@@ -127,7 +127,9 @@ def find_generator(folder: str | Path | None = None) -> tuple[Path, str]:
     if named:
         raise GANError(f"no checkpoint in {folder}/: train into it first, pass --checkpoint PATH, or leave out "
                        f"--checkpoint-dir to draw from checkpoints/ or the shipped model")
+    others = sorted(d for d in folder.iterdir() if d.is_dir() and newest_checkpoint(d)) if folder.is_dir() else []
+    hint = (f"; {others[0]}/ holds a run of other data: pass --checkpoint-dir {others[0]}" if others else
+            " (train your own with: python cli.py train)")
     if SHIPPED_GENERATOR.is_file():
-        return SHIPPED_GENERATOR, (f"no checkpoint in {folder}/: drawing from the shipped model {SHIPPED_GENERATOR.name} "
-                                   f"(train your own with: python cli.py train)")
+        return SHIPPED_GENERATOR, f"no checkpoint in {folder}/: drawing from the shipped model {SHIPPED_GENERATOR.name}{hint}"
     raise GANError(f"no checkpoint in {folder}/: train first (python cli.py train) or pass --checkpoint PATH")

@@ -234,8 +234,9 @@ def learned_bars(tmp_path_factory):
     In fp32, so that it learns the same way on every CPU (bf16 is tested in test_precision.py)."""
     out = tmp_path_factory.mktemp("bars")
     data = make_mnist(out / "data", n_train=2048, n_test=16)
-    cfg = gan.Config(arch="dcgan", width=8, epochs=10, lr_g=1e-3, lr_d=1e-3, ema=0, device="cpu", precision="fp32",
-                     data_dir=str(data), checkpoint_dir=str(out / "ckpt"), sample_dir=str(out / "samples"))
+    cfg = gan.Config(arch="dcgan", width=8, epochs=10, batch_size=64, lr_g=1e-3, lr_d=1e-3, ema=0, device="cpu",
+                     precision="fp32", data_dir=str(data), checkpoint_dir=str(out / "ckpt"),
+                     sample_dir=str(out / "samples"))
     from rich.console import Console
     import io
     gan.train(cfg, console=Console(file=io.StringIO()))

@@ -86,7 +86,7 @@ def test_train_writes_checkpoints_samples_and_records(tmp_path, run_cli, train_a
     assert state["config"]["conditional"] is True and state["fixed_z"].shape == (100, 100)
     assert len(state["history"]) == 2
     assert {"G", "D", "opt_g", "opt_d", "rng"} <= state.keys()
-    assert state["opt_d"]["param_groups"][0]["lr"] == 1e-4 and state["opt_g"]["param_groups"][0]["lr"] == 2e-4
+    assert state["opt_d"]["param_groups"][0]["lr"] == 1e-4 and state["opt_g"]["param_groups"][0]["lr"] == gan.LABELS["lr_g"]
 
     with open(ckpt / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
@@ -299,7 +299,7 @@ def test_bench_quick_speed_table_runs_on_the_real_loading_code(mnist_dir, tmp_pa
     result = subprocess.run([sys.executable, str(ROOT / "bench.py"), "--data-dir", str(mnist_dir), "--quick",
                              "--speed-only", "--json", str(out)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "| fp32 |" in result.stdout and "| mlp | 64 | fp32 |" in result.stdout and "| mlp | 64 | bf16 |" in result.stdout
+    assert "| fp32 |" in result.stdout and "| mlp | 128 | fp32 |" in result.stdout and "| mlp | 128 | bf16 |" in result.stdout
     assert "speed-up" in result.stdout and "--precision auto" in result.stdout
     numbers = json.loads(out.read_text())
     assert numbers["rates"]["fp32"] > 0 and numbers["rates"]["bf16"] > 0

@@ -139,3 +139,35 @@ def test_unreadable_files_are_skipped_and_named(tmp_path, run_cli):
     assert result.exit_code == 0, result
     assert "note: 2 of 98 files in" in result.output and "bar/empty.gif" in result.output
     assert "dot/broken.png" in result.output
+
+
+def test_class_names_that_need_quoting_16_bit_pngs_and_a_class_gone_before_resume(tmp_path, run_cli, monkeypatch):
+    data = write_folder(tmp_path / "pictures", classes=('a,b "q"', "plain"), per_class=32)
+    deep = np.full((28, 28), 30000, dtype=np.uint16)  # 16-bit grey: about 117 on the 8-bit scale, not white
+    Image.fromarray(deep).save(data / "plain" / "deep.png")
+    assert 100 < images.decode(data / "plain" / "deep.png").float().mean() < 130
+    ck = tmp_path / "ck"
+    result = run_cli("train", "--images", data, *SMALL, "--epochs", "1", "--checkpoint-dir", ck, "--sample-dir", tmp_path / "s")
+    assert result.exit_code == 0, result
+    assert run_cli("export", "--checkpoint-dir", ck, "--n", "4", "--out", tmp_path / "ex", "--format", "npy").exit_code == 0
+    rows = list(csv.DictReader(open(tmp_path / "ex" / "labels.csv", newline="")))
+    assert [r["class"] for r in rows] == ['a,b "q"', "plain"] * 2  # quoted as CSV, read back whole
+    import shutil
+    shutil.rmtree(data / "plain")
+    monkeypatch.chdir(tmp_path / "s")  # and from another folder: the image folder was saved as an absolute path
+    assert_refused(run_cli("resume", ck / "gan_epoch_1.pth", "--epochs", "2"), r"no longer holds images of the class 'plain'")
+
+
+def test_a_run_never_writes_into_its_image_folder_and_force_spares_a_runs_plot(tmp_path, run_cli, monkeypatch):
+    data = write_folder(tmp_path / "pictures", per_class=32)
+    monkeypatch.chdir(data)
+    assert_refused(run_cli("train", "--images", ".", *SMALL, "--epochs", "1"), r"inside .*pictures, the image folder")
+    assert not (data / "checkpoints").exists()
+    ck = tmp_path / "ck"
+    assert run_cli("train", "--images", data, *SMALL, "--epochs", "1", "--checkpoint-dir", ck, "--sample-dir",
+                   tmp_path / "s").exit_code == 0
+    plot = (ck / "training_loss.png").read_bytes()
+    for command in ("generate", "interpolate"):
+        assert_refused(run_cli(command, "--checkpoint-dir", ck, "--out", ck / "training_loss.png", "--force"),
+                       r"belongs to a training run")
+    assert (ck / "training_loss.png").read_bytes() == plot

@@ -13,8 +13,9 @@ from conftest import assert_identical_runs, config, quiet
 
 def test_the_defaults_depend_on_labels_and_what_is_given_wins():
     labelled, label_free = gan.Config(), gan.Config(conditional=False)
-    assert (labelled.lr_g, labelled.lr_d, labelled.r1) == (2e-4, 2e-4, 0.0)
-    assert (label_free.lr_g, label_free.lr_d, label_free.r1) == (gan.LABEL_FREE["lr_g"], gan.LABEL_FREE["lr_d"], 1.0)
+    assert (labelled.batch_size, labelled.lr_g, labelled.lr_d, labelled.r1) == (128, 2.8e-4, 2.8e-4, 0.0)
+    assert (label_free.batch_size, label_free.lr_g, label_free.lr_d, label_free.r1) == (64, 8e-4, 8e-4, 1.0)
+    assert gan.Config(batch_size=32).batch_size == 32 and gan.Config(lr=1e-3).batch_size == 128  # --lr sets rates only
     assert label_free.lr_g > labelled.lr_g
     typed = gan.Config(conditional=False, lr_g=2e-4, lr_d=1e-4, r1=0.0)  # the reference setups type theirs
     assert (typed.lr_g, typed.lr_d, typed.r1) == (2e-4, 1e-4, 0.0)

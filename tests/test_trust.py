@@ -358,3 +358,78 @@ def test_two_generates_at_once_never_write_over_each_other(tmp_path, generator_f
     grids = sorted((tmp_path / "samples").glob("generated_*.png"))
     assert len(grids) == 2 and grids[0].read_bytes() != grids[1].read_bytes(), grids
     assert all(Image.open(g).size == (4 * 30 + 2, 4 * 30 + 2) for g in grids)
+
+
+# ---- found by a hostile try of the commands ----
+
+def test_drawings_never_replace_a_file_without_force_nor_a_runs_file_with_it(tmp_path, run_cli, generator_file):
+    grid = generator_file.parent.parent / "samples" / "epoch_0001.png"
+    before = sha(grid)
+    for command in (["generate"], ["interpolate"]):
+        assert_refused(run_cli(*command, "--checkpoint", generator_file, "--out", grid), r"already exists: .*--force")
+        assert_refused(run_cli(*command, "--checkpoint", generator_file, "--out", grid, "--force"),
+                       r"belongs to a training run")
+    assert sha(grid) == before
+    mine = tmp_path / "mine.png"
+    assert run_cli("generate", "--checkpoint", generator_file, "--out", mine, "--seed", "1").exit_code == 0
+    first = sha(mine)
+    assert_refused(run_cli("generate", "--checkpoint", generator_file, "--out", mine), r"already exists")
+    assert run_cli("generate", "--checkpoint", generator_file, "--out", mine, "--seed", "2", "--force").exit_code == 0
+    assert sha(mine) != first  # --force replaces a drawing of your own
+
+
+def test_train_classifier_never_replaces_a_file_that_is_not_a_classifier(tmp_path, run_cli, generator_file,
+                                                                          small_data):
+    target = tmp_path / "gan_epoch_1.pth"
+    target.write_bytes((generator_file.parent / "gan_epoch_1.pth").read_bytes())
+    before = sha(target)
+    result = run_cli("train-classifier", "--data-dir", small_data, "--out", target, "--epochs", "1", "--device", "cpu")
+    assert_refused(result, r"is not a classifier of this tool, so it is not replaced")
+    assert sha(target) == before
+    assert "epoch 1/1" not in result.output  # refused before any training
+
+
+def test_an_epochs_checkpoint_is_written_before_its_grid(tmp_path, small_data, monkeypatch):
+    """A kill between the two must never leave a grid of a run that has no checkpoint (a new run would be refused)."""
+    seen = []
+    save_grid = gan.save_grid
+
+    def watching(images, path, **kwargs):
+        seen.append((tmp_path / "ck" / "gan_epoch_1.pth").exists())
+        return save_grid(images, path, **kwargs)
+    monkeypatch.setattr(gan, "save_grid", watching)
+    gan.train(config(tmp_path, small_data, epochs=1), console=quiet())
+    assert seen == [True]
+
+
+def test_export_into_a_closed_pipe_finishes_and_exits_0(tmp_path, generator_file):
+    out = tmp_path / "ex"
+    done = subprocess.run(f"{sys.executable} cli.py export --checkpoint {generator_file} --n 300 --out {out} "
+                          f"--format npy | head -c 1", shell=True, cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=120, executable="/bin/bash")
+    assert "Traceback" not in done.stderr and done.stderr.strip() == "", done.stderr
+    assert np.load(out / "images.npy").shape == (300, 1, 28, 28)
+    status = subprocess.run(f"set -o pipefail; {sys.executable} cli.py export --checkpoint {generator_file} --n 300 "
+                            f"--out {tmp_path / 'ex2'} --format npy | head -c 1 > /dev/null", shell=True, cwd=ROOT,
+                            env=ENV, timeout=120, executable="/bin/bash")
+    assert status.returncode == 0
+
+
+def test_damaged_data_and_odd_paths_say_what_is_wrong(tmp_path, run_cli, generator_file):
+    args = [*SMALL, "--checkpoint-dir", tmp_path / "ck", "--sample-dir", tmp_path / "s"]
+    gz = make_mnist(tmp_path / "gz")
+    (gz / "MNIST" / "raw" / "train-images-idx3-ubyte").unlink()
+    (gz / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").write_bytes(b"notgzip")
+    assert_refused(run_cli("train", "--data-dir", gz, *args), r"could not unpack .*gz.*not a complete gzip file")
+    cut = make_mnist(tmp_path / "cut")
+    path = cut / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:5000])
+    assert_refused(run_cli("train", "--data-dir", cut, *args),
+                   r"train-images-idx3-ubyte is 5,000 bytes where its header promises 200,720: it is truncated")
+    assert_refused(run_cli("train", "--data-dir", "/proc/self", *args), r"cannot use /proc/self/MNIST/raw")
+    assert_refused(run_cli("train", "--checkpoint-dir", "", "--data-dir", cut, *SMALL), r"--checkpoint-dir is empty")
+    assert_refused(run_cli("generate", "--checkpoint", generator_file.parent), r"is a folder: .*--checkpoint-dir")
+    state = torch.load(generator_file.parent / "gan_epoch_1.pth", weights_only=True)
+    next(iter(state["G"].values())).fill_(float("nan"))
+    torch.save(state, tmp_path / "nan.pth")
+    assert_refused(run_cli("resume", tmp_path / "nan.pth", "--epochs", "2"), r"NaN or infinite values: the file is damaged")

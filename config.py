@@ -110,8 +110,9 @@ class Config:
     # run
     device: str = option("auto", DEVICES + ".", "run", resume=True)
     precision: str = option("auto", "Arithmetic of the training step: bf16 autocast where it measured faster (a CUDA "
-                            "GPU with bf16, or a CPU with AMX or AVX512-BF16, for the DCGANs), fp32 elsewhere; or "
-                            "say fp32 or bf16. Weights, optimizer and losses stay fp32.", "run",
+                            "GPU with bf16, or a CPU with AMX or AVX512-BF16, for the DCGANs at batches of 128 or "
+                            "more), fp32 elsewhere; or say fp32 or bf16. Weights, optimizer and losses stay fp32.",
+                            "run",
                             choices=PRECISIONS, resume=True)
     eval_every: int = option(0, "Every N epochs add FID, coverage, precision/recall to the record (0: off).", "run",
                              resume=True)

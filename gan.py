@@ -492,7 +492,7 @@ def train(cfg: Config, resume: str | Path | None = None, minutes: float | None =
     if cfg.eval_every and evaluate is None:
         raise GANError("--eval-every needs an evaluation hook: pass evaluate=evaluate.evaluate_during_training")
     device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device, cfg.arch)
+    precision = resolve_precision(cfg.precision, device, cfg.arch, cfg.batch_size)
     if resume is not None and saved is None:
         saved, _ = load_checkpoint(resume)
     run = RunFolder(cfg.checkpoint_dir, cfg.sample_dir)

@@ -21,7 +21,8 @@ def test_auto_picks_bf16_only_on_fast_hardware_for_the_convolutional_gans(amx, a
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     cpu = torch.device("cpu")
-    assert device.resolve_precision("auto", cpu, arch) == expected
+    assert device.resolve_precision("auto", cpu, arch, batch_size=128) == expected
+    assert device.resolve_precision("auto", cpu, arch, batch_size=64) == "fp32"  # small batches: bf16 was slower
     assert device.resolve_precision("fp32", cpu, arch) == "fp32" and device.resolve_precision("bf16", cpu, arch) == "bf16"
 
 

@@ -45,7 +45,7 @@ def test_a_bf16_step_multiplies_in_bf16_and_keeps_weights_optimizer_and_losses_i
     assert set(seen) == {torch.float32}
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["bf16"])  # fp32: test_safety.test_resume_gives_bit_identical_weights
 def test_resume_is_bit_identical_in_each_precision(precision, tmp_path, small_data):
     straight = gan.train(config(tmp_path / "straight", small_data, epochs=3, precision=precision), console=quiet())
     first = gan.train(config(tmp_path / "split", small_data, epochs=2, precision=precision), console=quiet())

@@ -35,6 +35,7 @@ GENERATOR_KIND = "mnist-gan-generator"
 # fields that format 1 files written before these options existed lack, with the value they had then
 FORMAT1_MISSING = {"conditional": False, "ema": 0.0, "dataset": "mnist"}
 STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
+DIVERGED_ADVICE = "Try a lower --lr or --label-smoothing 0.9"  # said when a loss or a weight becomes NaN
 
 
 def upgrade_config(saved: dict, file_format: int) -> dict:
@@ -121,7 +122,7 @@ class TrainingState:
         if broken:
             raise GANError(f"training diverged (the weights of {', '.join(broken)} became NaN or infinite): "
                            f"{path.name} was not written and the checkpoints already in {path.parent} are kept. "
-                           f"Try a lower --lr or --label-smoothing 0.9")
+                           f"{DIVERGED_ADVICE}")
         partial = self.pos > 0
         state = {"format": FORMAT, "kind": CHECKPOINT_KIND, "run": self.run_id, "config": config,
                  "epoch": self.epoch, **{name: net.state_dict() for name, net in nets.items()},

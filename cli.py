@@ -249,16 +249,25 @@ def by_class(gan, checkpoint, checkpoint_dir, class_name: str | None, digit: int
     and the index of NAME; without --class, the checkpoint as given and --digit."""
     if class_name is None:
         return checkpoint, digit
-    if digit is not None:
-        fail("--class and --digit both choose a class: give one")
     path, note = (checkpoint, "") if checkpoint else gan.find_generator(checkpoint_dir)
     G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
+    return G, class_index(cfg, path, class_name, digit, note)
+
+
+def class_index(cfg, path, class_name: str | None, digit: int | None, note: str = "") -> int | None:
+    """The index of --class NAME among the classes a model trained on (or --digit, without --class)."""
+    if class_name is None:
+        return digit
+    if digit is not None:
+        fail("--class and --digit both choose a class: give one")
     if not cfg.classes or not cfg.conditional:
         fail(f"--class picks a class of a model trained on --images DIR with a subfolder per class; {path} has none"
              + (f" ({note.split('; ', 1)[1]})" if "; " in note else ": use --digit"))
     if class_name not in cfg.classes:
         fail(f"{path} has no class {class_name!r}: it knows {', '.join(cfg.classes)}")
-    return G, cfg.classes.index(class_name)
+    return cfg.classes.index(class_name)
+
+
 Format = choice("format", ("png", "npy", "idx"))
 Method = choice("method", ("linear", "slerp"))
 
@@ -331,7 +340,7 @@ def export(n: Annotated[int, typer.Option(help="How many images to write.")] = 6
         from record import default_output
         path, note = (checkpoint, "") if checkpoint else gan.find_generator(checkpoint_dir)
         G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
-        chosen = by_class(gan, path, None, class_name, digit, device)[1]
+        chosen = class_index(cfg, path, class_name, digit)  # the generator is loaded once
         target = out or default_output("export", "")
         with Progress() as progress:
             quiet_when_piped(progress.console)

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from checkpoint import (STAT_NAMES, TrainingState, check_weights, checked_config, data_fingerprint, fixed_noise_ok,
-                        finished_generator, read_checkpoint_file, read_training_checkpoint)
+from checkpoint import (DIVERGED_ADVICE, STAT_NAMES, TrainingState, check_weights, checked_config, data_fingerprint,
+                        finished_generator, fixed_noise_ok, read_checkpoint_file, read_training_checkpoint)
 from config import LABEL_FREE, LABELS  # noqa: F401  (the label-dependent defaults, for readers of gan.LABELS)
 from config import (DATASETS, N_CLASSES, R1_EVERY, BadValue, Config, GANError, check_drawing, check_int, check_minutes,
                     resumed, validate)
@@ -405,9 +405,6 @@ def run_epoch(s: TrainingState, cfg: Config, images: torch.Tensor, labels: torch
 
 class Diverged(GANError):
     """A loss became NaN or infinite."""
-
-
-DIVERGED_ADVICE = "Try a lower --lr or --label-smoothing 0.9"
 
 
 def check_finite(sums: torch.Tensor, epoch: int, step: int) -> torch.Tensor:

@@ -133,17 +133,58 @@ def timed(run, seconds: float, batch: int, repeats: int = 3) -> float:
 
 def baseline_speed(cfg: gan.Config, data_dir: str, seconds: float) -> float:
     """Images/s of the same networks trained the way typical single-file GAN examples do it."""
+    G, D = gan.build_generator(cfg), gan.build_discriminator(cfg)
+    return typical_loop_speed(G, D, cfg.latent_dim, cfg.conditional, cfg.batch_size, 28, data_dir, seconds)
+
+
+def example_networks(latent_dim: int = 100) -> tuple[nn.Module, nn.Module]:
+    """The networks of the most used single-file MNIST DCGAN (PyTorch-GAN's dcgan.py), as its users run it: 32x32
+    images, G a dense layer to 128 x 8 x 8 then two upsample + 3x3 convolution steps, D four strided 3x3
+    convolutions with dropout (BatchNorm's second argument is eps there, 0.8, as in that file)."""
+    def block(cin, cout, bn=True):
+        return [nn.Conv2d(cin, cout, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True), nn.Dropout2d(0.25)] + (
+            [nn.BatchNorm2d(cout, 0.8)] if bn else [])
+
+    class G(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l1 = nn.Linear(latent_dim, 128 * 8 * 8)
+            self.conv = nn.Sequential(nn.BatchNorm2d(128), nn.Upsample(scale_factor=2),
+                                      nn.Conv2d(128, 128, 3, 1, 1), nn.BatchNorm2d(128, 0.8), nn.LeakyReLU(0.2, True),
+                                      nn.Upsample(scale_factor=2),
+                                      nn.Conv2d(128, 64, 3, 1, 1), nn.BatchNorm2d(64, 0.8), nn.LeakyReLU(0.2, True),
+                                      nn.Conv2d(64, 1, 3, 1, 1), nn.Tanh())
+
+        def forward(self, z, labels=None):
+            return self.conv(self.l1(z).view(z.size(0), 128, 8, 8))
+
+    class D(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(*block(1, 16, bn=False), *block(16, 32), *block(32, 64), *block(64, 128),
+                                      nn.Flatten(), nn.Linear(128 * 2 * 2, 1))
+
+        def forward(self, images, labels=None):
+            return self.body(images).squeeze(1)
+
+    return G(), D()
+
+
+def typical_loop_speed(G: nn.Module, D: nn.Module, latent_dim: int, conditional: bool, batch_size: int, size: int,
+                       data_dir: str, seconds: float) -> float:
+    """Images/s of G and D trained as typical single-file examples do: a DataLoader with per-image ToTensor +
+    Normalize (and Resize to `size`), Sigmoid + BCELoss, fp32, .item() every step."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
     torch.manual_seed(0)
-    dataset = datasets.MNIST(data_dir, train=True, download=True,
-                             transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize([0.5], [0.5])]))
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True)
-    G, D = gan.build_generator(cfg), gan.build_discriminator(cfg)
+    steps = [transforms.Resize(size)] if size != 28 else []
+    dataset = datasets.MNIST(data_dir, train=True, download=True, transform=transforms.Compose(
+        steps + [transforms.ToTensor(), transforms.Normalize([0.5], [0.5])]))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True)
     D_prob = lambda images, labels: torch.sigmoid(D(images, labels))  # a Sigmoid at the end of D, then BCELoss
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     bce = nn.BCELoss()
     losses = []
 
@@ -151,10 +192,10 @@ def baseline_speed(cfg: gan.Config, data_dir: str, seconds: float) -> float:
         t, done = time.perf_counter(), 0
         while done < steps:
             for real, labels in loader:
-                labels = labels if cfg.conditional else None  # conditional examples feed the label to both nets
+                labels = labels if conditional else None  # conditional examples feed the label to both nets
                 valid, fake_label = torch.ones(real.size(0)), torch.zeros(real.size(0))
-                z = torch.randn(real.size(0), cfg.latent_dim)
-                fake_labels = torch.randint(0, 10, (real.size(0),)) if cfg.conditional else None
+                z = torch.randn(real.size(0), latent_dim)
+                fake_labels = torch.randint(0, 10, (real.size(0),)) if conditional else None
                 fake = G(z, fake_labels)
                 opt_d.zero_grad()
                 d_loss = bce(D_prob(real, labels), valid) + bce(D_prob(fake.detach(), fake_labels), fake_label)
@@ -168,9 +209,9 @@ def baseline_speed(cfg: gan.Config, data_dir: str, seconds: float) -> float:
                 done += 1
                 if done == steps:
                     break
-        return steps * cfg.batch_size / (time.perf_counter() - t)
+        return steps * batch_size / (time.perf_counter() - t)
 
-    return timed(run, seconds, cfg.batch_size)
+    return timed(run, seconds, batch_size)
 
 
 def speed_table(setups: dict[str, gan.Config], data, data_dir: str, seconds: float, rates: dict,

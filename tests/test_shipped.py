@@ -124,6 +124,9 @@ def test_accuracy_score_is_far_lower_when_the_labels_are_scrambled(real_digits_d
               for name, G in (("good", good), ("scrambled", scrambled))}
     assert scores["good"]["generated"] >= 0.6 and scores["scrambled"]["generated"] <= 0.2, scores
     assert scores["good"]["real"] == scores["scrambled"]["real"] >= 0.6  # the same real baseline for both
+    first, second = scores["good"]["real_seeds"]  # the reference is trained twice, and the gap is to their mean
+    assert scores["good"]["real"] == pytest.approx((first + second) / 2)
+    assert scores["good"]["real_spread"] == pytest.approx(abs(first - second))
     assert scores["good"]["gap"] == pytest.approx(scores["good"]["real"] - scores["good"]["generated"])
 
 
@@ -134,4 +137,8 @@ def test_evaluate_reports_the_accuracy_score_on_request(real_digits_dir, run_cli
     score = json.loads(result.output)["classification_accuracy"]
     assert score["n"] == 100 and 0 <= score["generated"] <= 1 and 0 <= score["real"] <= 1
     without = json.loads(run_cli("evaluate", SHIPPED, "--n", "100", "--data-dir", real_digits_dir, "--json").output)
-    assert without["classification_accuracy"] is None  # it trains two classifiers: only on request
+    assert without["classification_accuracy"] is None  # it trains three classifiers: only on request
+    text = run_cli("evaluate", SHIPPED, "--n", "100", "--data-dir", real_digits_dir, "--cas").output
+    said = " ".join(text.split())  # Rich may wrap
+    assert f"with two seeds (spread {100 * score['real_spread']:.2f} points" in said
+    assert "Recipe: a fresh LeNet-style classifier (the evaluation one), 10 passes over the n digits" in said

@@ -299,10 +299,15 @@ def test_bench_quick_speed_table_runs_on_the_real_loading_code(mnist_dir, tmp_pa
     result = subprocess.run([sys.executable, str(ROOT / "bench.py"), "--data-dir", str(mnist_dir), "--quick",
                              "--speed-only", "--json", str(out)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "| fp32 |" in result.stdout and "| mlp | 128 | fp32 |" in result.stdout and "| mlp | 128 | bf16 |" in result.stdout
+    batch = gan.Config().batch_size
+    assert "| fp32 |" in result.stdout and f"| mlp | {batch} | fp32 |" in result.stdout and f"| mlp | {batch} | bf16 |" in result.stdout
     assert "speed-up" in result.stdout and "--precision auto" in result.stdout
+    for run in ("the default (`python cli.py train`)", "the previous default", "the default's networks in a typical",
+                "PyTorch-GAN's dcgan.py as its users run it"):
+        assert f"| {run}" in result.stdout
     numbers = json.loads(out.read_text())
     assert numbers["rates"]["fp32"] > 0 and numbers["rates"]["bf16"] > 0
+    assert len(numbers["headline"]["images_per_s"]) == 4 and min(numbers["headline"]["images_per_s"].values()) > 0
     assert set(numbers["archs"]) == {f"{arch} {p}" for arch in ("mlp", "dcgan (width 16, default)") for p in ("fp32", "bf16")}
     for arch in numbers["archs"].values():
         assert arch["images_per_s"] > 0 and arch["baseline_images_per_s"] > 0 and arch["flops_per_image"] > 1e6

@@ -2,6 +2,7 @@
 does what it says, that a run records it and a resume keeps it, and that older files are read as they trained."""
 
 import copy
+import re
 
 import pytest
 import torch
@@ -13,13 +14,22 @@ from conftest import assert_identical_runs, config, quiet
 
 def test_the_defaults_depend_on_labels_and_what_is_given_wins():
     labelled, label_free = gan.Config(), gan.Config(conditional=False)
-    assert (labelled.batch_size, labelled.lr_g, labelled.lr_d, labelled.r1) == (128, 2.8e-4, 2.8e-4, 0.0)
-    assert (label_free.batch_size, label_free.lr_g, label_free.lr_d, label_free.r1) == (64, 8e-4, 8e-4, 1.0)
-    assert gan.Config(batch_size=32).batch_size == 32 and gan.Config(lr=1e-3).batch_size == 128  # --lr sets rates only
-    assert label_free.lr_g > labelled.lr_g
+    assert (labelled.batch_size, labelled.lr_g, labelled.lr_d, labelled.r1, labelled.epochs) == (256, 8e-4, 8e-4, 0.0, 30)
+    assert (label_free.batch_size, label_free.lr_g, label_free.lr_d, label_free.r1, label_free.epochs) == (
+        64, 8e-4, 8e-4, 1.0, 16)
+    assert gan.Config(batch_size=32).batch_size == 32 and gan.Config(lr=1e-3).batch_size == 256  # --lr sets rates only
+    assert gan.Config(epochs=3).epochs == 3 and gan.Config(conditional=False, epochs=40).epochs == 40
+    assert label_free.lr_g * labelled.batch_size / label_free.batch_size > labelled.lr_g  # higher per image
     typed = gan.Config(conditional=False, lr_g=2e-4, lr_d=1e-4, r1=0.0)  # the reference setups type theirs
     assert (typed.lr_g, typed.lr_d, typed.r1) == (2e-4, 1e-4, 0.0)
 
+
+
+def test_train_help_states_the_defaults_the_code_uses(run_cli):
+    text = " ".join(re.sub("[│╭╮╰╯─]", " ", run_cli("train", "--help").output).split())  # Rich's box, unwrapped
+    for name in ("batch_size", "epochs"):
+        assert f"default: {gan.LABELS[name]} with labels, {gan.LABEL_FREE[name]} with --no-conditional" in text
+    assert f"default: {gan.LABELS['lr_g']:g} with or without labels" in text and gan.LABELS["lr_g"] == gan.LABEL_FREE["lr_g"]
 
 
 def grad_norm_at(D: torch.nn.Module, real: torch.Tensor, labels=None) -> float:

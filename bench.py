@@ -1,20 +1,22 @@
-"""How fast this GAN trains here, against this machine's own limits and against a typical single-file example.
+"""How fast this GAN trains here, against this machine's own limits and against typical single-file examples.
 
-    python bench.py --data-dir ../shared/data            # the full table (about 35 minutes on 2 cores)
-    python bench.py --data-dir ../shared/data --quick    # a smoke run of a few seconds
-    python bench.py --data-dir ../shared/data --quality-only   # table 5 alone (about 25 minutes)
+    python bench.py --data-dir ../shared/data --speed-only     # the speed tables (about 15 minutes on 2 cores)
+    python bench.py --data-dir ../shared/data --quality-only   # quality against time (about 50 minutes)
+    python bench.py --data-dir ../shared/data --quick          # a smoke run of both, under a minute
 
-It prints markdown tables (the README carries them):
+It prints markdown tables (docs/speed.md carries them):
 1. the machine's matrix-multiply rate in each precision (fp32, bf16), measured now, in this process;
-2. per setup and precision (bf16 where the CPU has AMX or AVX512-BF16): training images/s in steady state,
-   seconds per epoch, FLOPs of one training iteration per image (counted by torch.utils.flop_counter) and the
-   achieved share of the fastest matmul rate;
-3. beside it, the same networks trained the way typical single-file examples do it, in fp32 (DataLoader with
-   ToTensor + Normalize per image, Sigmoid + BCELoss, .item() every step), as a speed-up ratio;
+2. the default as `python cli.py train` runs it here (in the precision `--precision auto` picks), against the
+   previous default (fp32, batch 64) and against typical examples in fp32 as their users run them: the default's
+   networks in a typical example's loop, and PyTorch-GAN's dcgan.py with its own networks at 32x32, batch 64;
+3. per setup and precision: training images/s in steady state, seconds per epoch, FLOPs of one training iteration
+   per image (counted by torch.utils.flop_counter) and the achieved share of the fastest matmul rate, beside the
+   same networks in a typical example's loop (DataLoader with ToTensor + Normalize per image, Sigmoid + BCELoss,
+   .item() every step, fp32);
 4. what was tried and not kept (torch.compile, thread counts), against the loop as shipped;
-5. quality against time for the default run: the built-in evaluation after 2.5 and 5 minutes of training and at
-   its end (or at 10 minutes, if it is not done by then), next to the real-data floor; the same for the default
-   without labels (--no-conditional, with its own defaults: a higher learning rate and the R1 penalty).
+5. quality against wall-clock time, side by side: the previous default, the default (and, where `auto` picks bf16,
+   the default in fp32) and the label-free default, scored after 2.5, 5 and 10 minutes of training (or at their
+   end), next to the real-data floor.
 Timings on a shared machine are noisy: compare ratios measured in one run, not numbers across runs.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -277,7 +280,7 @@ def quality_over_time(name: str, cfg: gan.Config, data_dir: str, marks: tuple[fl
 
     from rich.console import Console
 
-    lines = []
+    lines, slug = [], re.sub("[^a-z0-9]+", "_", name.lower()).strip("_")
     with tempfile.TemporaryDirectory() as tmp:
         cfg = replace(cfg, data_dir=data_dir, checkpoint_dir=f"{tmp}/ckpt", sample_dir=f"{tmp}/samples", keep_last=1)
         checkpoint, minutes = None, 0.0
@@ -294,7 +297,7 @@ def quality_over_time(name: str, cfg: gan.Config, data_dir: str, marks: tuple[fl
                                      scores, floor))
             print(lines[-1], flush=True)  # the table grows under its header as the runs go
             gan.generate_and_plot_samples(G, n=100 if G.n_classes else 64, seed=0, show=False,  # a row per digit
-                                          out=sample_dir / f"{name.split()[0]}_{mark:g}min.png")
+                                          out=sample_dir / f"{slug}_{mark:g}min.png")
             if finished:
                 break
     return lines
@@ -338,7 +341,8 @@ def speed(args) -> None:
 
 
 def quality(args) -> None:
-    """Quality against training time of the default run and of the label-free one, side by side."""
+    """Quality against training time, side by side: the previous default (fp32, batch 64), the default in the
+    precision `auto` picks here and, where that is bf16, in fp32 too, and the label-free default."""
     n = 500 if args.quick else args.n
     print(f"\nQuality against training time of the default run (`python cli.py train`, {gan.Config().epochs} epochs) "
           f"and of the same without labels (`--no-conditional`, with its own defaults), n = {n}:\n")
@@ -351,7 +355,16 @@ def quality(args) -> None:
     marks = (0.1, 0.2) if args.quick else (2.5, 5, 10)
     floor = evaluate.real_floor(args.data_dir, n)
     print("\n".join(QUALITY_HEADER + [quality_row("real data (floor)", "", "", floor, floor)]), flush=True)
-    for name, cfg in (("default", gan.Config()), ("--no-conditional", gan.Config(conditional=False))):
+    from device import resolve_precision
+    default = gan.Config()
+    auto = resolve_precision("auto", torch.device("cpu"), default.arch, default.batch_size)
+    runs = {"previous default (fp32, batch 64, 2e-4)": replace(default, batch_size=64, lr_g=2e-4, lr_d=2e-4,
+                                                                precision="fp32"),
+            f"default ({auto} here)": default}
+    if auto != "fp32":
+        runs["default in fp32 (--precision fp32)"] = replace(default, precision="fp32")
+    runs["--no-conditional"] = gan.Config(conditional=False)
+    for name, cfg in runs.items():
         quality_over_time(name, cfg, args.data_dir, marks, n, floor, args.sample_dir)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 from config import GANError
@@ -115,8 +116,7 @@ class FolderLock:
             try:
                 fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                self.file.seek(0)
-                holder = self.file.read().strip() or "another process"
+                holder = self._holder()
                 self.file.close()
                 raise GANError(f"{self.folder} is in use by {holder}: wait for it to finish, or pass another "
                                f"{self.flag}") from None
@@ -130,6 +130,15 @@ class FolderLock:
         self.file.write(f"process {os.getpid()}")
         self.file.flush()
         return self
+
+    def _holder(self) -> str:
+        """Who holds the lock, as its holder wrote it; a holder that has just taken it gets a moment to write."""
+        for _ in range(25):
+            self.file.seek(0)
+            if holder := self.file.read().strip():
+                return holder
+            time.sleep(0.02)
+        return "another process"
 
     def __exit__(self, *exc):
         if self.file is not None:

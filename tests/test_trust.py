@@ -77,6 +77,19 @@ def test_a_run_holds_its_folder_until_it_ends_even_before_its_first_checkpoint(t
         pass
 
 
+def test_a_lock_taken_a_moment_ago_is_refused_naming_its_holder(tmp_path):
+    """The holder writes its pid just after taking the lock: a second comer in between used to say 'another
+    process' (CI caught it with two trains started together); it waits a moment for the name."""
+    import fcntl
+    import threading
+    (tmp_path / "ck").mkdir()
+    with open(tmp_path / "ck" / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        threading.Timer(0.1, lambda: (held.write("process 4242"), held.flush())).start()
+        with pytest.raises(gan.GANError, match=r"ck is in use by process 4242: wait for it to finish"):
+            FolderLock(tmp_path / "ck", "--checkpoint-dir").__enter__()
+
+
 # ---- (2, 3) export --force and two exports at once ----
 
 @pytest.fixture(scope="module")

@@ -334,22 +334,27 @@ def label_agreement(G: nn.Module, n_per_digit: int, seed: int = 0, device: torch
 
 CAS_EPOCHS = 10  # passes over the n training digits: enough for the real ones to level off at n = 10,000
 CAS_RECIPE = ("a fresh LeNet-style classifier (the evaluation one), {epochs} passes over the n digits in batches of "
-              "{batch}, Adam at 2e-3 with a one-cycle schedule, light affine augmentation; tested on the 10,000 MNIST "
+              "{batch}, Adam at 2e-3 with a one-cycle schedule, light affine augmentation; tested on the {test:,} MNIST "
               "test digits")
 
 
 def classification_accuracy_score(G: nn.Module, n: int, data_dir: str | Path, seed: int = 0, epochs: int = CAS_EPOCHS,
                                   device: torch.device | str = "cpu", batch_size: int = 128) -> dict:
     """Is G's output good training data? The MNIST test accuracy of a classifier trained only on n labelled digits
-    drawn from G (n / 10 of each), next to the same classifier trained the same way on n real training digits:
+    drawn from G (n / 10 of each; n is rounded down to a multiple of 10 and to the real training digits at
+    hand), next to the same classifier trained the same way on n real training digits:
     the Classification Accuracy Score of Ravuri & Vinyals (2019). G must be conditional: its labels are the
     digits it was asked for. The real reference is trained twice (seeds `seed` and `seed + 1`: other digits, other
     initial weights and batches), and the gap is to their mean: their spread is the noise of the score itself, so
     a gap of about that size means nothing."""
     if not getattr(G, "n_classes", 0):
-        raise GANError("the accuracy score trains on the digits a model was asked for: it needs a conditional model")
+        raise GANError("the accuracy score trains on the digits a model was asked for: it needs a conditional model: leave out --cas, or evaluate a model trained with labels")
     test_images, test_labels = load_mnist(data_dir, train=False, device=device)
     real_images, real_labels = load_mnist(data_dir, train=True, device=device)
+    n = min(n, len(real_images)) // 10 * 10  # as many of each digit, and no more than the real digits to compare
+    if n < 10:
+        raise GANError(f"the accuracy score needs at least 10 digits (one of each) and {len(real_images)} real "
+                       f"training digits to match them: pass a larger --n")
     fake_images = generate(G, n, seed=seed).to(device) * 2 - 1  # [0, 1] -> [-1, 1], as the classifier trains
     fake_labels = (torch.arange(n) % 10).to(device)
     fit = lambda images, labels, s: accuracy(fit_classifier(images, labels, epochs, s, batch_size=batch_size),  # noqa
@@ -359,7 +364,8 @@ def classification_accuracy_score(G: nn.Module, n: int, data_dir: str | Path, se
         pick = torch.randperm(len(real_images), generator=torch.Generator().manual_seed(s))[:n].to(real_images.device)
         real.append(fit(real_images[pick], real_labels[pick], s))
     generated, mean = fit(fake_images, fake_labels, seed), sum(real) / 2
-    return {"n": min(n, len(real_images)), "epochs": epochs, "recipe": CAS_RECIPE.format(epochs=epochs, batch=batch_size),
+    recipe = CAS_RECIPE.format(epochs=epochs, batch=batch_size, test=len(test_images))
+    return {"n": n, "epochs": epochs, "recipe": recipe,
             "generated": generated, "real": mean, "real_seeds": real, "real_spread": abs(real[0] - real[1]),
             "gap": mean - generated}
 

@@ -142,3 +142,17 @@ def test_evaluate_reports_the_accuracy_score_on_request(real_digits_dir, run_cli
     said = " ".join(text.split())  # Rich may wrap
     assert f"with two seeds (spread {100 * score['real_spread']:.2f} points" in said
     assert "Recipe: a fresh LeNet-style classifier (the evaluation one), 10 passes over the n digits" in said
+    assert "tested on the 250 MNIST test digits" in said  # the test set at hand, not a hard-coded 10,000
+
+
+def test_the_accuracy_score_compares_as_many_generated_digits_as_real_ones(real_digits_dir, run_cli):
+    """More digits asked for than the 250 real training digits at hand: both sides get 250 (it trained on 1,000
+    generated ones and called it 250); an n that is no multiple of 10 is rounded down to one, n / 10 of each."""
+    import json
+    for asked, used in (("1000", 250), ("105", 100)):
+        result = run_cli("evaluate", SHIPPED, "--n", asked, "--data-dir", real_digits_dir, "--cas", "--json")
+        assert result.exit_code == 0, result
+        assert json.loads(result.output)["classification_accuracy"]["n"] == used
+    G = gan.Generator(RealDigitsOfLabel(), latent_dim=4, n_classes=10)
+    with pytest.raises(gan.GANError, match="at least 10 digits"):
+        ev.classification_accuracy_score(G, 9, real_digits_dir, epochs=1)

@@ -373,12 +373,22 @@ def main() -> None:
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     parser.add_argument("--json", type=Path, help="also write the speed numbers here")
-    parser.add_argument("--n", type=int, default=10_000, help="samples per quality evaluation")
-    parser.add_argument("--speed-only", action="store_true", help="skip the quality-against-time runs")
-    parser.add_argument("--quality-only", action="store_true", help="skip the speed tables")
+    parser.add_argument("--n", type=int, default=10_000, help="samples per quality evaluation (--quick: 500)")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--speed-only", action="store_true", help="skip the quality-against-time runs")
+    only.add_argument("--quality-only", action="store_true", help="skip the speed tables")
     parser.add_argument("--sample-dir", type=Path, default=Path("samples/bench"),
                         help="where the quality runs' sample grids go")
     args = parser.parse_args()
+    try:  # what can be wrong with the arguments is said now, in one line, not after minutes of work
+        if args.n < 100:
+            raise gan.GANError(f"--n {args.n} is too few samples to score: pass 100 or more (default 10000)")
+        if args.json and (args.json.is_dir() or not args.json.parent.is_dir()):
+            raise gan.GANError(f"--json {args.json} is a folder or in a folder that does not exist: pass a file path "
+                               f"in an existing folder")
+        gan.load_mnist(args.data_dir)
+    except gan.GANError as e:
+        raise SystemExit(f"Error: {e}") from None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}\n")
     if not args.quality_only:

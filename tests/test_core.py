@@ -17,7 +17,7 @@ import digits
 import gan
 import record
 import checkpoint
-from conftest import ROOT, grid_size
+from conftest import ROOT, grid_size, one_clear_line
 
 
 def quiet():
@@ -311,6 +311,18 @@ def test_bench_quick_speed_table_runs_on_the_real_loading_code(mnist_dir, tmp_pa
     assert set(numbers["archs"]) == {f"{arch} {p}" for arch in ("mlp", "dcgan (width 16, default)") for p in ("fp32", "bf16")}
     for arch in numbers["archs"].values():
         assert arch["images_per_s"] > 0 and arch["baseline_images_per_s"] > 0 and arch["flops_per_image"] > 1e6
+
+
+def test_bench_refuses_bad_arguments_in_one_line_before_any_work(tmp_path):
+    """They used to surface as tracebacks after the runs: --n 0 in the evaluation, a --json folder after the whole
+    speed run (its numbers lost), missing data as a GANError traceback."""
+    for args, said in ((["--n", "0"], "--n 0 is too few samples"), (["--json", str(tmp_path)], "is a folder"),
+                       (["--json", str(tmp_path / "no" / "b.json")], "does not exist"),
+                       (["--data-dir", str(tmp_path / "none")], "MNIST is not in")):
+        result = subprocess.run([sys.executable, str(ROOT / "bench.py"), "--quick", *args], capture_output=True,
+                                text=True, timeout=120, cwd=tmp_path)
+        assert result.returncode == 1 and result.stdout == "", result
+        one_clear_line(result.stderr, said)
 
 
 # ---- the GAN objective itself ----

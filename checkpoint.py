@@ -40,12 +40,14 @@ DIVERGED_ADVICE = "Try a lower --lr or --label-smoothing 0.9"  # said when a los
 
 def upgrade_config(saved: dict, file_format: int) -> dict:
     """A stored config as today's Config fields: format 1's lr/lr_g/lr_d become two rates, and fields older
-    files lack take the value that reproduces what those runs did (no R1; format 1: unconditional, without EMA)."""
+    files lack take the value that reproduces what those runs did (no R1; fp32, which trained every run before
+    --precision existed, so that `auto` does not switch one to bf16 on resume; format 1: unconditional, without
+    EMA)."""
     if file_format >= 3:
-        return dict(saved)
+        return {"precision": "fp32", **saved}
     if file_format == 2:
-        return {"r1": 0.0, **saved}
-    config = {**FORMAT1_MISSING, "r1": 0.0, **saved}
+        return {"r1": 0.0, "precision": "fp32", **saved}
+    config = {**FORMAT1_MISSING, "r1": 0.0, "precision": "fp32", **saved}
     lr = config.pop("lr", 2e-4)
     config["lr_g"] = config.get("lr_g") if config.get("lr_g") is not None else lr
     config["lr_d"] = config.get("lr_d") if config.get("lr_d") is not None else lr

@@ -149,7 +149,8 @@ class TrainingBars:
         self.console, self.epochs_bar, self.steps_bar, self.epoch = self, None, None, None
         self.closed = False
 
-    def print(self, *args, **kwargs) -> None:
+    def print(self, *args, **kwargs) -> None:  # into a file or pipe, a line stays one line (for grep)
+        kwargs.setdefault("soft_wrap", not self.progress.console.is_terminal)
         self.safely(self.progress.console.print, *args, **kwargs)
 
     def safely(self, write, *args, **kwargs) -> None:

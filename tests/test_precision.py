@@ -55,13 +55,15 @@ def test_resume_is_bit_identical_in_each_precision(precision, tmp_path, small_da
 
 
 def test_the_precision_shows_in_the_first_line_the_summary_and_the_report_and_may_change_on_resume(
-        tmp_path, run_cli, small_data):
-    args = ["--arch", "mlp", "--batch-size", "32", "--device", "cpu", "--data-dir", small_data,
+        tmp_path, run_cli, small_data, monkeypatch):
+    args = ["--arch", "dcgan", "--batch-size", "32", "--device", "cpu", "--data-dir", small_data,
             "--checkpoint-dir", tmp_path / "ck", "--sample-dir", tmp_path / "s"]
+    monkeypatch.setenv("COLUMNS", "60")  # narrower than the line: piped, it used to wrap (grep found no "bf16")
     result = run_cli("train", *args, "--epochs", "1", "--precision", "bf16")
+    monkeypatch.setenv("COLUMNS", "200")
     assert result.exit_code == 0, result
     first = next(line for line in result.output.splitlines() if line.strip())
-    assert "precision bf16" in first
+    assert "precision bf16" in first and "images on cpu" in first  # one line, not wrapped at 80 columns
     assert "precision bf16" in (tmp_path / "ck" / "summary.txt").read_text()
     assert "precision bf16" in (tmp_path / "ck" / "report.md").read_text()
     result = run_cli("resume", tmp_path / "ck" / "gan_epoch_1.pth", "--epochs", "2", "--precision", "fp32")
@@ -71,3 +73,13 @@ def test_the_precision_shows_in_the_first_line_the_summary_and_the_report_and_ma
     saved = torch.load(tmp_path / "ck" / "gan_epoch_2.pth", weights_only=True)
     assert saved["config"]["precision"] == "fp32"
     assert run_cli("train", *args, "--precision", "fp16").exit_code == 2  # Typer checks the choice itself
+
+
+def test_a_checkpoint_from_before_precision_existed_resumes_in_fp32(tmp_path, small_data):
+    """Every run before --precision trained in fp32: its checkpoint lacks the field, and reading it as `auto` would
+    switch a resume to bf16 on fast hardware, silently ending bit-exact resume."""
+    path = gan.train(config(tmp_path, small_data, epochs=1, precision="bf16"), console=quiet())
+    old = torch.load(path, weights_only=True)
+    del old["config"]["precision"]
+    torch.save(old, path)
+    assert gan.load_checkpoint(path)[1].precision == "fp32"

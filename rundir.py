@@ -52,8 +52,8 @@ class RunFolder:
         others = [p for p in (*self.dir.glob("gan_epoch_*.pth"), self.final_generator) if p.exists() and run_of(p) != run_id]
         if others:
             newest = newest_checkpoint(self.dir, resumable=True)
-            how = f"continue it with `python cli.py resume {newest}`" if newest else "keep it"
-            raise GANError(f"{self.dir} already holds another run ({others[0].name}): {how}, or start this one in a "
+            how = f": continue it with `python cli.py resume {newest}`" if newest else f" ({others[0].name}): keep it"
+            raise GANError(f"{self.dir} already holds another run{how}, or start this one in a "
                            f"folder of its own with --checkpoint-dir DIR --sample-dir DIR")
         for grid in sorted(self.samples.glob("epoch_*.png")):
             owner = grid_run(grid)

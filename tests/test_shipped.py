@@ -20,7 +20,7 @@ SHIPPED = rundir.SHIPPED_GENERATOR
 
 
 def test_the_shipped_generator_is_small_plain_and_trained_longer_than_the_default():
-    assert SHIPPED.is_file() and SHIPPED.stat().st_size < 4_000_000
+    assert SHIPPED.is_file() and SHIPPED.stat().st_size < 10_000_000  # at most about 10 MB (issue 20)
     state = torch.load(SHIPPED, weights_only=True)  # tensors and plain values only: loading it runs no code
     assert state["kind"] == checkpoint.GENERATOR_KIND and state["format"] <= checkpoint.FORMAT
     assert not {"D", "opt_g", "opt_d"} & state.keys()  # the generator alone

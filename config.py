@@ -46,7 +46,7 @@ MAX_SEED = 2**63 - 1
 # The defaults that depend on labels. Without them, the GAN learns far faster with a higher rate and the R1
 # penalty (docs/results.md). With labels, batches of 256 at the DCGAN paper's rate scaled with the batch (2e-4 per
 # 64 images) reached a better FID per epoch than batches of 64, 128 or 512, and run faster per image in either
-# precision; 30 epochs fill about 10 minutes on 2 CPU cores in bf16 (docs/speed.md).
+# precision; 30 epochs took 11.5 minutes on 2 cores of an AMD EPYC in bf16 (docs/speed.md).
 LABELS = {"batch_size": 256, "lr_g": 8e-4, "lr_d": 8e-4, "r1": 0.0, "epochs": 30}
 LABEL_FREE = {"batch_size": 64, "lr_g": 8e-4, "lr_d": 8e-4, "r1": 1.0, "epochs": 16}
 R1_EVERY = 16  # steps between R1 penalties, each weighted by 16: the lazy regularisation of StyleGAN2

@@ -386,6 +386,11 @@ def main() -> None:
         if args.json and (args.json.is_dir() or not args.json.parent.is_dir()):
             raise gan.GANError(f"--json {args.json} is a folder or in a folder that does not exist: pass a file path "
                                f"in an existing folder")
+        if args.json:
+            try:
+                open(args.json, "a").close()  # writable now, not only after the whole run
+            except OSError as e:
+                raise gan.GANError(f"--json {args.json} cannot be written ({e.strerror}): pass a writable path") from None
         gan.load_mnist(args.data_dir)
     except gan.GANError as e:
         raise SystemExit(f"Error: {e}") from None

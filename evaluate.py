@@ -353,8 +353,8 @@ def classification_accuracy_score(G: nn.Module, n: int, data_dir: str | Path, se
     real_images, real_labels = load_mnist(data_dir, train=True, device=device)
     n = min(n, len(real_images)) // 10 * 10  # as many of each digit, and no more than the real digits to compare
     if n < 10:
-        raise GANError(f"the accuracy score needs at least 10 digits (one of each) and {len(real_images)} real "
-                       f"training digits to match them: pass a larger --n")
+        raise GANError(f"the accuracy score needs at least 10 digits (one of each), and as many real training digits "
+                       f"(there are {len(real_images)}): pass --n 10 or more")
     fake_images = generate(G, n, seed=seed).to(device) * 2 - 1  # [0, 1] -> [-1, 1], as the classifier trains
     fake_labels = (torch.arange(n) % 10).to(device)
     fit = lambda images, labels, s: accuracy(fit_classifier(images, labels, epochs, s, batch_size=batch_size),  # noqa
@@ -388,6 +388,10 @@ def evaluate_file(path: str | Path | None, n: int, data_dir: str | Path, checkpo
                        f"MNIST digits, so its scores would mean nothing here")
     if cas and not G.n_classes:
         raise GANError(f"--cas trains on the digits a model was asked for: {path} is unconditional (no labels)")
+    for train, part, least in ((False, "test", K + 1), (True, "training", 10 if cas else K + 1)):
+        if (have := len(load_mnist(data_dir, train=train)[0])) < least:  # checked before minutes of work
+            raise GANError(f"{data_dir} holds only {have} MNIST {part} digits: the scores need at least {least}; "
+                           f"pass a --data-dir with the full MNIST files")
     t0 = time.perf_counter()
     scores = evaluate_generator(G, n, data_dir, seed=seed, device=device)
     floor = real_floor(data_dir, n, seed=seed, device=device)

@@ -318,7 +318,8 @@ def test_bench_refuses_bad_arguments_in_one_line_before_any_work(tmp_path):
     speed run (its numbers lost), missing data as a GANError traceback."""
     for args, said in ((["--n", "0"], "--n 0 is too few samples"), (["--json", str(tmp_path)], "is a folder"),
                        (["--json", str(tmp_path / "no" / "b.json")], "does not exist"),
-                       (["--data-dir", str(tmp_path / "none")], "MNIST is not in")):
+                       (["--data-dir", str(tmp_path / "none")], "MNIST is not in"),
+                       (["--json", "/proc/bench.json"], "cannot be written")):
         result = subprocess.run([sys.executable, str(ROOT / "bench.py"), "--quick", *args], capture_output=True,
                                 text=True, timeout=120, cwd=tmp_path)
         assert result.returncode == 1 and result.stdout == "", result

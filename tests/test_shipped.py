@@ -154,5 +154,21 @@ def test_the_accuracy_score_compares_as_many_generated_digits_as_real_ones(real_
         assert result.exit_code == 0, result
         assert json.loads(result.output)["classification_accuracy"]["n"] == used
     G = gan.Generator(RealDigitsOfLabel(), latent_dim=4, n_classes=10)
-    with pytest.raises(gan.GANError, match="at least 10 digits"):
+    with pytest.raises(gan.GANError, match="at least 10 digits .* pass --n 10 or more"):
         ev.classification_accuracy_score(G, 9, real_digits_dir, epochs=1)
+
+
+def test_evaluate_on_a_folder_with_too_few_digits_says_so_before_any_work(tmp_path, run_cli):
+    """3 training digits ended in a ValueError traceback from precision/recall; 5 with --cas asked for a larger
+    --n, which could not help."""
+    from conftest import assert_refused
+    data = np.load(FIXTURE)
+    for train_digits, extra, said in ((3, [], "holds only 3 MNIST training digits: the scores need at least 4"),
+                                      (5, ["--cas"], "holds only 5 MNIST training digits: the scores need at least 10")):
+        raw = tmp_path / str(train_digits) / "MNIST" / "raw"
+        raw.mkdir(parents=True)
+        write_idx(raw / "train-images-idx3-ubyte", data["images"][:train_digits])
+        write_idx(raw / "train-labels-idx1-ubyte", data["labels"][:train_digits])
+        write_idx(raw / "t10k-images-idx3-ubyte", data["images"][-50:])
+        write_idx(raw / "t10k-labels-idx1-ubyte", data["labels"][-50:])
+        assert_refused(run_cli("evaluate", SHIPPED, "--n", "100", "--data-dir", raw.parent.parent, *extra), said)

@@ -314,10 +314,18 @@ def evaluate_generator(G: nn.Module, n: int, data_dir: str | Path, seed: int = 0
     return score(fake_feats, fake_probs, real_feats)
 
 
+def check_enough(data_dir: str | Path, have: int, part: str, least: int) -> None:
+    """A data folder with too few real digits to score against is one line, not an error deep in the metrics."""
+    if have < least:
+        raise GANError(f"{data_dir} holds only {have} MNIST {part} digits: the scores need at least {least}; "
+                       f"pass a --data-dir with the full MNIST files")
+
+
 def real_floor(data_dir: str | Path, n: int, seed: int = 0, device: torch.device | str = "cpu") -> dict:
     """The same metrics for n random real training images against the test set: what a perfect generator would score.
     With fewer than n training images in data_dir, all of them are used (the result's n says how many)."""
     images, _ = load_mnist(data_dir, train=True)
+    check_enough(data_dir, len(images), "training", K + 1)
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
     return evaluate_images((images[pick] + 1) / 2, data_dir, device)
 
@@ -348,7 +356,7 @@ def classification_accuracy_score(G: nn.Module, n: int, data_dir: str | Path, se
     initial weights and batches), and the gap is to their mean: their spread is the noise of the score itself, so
     a gap of about that size means nothing."""
     if not getattr(G, "n_classes", 0):
-        raise GANError("the accuracy score trains on the digits a model was asked for: it needs a conditional model: leave out --cas, or evaluate a model trained with labels")
+        raise GANError("the accuracy score trains on the digits a model was asked for: it needs a conditional model")
     test_images, test_labels = load_mnist(data_dir, train=False, device=device)
     real_images, real_labels = load_mnist(data_dir, train=True, device=device)
     n = min(n, len(real_images)) // 10 * 10  # as many of each digit, and no more than the real digits to compare
@@ -387,14 +395,14 @@ def evaluate_file(path: str | Path | None, n: int, data_dir: str | Path, checkpo
         raise GANError(f"{path} draws {cfg.images or cfg.dataset}, not MNIST digits: evaluate's classifier only knows "
                        f"MNIST digits, so its scores would mean nothing here")
     if cas and not G.n_classes:
-        raise GANError(f"--cas trains on the digits a model was asked for: {path} is unconditional (no labels)")
-    for train, part, least in ((False, "test", K + 1), (True, "training", 10 if cas else K + 1)):
-        if (have := len(load_mnist(data_dir, train=train)[0])) < least:  # checked before minutes of work
-            raise GANError(f"{data_dir} holds only {have} MNIST {part} digits: the scores need at least {least}; "
-                           f"pass a --data-dir with the full MNIST files")
+        raise GANError(f"--cas trains on the digits a model was asked for: {path} is unconditional (no labels); "
+                       f"leave out --cas, or evaluate a model trained with labels")
     t0 = time.perf_counter()
+    check_enough(data_dir, len(mnist_test_features(data_dir, device)), "test", K + 1)  # cached for the scores
+    floor = real_floor(data_dir, n, seed=seed, device=device)  # first: it checks the training digits
+    if cas:  # before the minutes of generating and scoring
+        check_enough(data_dir, floor["n"], "training", 10)
     scores = evaluate_generator(G, n, data_dir, seed=seed, device=device)
-    floor = real_floor(data_dir, n, seed=seed, device=device)
     agreement = label_agreement(G, max(100, n // 10), seed, device) if G.n_classes else None
     accuracy_score = classification_accuracy_score(G, n, data_dir, seed, device=device) if cas else None
     return {"checkpoint": str(path), "n": n, "seed": seed, "generator": scores, "real_floor": floor,

@@ -306,12 +306,12 @@ def quality_over_time(name: str, cfg: gan.Config, data_dir: str, marks: tuple[fl
 def speed(args) -> None:
     """The speed tables: the machine's matmul rate in each precision, each setup's training speed in each
     precision beside the typical example (fp32, what its users run), and what was tried."""
-    from device import fast_bf16
+    from device import native_bf16
     seconds = 1.0 if args.quick else 20.0
     size = 256 if args.quick else 1024
     rates = {"fp32": matmul_rate(torch.float32, size, seconds=0.5 if args.quick else 3),
              "bf16": matmul_rate(torch.bfloat16, size, seconds=0.5 if args.quick else 3)}
-    bf16 = fast_bf16(torch.device("cpu"))
+    bf16 = native_bf16(torch.device("cpu"))
     print(f"AMX {torch.cpu._is_amx_tile_supported()}, AVX512-BF16 {torch.cpu._is_avx512_bf16_supported()}: "
           f"--precision auto {'picks bf16 for the DCGANs' if bf16 else 'keeps fp32'} here\n")
     print("| matmul | GFLOP/s |\n|---|---|")

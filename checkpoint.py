@@ -71,12 +71,17 @@ def get_rng_state(device: torch.device) -> dict:
     return state
 
 
-def set_rng_state(state: dict, device: torch.device) -> None:
+def set_rng_state(state: dict, device: torch.device, path) -> None:
+    """Restore the random-number state a checkpoint saved; a GPU's entry that this torch cannot take is one line."""
     torch.set_rng_state(state["cpu"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-    if device.type == "mps" and "mps" in state:
-        torch.mps.set_rng_state(state["mps"])
+    try:
+        if device.type == "cuda" and "cuda" in state:
+            torch.cuda.set_rng_state(state["cuda"], device)
+        if device.type == "mps" and "mps" in state:
+            torch.mps.set_rng_state(state["mps"])
+    except RuntimeError:
+        raise GANError(f"{path} is damaged or inconsistent (its {device.type} random-number state is not one this "
+                       f"torch takes): use another checkpoint") from None
 
 
 def data_fingerprint(images: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -162,7 +167,7 @@ class TrainingState:
         self.epoch, self.pos, self.seconds, self.data = saved["epoch"], saved["pos"], saved["seconds"], saved["data"]
         if self.pos:
             self.perm, self.sums = saved["perm"].to(device), saved["sums"].to(device)
-        set_rng_state(saved["rng"], device)
+        set_rng_state(saved["rng"], device, path)
 
 
 def load_optimizer(opt: torch.optim.Optimizer, net: nn.Module, state, path, key: str) -> None:
@@ -272,7 +277,8 @@ def check_progress(state: dict) -> str | None:
         return f"its history is not one record of numbers per each of its {epoch} epochs"
     rng = state["rng"]
     if not isinstance(rng, dict) or not is_tensor(rng.get("cpu"), torch.uint8, 1) or \
-            rng["cpu"].numel() != torch.get_rng_state().numel():
+            rng["cpu"].numel() != torch.get_rng_state().numel() or not all(
+                is_tensor(rng[k], torch.uint8, 1) and 0 < rng[k].numel() <= 64 for k in ("cuda", "mps") if k in rng):
         return "its random-number state is not the one torch saves"
     if not isinstance(state["seconds"], (int, float)) or not math.isfinite(state["seconds"]) or state["seconds"] < 0:
         return f"its time {state['seconds']!r} is not a number of seconds"

@@ -38,7 +38,7 @@ from torch import nn
 from checkpoint import check_weights, read_torch_file, save_state
 from config import BadValue, Config, GANError, check_int, check_seed
 from files import make_folder
-from device import resolve_device
+from device import resolve_device, own_random_state
 from gan import generate, load_generator, load_mnist
 from record import check_sample_count
 from rundir import find_generator
@@ -80,12 +80,12 @@ class Classifier(nn.Module):
 def augment(x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
     """A random small affine warp per image (rotate +-10 degrees, scale +-10%, shift +-2 pixels), on (B, 1, 28, 28)."""
     b = x.size(0)
-    uniform = lambda *shape: torch.rand(*shape, generator=rng).mul_(2).sub_(1)  # noqa: E731  U(-1, 1)
+    uniform = lambda *shape: torch.rand(*shape, generator=rng, device=rng.device).mul_(2).sub_(1)  # noqa: E731  U(-1, 1)
     angle, scale = uniform(b) * math.radians(10), 1 + 0.1 * uniform(b)
     shift = uniform(b, 2) * (2 / 14)  # affine_grid spans the 28 pixels with [-1, 1]: one pixel is 1/14
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
-                         torch.stack([sin, cos, shift[:, 1]], 1)], 1).to(x.device)   # (B, 2, 3)
+                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)   # (B, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x + 1, grid, align_corners=False) - 1  # shifted so that the zero padding is background, -1
 
@@ -103,15 +103,20 @@ def fit_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int, seed
                    lr: float = 2e-3, on_epoch=None) -> Classifier:
     """A fresh classifier trained on images (N, 1, 28, 28) in [-1, 1] with labels (N,): Adam with a one-cycle
     schedule and light augmentation, on the images' device. on_epoch(epoch, mean loss, model) after each epoch."""
-    torch.manual_seed(seed)
-    rng = torch.Generator().manual_seed(seed)
+    with own_random_state(images.device):  # a classifier built mid-run leaves the run's random numbers as they were
+        torch.manual_seed(seed)
+        return train_classifier_loop(images, labels, epochs, seed, batch_size, lr, on_epoch)
+
+
+def train_classifier_loop(images, labels, epochs, seed, batch_size, lr, on_epoch) -> Classifier:
+    rng = torch.Generator(images.device).manual_seed(seed)  # on the images' device: no host copies per step
     model = Classifier().to(images.device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = max(1, len(images) // batch_size)  # the last incomplete batch is dropped
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
     for epoch in range(1, epochs + 1):
         model.train()
-        perm = torch.randperm(len(images), generator=rng).to(images.device)
+        perm = torch.randperm(len(images), generator=rng, device=images.device)
         loss_sum = torch.zeros((), device=images.device)
         for step in range(steps):
             idx = perm[step * batch_size:(step + 1) * batch_size]

@@ -261,9 +261,7 @@ def save_loss_plot(history: list[dict], path: Path) -> Path:
 
 def loss_figure(history: list[dict]):
     """The losses, D's view (mean D(x), D(G(z))) and, with --eval-every, the FID, per epoch: a matplotlib Figure."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure  # a Figure object, not pyplot: no global state, no display needed
+    from matplotlib.figure import Figure  # a Figure object, not pyplot: no backend, no global state, no display
 
     epochs = [r["epoch"] for r in history]
     evaluated = [r for r in history if "fid" in r]  # --eval-every adds a third panel

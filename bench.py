@@ -68,7 +68,7 @@ def our_speed(cfg: gan.Config, data: tuple, seconds: float, compiled: bool = Fal
     `precision` (fp32, or bf16 autocast). `compiled` measures torch.compile of both networks, which did not pay."""
     images, labels = data
     torch.manual_seed(0)
-    state = gan.new_training_state(cfg, torch.device("cpu"))
+    state = gan.new_training_state(cfg, images.device)
     if compiled:
         state.G, state.D = compiled_like(state.G), compiled_like(state.D)
 
@@ -282,7 +282,8 @@ def quality_over_time(name: str, cfg: gan.Config, data_dir: str, marks: tuple[fl
 
     lines, slug = [], re.sub("[^a-z0-9]+", "_", name.lower()).strip("_")
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = replace(cfg, data_dir=data_dir, checkpoint_dir=f"{tmp}/ckpt", sample_dir=f"{tmp}/samples", keep_last=1)
+        cfg = replace(cfg, data_dir=data_dir, checkpoint_dir=f"{tmp}/ckpt", sample_dir=f"{tmp}/samples", keep_last=1,
+                      device="cpu")  # a CPU bench: its precision labels and speeds are the CPU's
         checkpoint, minutes = None, 0.0
         for mark in marks:
             quiet, start = Console(file=io.StringIO()), time.perf_counter()
@@ -368,6 +369,30 @@ def quality(args) -> None:
         quality_over_time(name, cfg, args.data_dir, marks, n, floor, args.sample_dir)
 
 
+def device_speed(args) -> None:
+    """On a GPU (--device cuda[:N]): the default's images/s in each precision this device runs well (fp32, which is
+    TF32 on Ampere and later, and bf16 where it is native), seconds per epoch of 60,000 digits, and the same default
+    on this machine's CPU, side by side in one run."""
+    from device import device_settings, native_bf16, resolve_device
+    target = resolve_device(args.device)
+    default, seconds = gan.Config(), 2.0 if args.quick else 10.0
+    cpu_data = gan.load_mnist(args.data_dir)
+    data = tuple(t.to(target) for t in cpu_data)
+    name = torch.cuda.get_device_name(target) if target.type == "cuda" else str(target)
+    print(f"| device | precision | images/s | s per epoch |\n|---|---|---|---|")
+    precisions = ["fp32", "bf16"] if native_bf16(target) else ["fp32"]
+    for precision in precisions:
+        with device_settings(target, precision):
+            rate = our_speed(default, data, seconds, precision=precision)
+        print(f"| {name} | {precision}{' (TF32 products)' if precision == 'fp32' and target.type == 'cuda' and native_bf16(target) else ''} "
+              f"| {rate:,.0f} | {60_000 / rate:.1f} |", flush=True)
+    from device import resolve_precision
+    cpu = torch.device("cpu")
+    auto = resolve_precision("auto", cpu, default.arch, default.batch_size)
+    rate = our_speed(default, cpu_data, seconds, precision=auto)
+    print(f"| this machine's CPU ({torch.get_num_threads()} threads) | {auto} | {rate:,.0f} | {60_000 / rate:.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default="data")
@@ -377,6 +402,8 @@ def main() -> None:
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--speed-only", action="store_true", help="skip the quality-against-time runs")
     only.add_argument("--quality-only", action="store_true", help="skip the speed tables")
+    parser.add_argument("--device", help="time the default on this device (cuda, cuda:N, mps) against the CPU "
+                        "instead of the CPU tables")
     parser.add_argument("--sample-dir", type=Path, default=Path("samples/bench"),
                         help="where the quality runs' sample grids go")
     args = parser.parse_args()
@@ -396,6 +423,12 @@ def main() -> None:
         raise SystemExit(f"Error: {e}") from None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}\n")
+    if args.device:
+        try:
+            device_speed(args)
+        except gan.GANError as e:
+            raise SystemExit(f"Error: {e}") from None
+        return
     if not args.quality_only:
         speed(args)
     if not args.speed_only:

@@ -184,3 +184,7 @@ def grid_size(n: int, nrow: int) -> tuple[int, int]:
     """Pixel size of a torchvision grid of 28x28 images with padding 2."""
     rows = -(-n // nrow)
     return (nrow * 30 + 2, rows * 30 + 2)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU (tests/test_gpu.py); run them with `bash .ci/gpu`")

@@ -384,8 +384,8 @@ def device_speed(args) -> None:
     for precision in precisions:
         with device_settings(target, precision):
             rate = our_speed(default, data, seconds, precision=precision)
-        print(f"| {name} | {precision}{' (TF32 products)' if precision == 'fp32' and target.type == 'cuda' and native_bf16(target) else ''} "
-              f"| {rate:,.0f} | {60_000 / rate:.1f} |", flush=True)
+        tf32 = " (TF32 products)" if precision == "fp32" and target.type == "cuda" and native_bf16(target) else ""
+        print(f"| {name} | {precision}{tf32} | {rate:,.0f} | {60_000 / rate:.1f} |", flush=True)
     from device import resolve_precision
     cpu = torch.device("cpu")
     auto = resolve_precision("auto", cpu, default.arch, default.batch_size)

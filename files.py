@@ -95,7 +95,8 @@ def remove_orphans(folder: Path) -> None:
 
 class FolderLock:
     """Holds a folder for one process while it works there: an exclusive lock on a file `.lock` inside it (or
-    beside it, for a folder that does not exist yet). The operating system drops the lock when the process ends,
+    beside it, for a folder that does not exist yet), and on the folder itself, so that deleting `.lock` does
+    not let a second process in. The operating system drops the lock when the process ends,
     however it ends (SIGKILL included), so a crashed run never leaves a folder stuck. A second holder is refused
     with one line."""
 
@@ -103,9 +104,40 @@ class FolderLock:
         folder = Path(folder).absolute()
         self.folder, self.flag, self.beside = folder, flag, beside
         self.path = folder.with_name(f".{folder.name}.lock") if beside else folder / ".lock"
-        self.file = None
+        self.file = self.dir_fd = None
+
+    def _lock_folder(self) -> None:
+        """Lock the folder's own inode: no file inside it can be deleted out from under this lock."""
+        if fcntl is None or self.beside:
+            return
+        try:
+            self.dir_fd = os.open(self.folder, os.O_RDONLY)
+        except OSError as e:
+            raise GANError(f"cannot open {self.folder} ({e.strerror or e}): pass a writable {self.flag}") from None
+        try:
+            fcntl.flock(self.dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.dir_fd)
+            self.dir_fd = None
+            try:
+                self.file = open(self.path)
+                holder = self._holder()
+                self.file.close()
+            except OSError:
+                holder = "another process"
+            self.file = None
+            raise GANError(f"{self.folder} is in use by {holder}: wait for it to finish, or pass another "
+                           f"{self.flag}") from None
 
     def __enter__(self):
+        self._lock_folder()
+        try:
+            return self._lock_file()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _lock_file(self):
         for _ in range(3):  # a lock file beside a folder is removed by its last holder: then open it anew
             try:
                 self.file = open(self.path, "a+")
@@ -118,11 +150,13 @@ class FolderLock:
             except OSError:
                 holder = self._holder()
                 self.file.close()
+                self.file = None  # not ours: __exit__ must not remove it
                 raise GANError(f"{self.folder} is in use by {holder}: wait for it to finish, or pass another "
                                f"{self.flag}") from None
             if self.path.exists() and os.stat(self.path).st_ino == os.fstat(self.file.fileno()).st_ino:
                 break
             self.file.close()
+            self.file = None
         else:
             raise GANError(f"{self.folder} is in use by another process: wait for it to finish, or pass another {self.flag}")
         self.file.seek(0)
@@ -146,6 +180,9 @@ class FolderLock:
                 self.path.unlink(missing_ok=True)
             self.file.close()
             self.file = None
+        if self.dir_fd is not None:
+            os.close(self.dir_fd)
+            self.dir_fd = None
 
 
 class TrainingInterrupted(GANError):

@@ -88,7 +88,8 @@ def device_settings(device: torch.device, precision: str):
     if device.type != "cuda":
         yield
         return
-    switches = [(torch.backends.cudnn, "benchmark", True)]
+    # cuDNN's timed kernel choice, unless the user asked for deterministic kernels (which exact GPU resume needs)
+    switches = [] if torch.backends.cudnn.deterministic else [(torch.backends.cudnn, "benchmark", True)]
     if precision == "fp32" and native_bf16(device):
         matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn
         if hasattr(matmul, "fp32_precision"):  # torch 2.9 on
@@ -108,5 +109,5 @@ def device_settings(device: torch.device, precision: str):
 def own_random_state(device: torch.device):
     """A context in which a run may seed and draw from torch's global random numbers (on the CPU and on `device`)
     without changing the caller's: they are restored when it ends, as a notebook expects."""
-    gpu = [device] if device.type == "cuda" else []
-    return torch.random.fork_rng(devices=gpu, device_type=device.type if device.type != "cpu" else "cuda")
+    gpu = [device] if device.type in ("cuda", "mps") else []
+    return torch.random.fork_rng(devices=gpu, device_type=device.type if gpu else "cuda")

@@ -352,9 +352,12 @@ LOG_EVERY = 25  # steps between reads of the running sums (each read is a host s
 def make_optimizers(G: nn.Module, D: nn.Module, cfg: Config):
     """Adam for each network. The fused kernel (one pass over all weights) measured 7-25% faster here for the
     MLP; it is used wherever this torch has it (CPU, CUDA, MPS)."""
-    from torch.optim.optimizer import _get_fused_kernels_supported_devices
+    try:  # a private helper of torch's: where it is missing, the devices that have had the kernel longest
+        from torch.optim.optimizer import _get_fused_kernels_supported_devices as fused_devices
+    except ImportError:
+        fused_devices = lambda: ("cpu", "cuda")  # noqa: E731
     betas = (cfg.beta1, 0.999)
-    fused = device_of(G).type in _get_fused_kernels_supported_devices()
+    fused = device_of(G).type in fused_devices()
     return (torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=betas, fused=fused),
             torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=betas, fused=fused))
 

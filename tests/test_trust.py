@@ -53,18 +53,25 @@ def test_two_trains_started_together_into_one_folder_one_is_refused(tmp_path, sm
     assert len(list((tmp_path / "ck").glob("gan_epoch_*.pth"))) == 2
 
 
+def long_run_holding(ck, small_data, samples):
+    """A real `train` process of 1000 epochs, returned once it has locked `ck` (kill it when done)."""
+    first = cli_process("train", *SMALL, "--epochs", "1000", "--data-dir", small_data, "--checkpoint-dir", ck,
+                        "--sample-dir", samples)
+    deadline = time.monotonic() + 60
+    while not (ck / ".lock").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return first
+
+
 def test_a_run_holds_its_folder_until_it_ends_even_before_its_first_checkpoint(tmp_path, small_data, run_cli):
     ck = tmp_path / "ck"
-    first = cli_process("train", *SMALL, "--epochs", "1000", "--data-dir", small_data, "--checkpoint-dir", ck,
-                        "--sample-dir", tmp_path / "samples")
+    first = long_run_holding(ck, small_data, tmp_path / "samples")
     try:
-        deadline = time.monotonic() + 60
-        while not (ck / ".lock").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
         # the folder is locked before any checkpoint exists: a second run is told who holds it
         second = run_cli("train", *SMALL, "--epochs", "1", "--data-dir", small_data, "--checkpoint-dir", ck,
                          "--sample-dir", tmp_path / "other")
         assert_refused(second, rf"{ck} is in use by process {first.pid}")
+        deadline = time.monotonic() + 60
         while not (ck / "gan_epoch_1.pth").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert_refused(run_cli("resume", ck / "gan_epoch_1.pth", "--epochs", "2000"), r"in use by process")

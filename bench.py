@@ -338,7 +338,8 @@ def speed(args) -> None:
         lines, tried = tried_table(default, data, seconds)
         print("\n".join(lines), flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"rates": rates, "headline": top, "archs": results, "tried": tried}, indent=1))
+        from files import write_text
+        write_text(args.json, json.dumps({"rates": rates, "headline": top, "archs": results, "tried": tried}, indent=1))
 
 
 def quality(args) -> None:
@@ -379,7 +380,7 @@ def device_speed(args) -> None:
     cpu_data = gan.load_mnist(args.data_dir)
     data = tuple(t.to(target) for t in cpu_data)
     name = torch.cuda.get_device_name(target) if target.type == "cuda" else str(target)
-    print(f"| device | precision | images/s | s per epoch |\n|---|---|---|---|")
+    print("| device | precision | images/s | s per epoch |\n|---|---|---|---|")
     precisions = ["fp32", "bf16"] if native_bf16(target) else ["fp32"]
     for precision in precisions:
         with device_settings(target, precision):
@@ -393,11 +394,48 @@ def device_speed(args) -> None:
     print(f"| this machine's CPU ({torch.get_num_threads()} threads) | {auto} | {rate:,.0f} | {60_000 / rate:.1f} |")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its usage errors as one line like every other error of this project."""
+
+    def error(self, message: str):
+        raise SystemExit(f"Error: {message} (see python bench.py --help)")
+
+
+def check_args(args) -> None:
+    """What can be wrong with the arguments, said now in one line, not after minutes of work; --json is reserved
+    (created empty), so that it is known to be writable before the run."""
+    if args.n < 100:
+        raise gan.GANError(f"--n {args.n} is too few samples to score: pass 100 or more (default 10000)")
+    if args.json and (args.json.exists() or args.json.is_symlink()):
+        raise gan.GANError(f"--json {args.json} already exists: pass a new file name (nothing is replaced)")
+    if args.json and not args.json.parent.is_dir():
+        raise gan.GANError(f"--json {args.json} is in a folder that does not exist: pass a file in an existing folder")
+    if args.json:
+        try:
+            open(args.json, "x").close()
+        except OSError as e:
+            raise gan.GANError(f"--json {args.json} cannot be written ({e.strerror}): pass a writable path") from None
+    try:
+        images, _ = gan.load_mnist(args.data_dir)
+        if len(images) < BIGGEST_BATCH:  # an epoch of no whole batch would never end
+            raise gan.GANError(f"{args.data_dir} holds {len(images)} training images, fewer than one batch of "
+                               f"{BIGGEST_BATCH}: point --data-dir at the full MNIST")
+        from files import make_folder
+        make_folder(args.sample_dir, "--sample-dir")
+    except BaseException:
+        if args.json:
+            args.json.unlink()
+        raise
+
+
+BIGGEST_BATCH = 256
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
-    parser.add_argument("--json", type=Path, help="also write the speed numbers here")
+    parser.add_argument("--json", type=Path, help="also write the speed numbers to this new file")
     parser.add_argument("--n", type=int, default=10_000, help="samples per quality evaluation (--quick: 500)")
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--speed-only", action="store_true", help="skip the quality-against-time runs")
@@ -407,32 +445,23 @@ def main() -> None:
     parser.add_argument("--sample-dir", type=Path, default=Path("samples/bench"),
                         help="where the quality runs' sample grids go")
     args = parser.parse_args()
-    try:  # what can be wrong with the arguments is said now, in one line, not after minutes of work
-        if args.n < 100:
-            raise gan.GANError(f"--n {args.n} is too few samples to score: pass 100 or more (default 10000)")
-        if args.json and (args.json.is_dir() or not args.json.parent.is_dir()):
-            raise gan.GANError(f"--json {args.json} is a folder or in a folder that does not exist: pass a file path "
-                               f"in an existing folder")
-        if args.json:
-            try:
-                open(args.json, "a").close()  # writable now, not only after the whole run
-            except OSError as e:
-                raise gan.GANError(f"--json {args.json} cannot be written ({e.strerror}): pass a writable path") from None
-        gan.load_mnist(args.data_dir)
+    try:
+        check_args(args)
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+              f"{torch.backends.cpu.get_cpu_capability()}\n")
+        if args.device:
+            device_speed(args)
+        if not args.device and not args.quality_only:
+            speed(args)
+        if not args.device and not args.speed_only:
+            quality(args)
+    except (KeyboardInterrupt, gan.TrainingInterrupted):  # a quality run's checkpoint lives in a temporary folder
+        raise SystemExit("Error: interrupted; the tables above are what was measured") from None
     except gan.GANError as e:
         raise SystemExit(f"Error: {e}") from None
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}\n")
-    if args.device:
-        try:
-            device_speed(args)
-        except gan.GANError as e:
-            raise SystemExit(f"Error: {e}") from None
-        return
-    if not args.quality_only:
-        speed(args)
-    if not args.speed_only:
-        quality(args)
+    finally:
+        if args.json and args.json.is_file() and args.json.stat().st_size == 0:
+            args.json.unlink()  # reserved at the start, never filled: nothing is left behind
 
 
 if __name__ == "__main__":

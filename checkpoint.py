@@ -11,11 +11,13 @@ epoch is trained. It knows the networks only as state dicts; gan.py rebuilds the
 from __future__ import annotations
 
 import io
+import json
 import math
 import pickle
 import uuid
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -86,9 +88,15 @@ def set_rng_state(state: dict, device: torch.device, path) -> None:
 
 def data_fingerprint(images: torch.Tensor, labels: torch.Tensor) -> dict:
     """What a checkpoint remembers of its training data: the size, and a checksum of every image and label."""
-    import zlib
     crc = zlib.crc32(images.cpu().numpy().tobytes())
     return {"n": len(images), "crc": zlib.crc32(labels.cpu().numpy().tobytes(), crc)}
+
+
+def lineage(history: list[dict]) -> str:
+    """A fingerprint of a run's past: the losses of every epoch it trained. Two files of one run whose fingerprints
+    differ at the same epoch come from two branches of it (one resumed from an older checkpoint of the other)."""
+    rows = [[row.get("epoch"), *(row.get(k) for k in STAT_NAMES)] for row in history]
+    return f"{zlib.crc32(json.dumps(rows).encode()):08x}"
 
 
 @dataclass
@@ -131,8 +139,8 @@ class TrainingState:
                            f"{path.name} was not written and the checkpoints already in {path.parent} are kept. "
                            f"{DIVERGED_ADVICE}")
         partial = self.pos > 0
-        state = {"format": FORMAT, "kind": CHECKPOINT_KIND, "run": self.run_id, "config": config,
-                 "epoch": self.epoch, **{name: net.state_dict() for name, net in nets.items()},
+        state = {"format": FORMAT, "kind": CHECKPOINT_KIND, "run": self.run_id, "lineage": lineage(self.history),
+                 "config": config, "epoch": self.epoch, **{name: net.state_dict() for name, net in nets.items()},
                  "fixed_z": self.fixed_z.cpu(), "history": self.history,
                  "rng": get_rng_state(next(self.G.parameters()).device), "data": self.data, "pos": self.pos,
                  "perm": self.perm.cpu() if partial else None, "sums": self.sums.cpu() if partial else None,
@@ -141,8 +149,8 @@ class TrainingState:
 
     def export(self, path: Path, config: dict) -> Path:
         """The generator alone (no D, no optimizer state): a small file to share; `generate` accepts it."""
-        state = {"format": FORMAT, "kind": GENERATOR_KIND, "run": self.run_id, "config": config,
-                 "G": self.G_sample.state_dict(), "fixed_z": self.fixed_z.cpu(), "epoch": self.epoch, "pos": self.pos}
+        state = {"format": FORMAT, "kind": GENERATOR_KIND, "run": self.run_id, "lineage": lineage(self.history),
+                 "config": config, "G": self.G_sample.state_dict(), "fixed_z": self.fixed_z.cpu(), "epoch": self.epoch, "pos": self.pos}
         return save_state(path, state)
 
     def continues_on(self, data: dict, batch_size: int) -> bool:
@@ -183,9 +191,12 @@ def load_optimizer(opt: torch.optim.Optimizer, net: nn.Module, state, path, key:
     except (ValueError, KeyError, TypeError, RuntimeError, AttributeError, IndexError):
         raise GANError(bad) from None
     for p in net.parameters():
-        moments = opt.state.get(p, {})
-        if any(torch.is_tensor(v) and v.dim() and v.shape != p.shape for v in moments.values()):
+        moments = [v for v in opt.state.get(p, {}).values() if torch.is_tensor(v)]
+        if any(v.dim() and v.shape != p.shape for v in moments):
             raise GANError(bad)
+        if not all(v.is_floating_point() and torch.isfinite(v).all() for v in moments):
+            raise GANError(f"{path} holds an optimizer state ({key}) with NaN, infinite or whole-number moments: the "
+                           f"file is damaged; use another checkpoint")
 
 
 # ---- reading a file without trusting it ----
@@ -234,6 +245,9 @@ def read_checkpoint_file(path: str | Path) -> dict:
                        f"understands ({FORMAT}): update this tool")
     if not isinstance(state.get("config"), dict):
         raise GANError(f"{path} has no config: it is not a complete checkpoint of this tool")
+    if not isinstance(state.get("run"), (str, type(None))):
+        raise GANError(f"{path} names its run with {type(state['run']).__name__} {state['run']!r}, not a text: the "
+                       f"file is damaged")
     state["config"] = upgrade_config(state["config"], state["format"])
     return state
 
@@ -329,22 +343,25 @@ def check_weights(net: nn.Module, weights, path, what: str) -> None:
     """Say in one line when `weights` do not fit `net` (built on the meta device, so nothing is allocated yet)."""
     if not isinstance(weights, dict) or not all(torch.is_tensor(v) for v in weights.values()):
         raise GANError(f"{path} has no {what} weights: use another checkpoint")
-    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    if expected != {k: tuple(v.shape) for k, v in weights.items()}:
+    expected = {k: (tuple(v.shape), v.dtype) for k, v in net.state_dict().items()}
+    if expected != {k: (tuple(v.shape), v.dtype) for k, v in weights.items()}:
         raise GANError(f"the {what} weights in {path} do not fit the architecture its config describes "
-                       f"(different arch, width or latent size?): the file is inconsistent")
+                       f"(different arch, width, latent size or number type?): the file is inconsistent")
     if not all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()):
         raise GANError(f"the {what} weights in {path} hold NaN or infinite values: the file is damaged; use another "
                        f"checkpoint")
 
 
 def fixed_noise_ok(fixed_z, rows: int, latent_dim: int) -> bool:
-    return torch.is_tensor(fixed_z) and fixed_z.dtype == torch.float32 and tuple(fixed_z.shape) == (rows, latent_dim)
+    return (torch.is_tensor(fixed_z) and fixed_z.dtype == torch.float32 and tuple(fixed_z.shape) == (rows, latent_dim)
+            and bool(torch.isfinite(fixed_z).all()))
 
 
 def peek(path: Path) -> dict | None:
     """A file of this tool (a checkpoint or a generator), opened without reading its tensors; None for anything else:
     missing, damaged, or another program's file."""
+    if not Path(path).is_file():  # a FIFO or device named like a checkpoint would never end a read
+        return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001  missing, damaged or foreign
@@ -355,7 +372,20 @@ def peek(path: Path) -> dict | None:
 def run_of(path: Path) -> str | None:
     """The run that wrote a checkpoint or generator file (None: not a file of this tool)."""
     state = peek(path)
-    return state.get("run") if state else None
+    return state.get("run") if state and isinstance(state.get("run"), str) else None
+
+
+def origin_of(path: Path) -> tuple[str | None, str | None]:
+    """The run that wrote a file and its lineage at the file's epoch (None where the file does not say: one from
+    before lineages were recorded, or not a file of this tool)."""
+    state = peek(path) or {}
+    run, mark = state.get("run"), state.get("lineage")
+    if mark is None and isinstance(state.get("history"), list):
+        try:
+            mark = lineage(state["history"])
+        except (AttributeError, TypeError, ValueError):
+            mark = None
+    return (run if isinstance(run, str) else None), (mark if isinstance(mark, str) else None)
 
 
 def finished_generator(path: Path, epochs: int) -> bool:

@@ -11,6 +11,13 @@ the GAN's user errors, and Typer's own usage errors, become one line on stderr a
 
 from __future__ import annotations
 
+import signal
+
+if __name__ == "__main__" and hasattr(signal, "pthread_sigmask"):
+    # a Ctrl-C while torch loads is swallowed mid-import and leaves numpy half loaded: the kernel holds it (and
+    # SIGTERM, SIGHUP) until run_gan has imported the GAN and lets it through
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
 import dataclasses
 import enum
 import inspect
@@ -40,6 +47,8 @@ class OneLineErrors(TyperGroup):
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except ClickException as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # the help is already printed: that is the whole answer
+                sys.exit(e.exit_code)
             where = f"`{e.ctx.command_path} --help`" if getattr(e, "ctx", None) else "--help"
             typer.echo(f"Error: {e.format_message()} (see {where})", err=True)
             code = e.exit_code
@@ -119,9 +128,11 @@ def quiet_when_piped(console):
 
 def run_gan(action):
     """Run `action`, turning the GAN's user errors into one line on stderr and a non-zero exit."""
-    import gan
     from config import BadValue
+    from files import hold_stop_signals
     try:
+        import gan  # Ctrl-C is held back while torch loads (see the end of this file), and let through now
+        hold_stop_signals(False)
         return action(gan)
     except gan.TrainingInterrupted as e:
         typer.echo(str(e), err=True)
@@ -132,6 +143,13 @@ def run_gan(action):
         fail(str(e))
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except MemoryError:
+        fail("out of memory: ask for fewer images at a time, a smaller --batch-size, or raise the memory limit")
+    except RuntimeError as e:
+        if "allocate" not in str(e) and "out of memory" not in str(e):
+            raise
+        fail(f"out of memory ({str(e).splitlines()[0][:120]}): ask for fewer images at a time or a smaller "
+             f"--batch-size")
 
 
 class TrainingBars:
@@ -274,18 +292,13 @@ Method = choice("method", ("linear", "slerp"))
 
 
 def check_new_output(out: Path | None, force: bool) -> None:
-    """An --out that exists is replaced only with --force, and never when it is a run's own file (a sample grid
-    that names its run, a checkpoint, a record)."""
-    if out is None or not out.exists():
-        return
-    from record import grid_run
-    if out.is_dir():
-        fail(f"--out {out} is a folder: name a file in it, such as {out / 'digits.png'}")
-    if not force:
-        fail(f"{out} already exists: choose another --out, or pass --force to replace it")
-    run_folder = any((out.parent / name).exists() for name in (".lock", "generator_final.pth", "metrics.json"))
-    if run_folder or grid_run(out) is not None or out.suffix.lower() in (".pth", ".pt", ".json", ".csv", ".md", ".txt"):
-        fail(f"{out} belongs to a training run (a grid or record it wrote): --force replaces only a drawing of yours")
+    """files.check_replaceable, before any model is loaded: an existing --out needs --force and must be a drawing."""
+    from config import BadValue
+    from files import check_replaceable
+    try:
+        check_replaceable(out, force) if out is not None else None
+    except BadValue as e:
+        fail(e.for_cli())
 
 
 def check_confidence(min_confidence: float) -> None:
@@ -315,7 +328,7 @@ def generate(n: Annotated[int, typer.Option(help="How many digits to draw.")] = 
         source, chosen = by_class(gan, checkpoint, checkpoint_dir, class_name, digit, device)
         _, written = gan.draw_samples(source, n=n, nrow=nrow, seed=seed, out=out, show=False, digit=chosen,
                                       sampler=digits.rejection_sampler(min_confidence), checkpoint_dir=checkpoint_dir,
-                                      device=device)
+                                      device=device, force=force)
         origin = f" from {checkpoint}" if checkpoint else ""
         what = f"{class_name!r} images" if class_name else f"{digit}s" if digit is not None else "images"
         typer.echo(f"wrote {n} {what}{origin} to {written}")
@@ -367,38 +380,38 @@ def interpolate(checkpoint: GeneratorFile = None,
     check_new_output(out, force)
 
     def action(gan):
-        from record import default_output, save_grid
+        from record import save_drawing
         if out is not None and out.suffix.lower() != ".png":
             fail(f"--out {out}: interpolations are written as .png")
         path, note = (checkpoint, "") if checkpoint else gan.find_generator(checkpoint_dir)
         G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
         import digits
         images = digits.interpolate(G, rows=rows, steps=steps, method=method, seed=seed)
-        target = save_grid(images, out or default_output("interpolation", ".png"), nrow=steps, new=out is None)
+        target = save_drawing(images, out, "interpolation", nrow=steps, force=force)
         typer.echo(f"wrote {rows} {method} walks of {steps} steps from {path} to {target}" + (f"; {note}" if note else ""))
     run_gan(action)
 
 
-DataDir = Annotated[Path, typer.Option(help=help_of("data_dir"))]
+DataDir = Annotated[str, typer.Option(help=help_of("data_dir"))]  # a str: Path("") would be "."
 
 
 @app.command("train-classifier")
-def train_classifier(data_dir: DataDir = Path("data"),
-                     out: Annotated[Optional[Path], typer.Option(help="Where to save the weights (default: assets/mnist_classifier.pt, the file `evaluate` uses).")] = None,
+def train_classifier(data_dir: DataDir = "data",
+                     out: Annotated[Optional[Path], typer.Option(help="Where to save the weights (default: checkpoints/mnist_classifier.pt; the shipped assets/mnist_classifier.pt that `evaluate` uses is never replaced).")] = None,
                      epochs: Annotated[int, typer.Option(help="Passes over the 60,000 training images (about a minute each on a CPU).")] = 8,
                      seed: Annotated[int, typer.Option(help="Random seed (weights, shuffling).")] = 0,
                      device: Device = "auto"):
     """Train the MNIST classifier that `evaluate` measures in, and report its test accuracy."""
     def action(gan):
         import evaluate as ev
-        ev.train_classifier(data_dir, out or ev.WEIGHTS, epochs=epochs, seed=seed, device=device, log=typer.echo)
+        ev.train_classifier(data_dir, out or ev.TRAINED, epochs=epochs, seed=seed, device=device, log=typer.echo)
     run_gan(action)
 
 
 @app.command()
 def evaluate(checkpoint: Annotated[Optional[Path], typer.Argument(help="Checkpoint or exported generator (default: newest in --checkpoint-dir).")] = None,
              n: Annotated[int, typer.Option(help="Digits to generate and score; the floor uses as many real ones.")] = 10_000,
-             data_dir: DataDir = Path("data"), checkpoint_dir: DrawFrom = None,
+             data_dir: DataDir = "data", checkpoint_dir: DrawFrom = None,
              seed: Annotated[int, typer.Option(help="Seed for the samples and for the real images of the floor.")] = 0,
              as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON only.")] = False,
              cas: Annotated[bool, typer.Option("--cas", help="Also train a classifier on n generated digits and, with two seeds, on n real ones, and compare their MNIST test accuracy (a conditional model; about a minute at n = 10,000 on 2 CPU cores).")] = False,

@@ -12,6 +12,7 @@ checkpoint; the checkpoint format upgrades older configs (checkpoint.py).
 from __future__ import annotations
 
 import math
+import operator
 import re
 from dataclasses import InitVar, asdict, dataclass, field, fields
 from pathlib import Path
@@ -129,8 +130,9 @@ class Config:
         if lr is not None:
             check_rate("lr", lr)
         for name in ("data_dir", "checkpoint_dir", "sample_dir", "images"):
-            if getattr(self, name) is not None and not str(getattr(self, name)).strip():
-                raise BadValue(f"{{{name}}} is empty: name a folder (. for this one)")
+            check_folder_name(name, getattr(self, name))
+        if self.images is not None and self.dataset not in ("mnist", "images"):
+            raise BadValue(f"{{dataset}} {self.dataset} and {{images}} both say what to train on: give one")
         if self.images is not None:  # absolute, so that a resume from another folder finds it
             self.images, self.dataset = str(Path(self.images).absolute()), "images"
             if self.classes is None:  # a new run: the folder says; a saved run keeps the classes it trained on
@@ -165,10 +167,15 @@ DEFAULTS = {f.name: f.default for f in fields(Config)}
 # ---- checks, each naming the option it is about ----
 
 def check_int(name: str, value, minimum: int | None = None, maximum: int | None = None, counted: bool = False) -> int:
-    """`value` as a whole number in [minimum, maximum] (a bool or a float is refused, not rounded). `counted`: the
+    """`value` as a Python int in [minimum, maximum] (a bool or a float is refused, not rounded). `counted`: the
     message says "at least 1" rather than "a positive number", for counts of things to draw."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadType(f"{name} must be a whole number, got {value!r} ({type(value).__name__})")
+    original = value
+    try:  # numpy's and torch's integers are whole numbers too; a bool, a float or a string is not
+        value = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        value = None
+    if value is None:
+        raise BadType(f"{name} must be a whole number, got {original!r} ({type(original).__name__})")
     if minimum is not None and maximum is not None and not minimum <= value <= maximum:
         raise BadValue(f"{{{name}}} must be between {minimum:,} and {maximum:,}, got {value}")
     if minimum is not None and value < minimum:
@@ -177,6 +184,12 @@ def check_int(name: str, value, minimum: int | None = None, maximum: int | None 
     if maximum is not None and value > maximum:
         raise BadValue(f"{{{name}}} must be at most {maximum:,}, got {value}")
     return value
+
+
+def check_folder_name(name: str, value) -> None:
+    """A folder option that is given must name a folder: an empty one would mean this folder by accident."""
+    if value is not None and not str(value).strip():
+        raise BadValue(f"{{{name}}} is empty: name a folder (. for this one)")
 
 
 def check_seed(name: str, seed) -> int | None:
@@ -189,29 +202,27 @@ def check_minutes(minutes) -> None:
         raise BadValue(f"{{minutes}} must be a positive number, got {minutes}")
 
 
-def check_drawing(generator, n, nrow, seed, out, digit) -> bool:
+def check_drawing(generator, n, nrow, seed, out, digit) -> tuple[bool, int, int | None, int | None, int | None]:
     """Check what a drawing asks for (generate_and_plot_samples' arguments), naming the one that is wrong; returns
-    whether `out` names an .npy array (else a .png grid, or None: a new file in samples/). `generator`: a network
-    (anything callable with a latent_dim), a checkpoint's path, or None."""
+    whether `out` names an .npy array (else a .png grid, or None: a new file in samples/), and n, nrow, seed and
+    digit as Python ints. `generator`: a network (anything callable with a latent_dim), a checkpoint's path, or None."""
     if isinstance(generator, (str, Path)):
         if not str(generator).strip():
             raise BadValue("generator is an empty path: pass a checkpoint's path, or None for the newest checkpoint")
     elif generator is not None and not (callable(generator) and hasattr(generator, "latent_dim")):
         raise BadType(f"generator must be a Generator, a checkpoint's path or None, got {type(generator).__name__}")
-    check_int("n", n, 1, counted=True)
-    if nrow is not None:
-        check_int("nrow", nrow, 1, counted=True)
-    check_seed("seed", seed)
-    if digit is not None:
-        check_int("digit", digit, 0)
+    n = check_int("n", n, 1, counted=True)
+    nrow = check_int("nrow", nrow, 1, counted=True) if nrow is not None else None
+    seed = check_seed("seed", seed)
+    digit = check_int("digit", digit, 0) if digit is not None else None
     if out is None:
-        return False
+        return False, n, nrow, seed, digit
     if not isinstance(out, (str, Path)) or not str(out).strip():
         raise BadValue(f"{{out}} must be a file name ending in .png or .npy, got {out!r}")
     suffix = Path(out).suffix.lower()
     if suffix not in (".png", ".npy"):
         raise BadValue(f"{{out}} {out}: use a .png (grid) or .npy (array) file name (the export command writes folders)")
-    return suffix == ".npy"
+    return suffix == ".npy", n, nrow, seed, digit
 
 
 def check_rate(name: str, value: float) -> None:
@@ -241,6 +252,8 @@ def validate(cfg: Config) -> None:
                                    f"would not fit in memory"),
         (cfg.width <= 512, f"{{width}} {cfg.width} is too large (at most 512): the networks would not fit in memory"),
         (cfg.batch_size <= 1_000_000, f"{{batch_size}} {cfg.batch_size:,} is too large (at most 1,000,000)"),
+        (cfg.batch_size >= 2 or cfg.arch == "mlp", f"{{batch_size}} 1 cannot train {cfg.arch}: its BatchNorm needs at "
+                                                   f"least 2 images per batch"),
         (cfg.epochs <= 1_000_000, f"{{epochs}} {cfg.epochs:,} is too many (at most 1,000,000)"),
         (0 <= cfg.beta1 < 1, f"{{beta1}} must be in [0, 1), got {cfg.beta1}"),
         (0 <= cfg.r1 <= 1000, f"{{r1}} must be 0 (off) or a weight up to 1000 (1 is typical), got {cfg.r1}"),
@@ -256,7 +269,7 @@ def validate(cfg: Config) -> None:
          f"{{label_smoothing}} is the target for real labels and must be in (0.5, 1], got {cfg.label_smoothing}"),
         (0 <= cfg.ema < 1, f"{{ema}} is a decay in [0, 1) (0: off, 0.999 typical), got {cfg.ema}"),
         (cfg.eval_n >= 100, f"{{eval_n}} must be at least 100, got {cfg.eval_n}"),
-        (cfg.images is None or not any(Path(d).absolute().is_relative_to(cfg.images) for d in
+        (cfg.images is None or not any(Path(d).resolve().is_relative_to(Path(cfg.images).resolve()) for d in
                                        (cfg.checkpoint_dir, cfg.sample_dir)),
          f"{{checkpoint_dir}} and {{sample_dir}} would put the run's files inside {cfg.images}, the image folder it "
          f"reads: name folders outside it"),
@@ -329,6 +342,10 @@ def image_classes(root: str) -> list[str]:
                        f"add some or remove the subfolder")
     if not subfolders and not loose:
         raise BadValue(f"{{images}} {root} holds no images ({', '.join(IMAGE_SUFFIXES)}) and no class subfolders")
+    odd = [p.name for p in subfolders if not p.name.isprintable()]
+    if odd:
+        raise BadValue(f"{{images}} {root}: the class folder {odd[0]!r} has a line break or control character in its "
+                       f"name: rename it")
     if len(subfolders) > MAX_CLASSES:
         raise BadValue(f"{{images}} {root} has {len(subfolders)} class subfolders, more than {MAX_CLASSES}: a "
                        f"conditional GAN needs many images of each; group them into fewer classes")

@@ -197,7 +197,7 @@ def check_target(out_dir: Path, force: bool) -> None:
     if not force:
         raise GANError(f"{out_dir} already exists: choose another --out, or pass --force to replace an earlier export")
     exported = out_dir.is_dir() and (out_dir / MANIFEST).is_file()
-    strangers = [p.name for p in out_dir.iterdir() if not is_export_file(p.name)] if exported else []
+    strangers = [p.name for p in out_dir.iterdir() if not (p.is_file() and is_export_file(p.name))] if exported else []
     if not exported or strangers:
         what = f"holds {strangers[0]}, which no export writes" if strangers else "is not an export of this tool"
         raise GANError(f"--force replaces only an earlier export, and {out_dir} {what}: choose another --out")

@@ -131,7 +131,10 @@ def train_classifier_loop(images, labels, epochs, seed, batch_size, lr, on_epoch
     return model.eval()
 
 
-def train_classifier(data_dir: str | Path, out_path: str | Path = WEIGHTS, epochs: int = 8, seed: int = 0,
+TRAINED = Path("checkpoints") / "mnist_classifier.pt"  # where train-classifier writes unless told: never the shipped one
+
+
+def train_classifier(data_dir: str | Path, out_path: str | Path = TRAINED, epochs: int = 8, seed: int = 0,
                      device: str = "auto", log=print) -> dict:
     """Train the classifier on MNIST's training set with light augmentation, report its test accuracy and save it.
 
@@ -141,8 +144,14 @@ def train_classifier(data_dir: str | Path, out_path: str | Path = WEIGHTS, epoch
     check_int("epochs", epochs, 1, 1000)
     check_seed("seed", seed)
     out_path = Path(out_path)
+    if out_path.resolve() == WEIGHTS.resolve():
+        raise BadValue(f"{{out}} {out_path} is the classifier that ships with the project, which every score is "
+                       f"measured in: it is not replaced; choose another {{out}}")
     if out_path.is_dir():
         raise BadValue(f"{{out}} {out_path} is a folder: name the file to write, such as {out_path / 'classifier.pt'}")
+    device = resolve_device(device)
+    train_images, train_labels = load_mnist(data_dir, train=True, device=device)
+    test_images, test_labels = load_mnist(data_dir, train=False, device=device)
     make_folder(out_path.parent, "--out")  # before the minutes of training, not after
     if out_path.exists():  # retraining replaces a classifier, never a checkpoint or anything else
         try:

@@ -9,13 +9,15 @@ Standard library only; every other module that writes builds on it.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import signal
 import time
 from pathlib import Path
 
-from config import GANError
+from config import BadValue, GANError
 
 try:
     import fcntl
@@ -42,19 +44,84 @@ def atomic_write(path: str | Path, write, replace: bool = True) -> Path:
             os.link(tmp, path)  # fails if path exists, atomically
             tmp.unlink()
     except FileExistsError:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise GANError(f"could not write {path}: {e.strerror or e}; anything already saved there is unchanged") from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise
     return path
 
 
+def discard(path: Path) -> None:
+    """Remove a temporary file if it is there; on a read-only or vanished folder there is nothing to remove."""
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
 def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+# ---- what a command may replace ----
+
+RUN_TAG = "mnist-gan-run"  # the PNG text field that names the run that drew an epoch grid
+DRAWING_TAG = "mnist-gan-drawing"  # ... and the one that marks a grid that generate or interpolate drew
+EXPORT_MANIFEST = "export.json"  # marks a folder as an export
+
+
+def png_text(path: Path) -> dict:
+    """The text fields of a PNG file ({} for anything else: not a regular file, damaged, another format)."""
+    if not Path(path).is_file():  # a FIFO would never end a read
+        return {}
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            return dict(getattr(image, "text", {}))
+    except Exception:  # noqa: BLE001  damaged or foreign
+        return {}
+
+
+def grid_run(path: Path) -> str | None:
+    """The run that drew a grid (None: a grid from before grids were tagged, or not a PNG of this tool)."""
+    return png_text(path).get(RUN_TAG)
+
+
+def is_drawing(path: Path) -> bool:
+    """Whether `path` is a drawing this tool made on request: a PNG grid tagged as one, or an array of images outside
+    any export (an export's images.npy is the export's). A run's grids and plots, an export's files and files of the
+    user's own are not."""
+    if path.suffix.lower() == ".png":
+        tags = png_text(path)
+        return DRAWING_TAG in tags and RUN_TAG not in tags
+    if path.suffix.lower() != ".npy" or not path.is_file() or (path.parent / EXPORT_MANIFEST).exists():
+        return False
+    import numpy as np
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = header(f)
+    except (OSError, ValueError, SyntaxError):
+        return False
+    return dtype == np.float32 and len(shape) == 4 and shape[1] in (1, 3)
+
+
+def check_replaceable(out: Path, force: bool) -> None:
+    """The one rule for a file a drawing command writes (generate, interpolate, and the Python API's out=): a new
+    name is written; an existing file is replaced only with `force`, and only when it is a drawing of this tool,
+    never a run's grid, plot, checkpoint or record, an export's file, nor a file of the user's own."""
+    if not os.path.lexists(out):
+        return
+    if out.is_dir():
+        raise BadValue(f"{{out}} {out} is a folder: name a file in it, such as {out / 'digits.png'}")
+    if not force:
+        raise BadValue(f"{out} already exists: choose another {{out}}, or pass {{force}} to replace it")
+    if not is_drawing(out):
+        raise BadValue(f"{out} is not a drawing that generate or interpolate made (a run's or an export's file, or "
+                       f"one of yours): {{force}} replaces only those; choose another {{out}}")
 
 
 def make_folder(path: str | Path, flag: str) -> Path:
@@ -83,14 +150,44 @@ def process_alive(pid: int) -> bool:
 
 
 def remove_orphans(folder: Path) -> None:
-    """Delete what a process killed in mid-write left in `folder`: .NAME.PID.tmp files and .NAME.partial-PID
-    folders whose process is gone (never those of a live process)."""
+    """Tidy what a process killed in mid-write left in `folder`: .NAME.PID.tmp files and .NAME.partial-PID folders
+    whose process is gone are deleted; a .NAME.old-PID folder (an export being replaced) is put back under NAME
+    when NAME is missing, else deleted; a .NAME.lock beside a folder that nobody holds is removed. Never anything
+    of a live process."""
     if os.name != "posix" or not folder.is_dir():  # os.kill(pid, 0) kills on Windows
         return
     for stale in (*folder.glob(".*.tmp"), *folder.glob(".*.partial-*"), *folder.glob(".*.old-*")):
         pid = stale.name.split(".")[-2] if stale.suffix == ".tmp" else stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not process_alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+        if not pid.isdigit() or process_alive(int(pid)):
+            continue
+        original = folder / stale.name[1:].rsplit(".old-", 1)[0]
+        if ".old-" in stale.name and not original.exists():
+            with contextlib.suppress(OSError):
+                stale.rename(original)  # killed between the two renames of a replace: the old export comes back
+                continue
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else discard(stale)
+    for lock in folder.glob(".?*.lock"):
+        with contextlib.suppress(OSError), open(lock, "a+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it: its holder is gone
+            lock.unlink()
+
+
+@contextlib.contextmanager
+def held_folder(folder: str | Path, flag: str):
+    """make_folder, then hold it with a FolderLock, tidied of orphans. A folder this made that holds nothing but its
+    lock when the work ends (it failed before writing anything) is removed again."""
+    folder = Path(folder)
+    created = not folder.exists()
+    make_folder(folder, flag)
+    with FolderLock(folder, flag) as lock:
+        try:
+            remove_orphans(folder)
+            yield lock
+        finally:
+            if created and [p.name for p in folder.iterdir()] == [".lock"]:
+                discard(folder / ".lock")
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 class FolderLock:
@@ -138,6 +235,8 @@ class FolderLock:
             raise
 
     def _lock_file(self):
+        if self.beside:
+            make_folder(self.folder.parent, self.flag)
         for _ in range(3):  # a lock file beside a folder is removed by its last holder: then open it anew
             try:
                 self.file = open(self.path, "a+")
@@ -159,10 +258,15 @@ class FolderLock:
             self.file = None
         else:
             raise GANError(f"{self.folder} is in use by another process: wait for it to finish, or pass another {self.flag}")
-        self.file.seek(0)
-        self.file.truncate()
-        self.file.write(f"process {os.getpid()}")
-        self.file.flush()
+        try:
+            self.file.seek(0)
+            self.file.truncate()
+            self.file.write(f"process {os.getpid()}")
+            self.file.flush()
+        except OSError as e:  # a full disk: the lock is held all the same, only its holder's name is missing
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise GANError(f"cannot write to {self.path.parent} ({e.strerror or e}): pass a writable "
+                               f"{self.flag}") from None
         return self
 
     def _holder(self) -> str:
@@ -189,8 +293,18 @@ class TrainingInterrupted(GANError):
     """Training stopped on Ctrl-C or SIGTERM after saving a checkpoint."""
 
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def hold_stop_signals(hold: bool) -> None:
+    """Hold back (True) or let through (False) Ctrl-C, SIGTERM and SIGHUP. cli.py holds them while torch loads, which
+    swallows a Ctrl-C mid-import and leaves numpy half loaded; one that came meanwhile arrives on release."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK if hold else signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 class StopRequest:
-    """Turns the first Ctrl-C or SIGTERM into a flag that the work checks at safe moments; a second one stops at
+    """Turns the first Ctrl-C, SIGTERM or SIGHUP (a closed terminal) into a flag that the work checks at safe moments; a second one stops at
     once (every write is atomic anyway). `raise_at_once`: the first signal raises KeyboardInterrupt, for work that
     has no safe moment to stop at but cleans up on the way out."""
 
@@ -206,7 +320,7 @@ class StopRequest:
         self.signal_name = signal.Signals(signum).name
 
     def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread: signals cannot be caught here

@@ -30,18 +30,16 @@ from torch import nn
 from checkpoint import (DIVERGED_ADVICE, STAT_NAMES, TrainingState, check_weights, checked_config, data_fingerprint,
                         finished_generator, fixed_noise_ok, read_checkpoint_file, read_training_checkpoint)
 from config import LABEL_FREE, LABELS  # noqa: F401  (the label-dependent defaults, for readers of gan.LABELS)
-from config import (DATASETS, N_CLASSES, R1_EVERY, BadValue, Config, GANError, check_drawing, check_int, check_minutes,
-                    resumed, validate)
+from config import (DATASETS, R1_EVERY, BadType, BadValue, Config, GANError, check_drawing, check_folder_name, check_int,
+                    check_minutes, resumed, validate)
 from device import autocast, device_of, device_settings, own_random_state, resolve_device, resolve_precision
-from files import StopRequest, TrainingInterrupted, atomic_write, write_text
-from record import (check_sample_count, describe, grid_layout, make_grid, model_summary, save_array, save_grid,
-                    show_or_save_grid, tensorboard, write_record, write_report)
+from files import StopRequest, TrainingInterrupted, write_text
+from idx import read_idx
+from record import (check_sample_count, describe, grid_layout, load_matplotlib, make_grid, model_summary, save_drawing,
+                    save_grid, show_or_save_grid, tensorboard, write_record, write_report)
 from rundir import RunFolder, find_generator, newest_checkpoint
 
 # ---- data ----
-
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
 
 def load_dataset(name: str, data_dir: str | Path, train: bool = True, device: torch.device | str = "cpu"):
     """A whole 28x28 dataset as one tensor on `device`: images (N, 1, 28, 28) scaled to [-1, 1], labels (N,).
@@ -52,6 +50,7 @@ def load_dataset(name: str, data_dir: str | Path, train: bool = True, device: to
     """
     if name not in DATASETS:
         raise BadValue(f"unknown {{dataset}} {name!r}: choose one of {', '.join(DATASETS)}")
+    check_folder_name("data_dir", data_dir)
     images, labels = read_idx(DATASETS[name], Path(data_dir), train)  # uint8 (N, 28, 28), (N,)
     images = images.to(device).unsqueeze(1).float().div_(127.5).sub_(1.0)  # uint8 0..255 -> [-1, 1], like tanh
     return images, labels.long().to(device)
@@ -69,77 +68,14 @@ def load_training_data(cfg: Config, say) -> tuple[torch.Tensor, torch.Tensor]:
     if new:
         say(f"note: {cfg.images} now also holds {', '.join(new)}: this run trains on the classes it began with")
     if skipped:
-        say(f"note: {len(skipped)} of {len(images) + len(skipped)} files in {cfg.images} do not decode as images and "
-            f"were skipped: {', '.join(skipped[:3])}" + (", ..." if len(skipped) > 3 else ""))
+        say(f"note: {len(skipped)} of {len(images) + len(skipped)} files in {cfg.images} were skipped: "
+            f"{', '.join(skipped[:3])}" + (", ..." if len(skipped) > 3 else ""))
     return images.unsqueeze(1).float().div_(127.5).sub_(1.0), labels
 
 
 def load_mnist(data_dir: str | Path, train: bool = True, device: torch.device | str = "cpu"):
     """MNIST's images (N, 1, 28, 28) in [-1, 1] and labels (N,); see load_dataset."""
     return load_dataset("mnist", data_dir, train, device)
-
-
-def read_idx(folder: str, data_dir: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images (N, 28, 28) and labels (N,) through torchvision; a missing, damaged or wrong file is one line."""
-    import torchvision.datasets
-
-    raw = data_dir / folder / "raw"
-    if data_dir.exists() and not data_dir.is_dir():
-        raise GANError(f"--data-dir {data_dir} is a file: pass the folder that holds {folder}/raw/")
-    unpack_gz(raw)
-    try:
-        dataset = getattr(torchvision.datasets, folder)(root=str(data_dir), train=train, download=True)
-    except RuntimeError as e:
-        if "download" not in str(e).lower():
-            raise GANError(f"could not read {folder} from {raw}: {idx_problem(raw, train)}; delete the damaged files "
-                           f"and download again") from None
-        raise GANError(f"{folder} is not in {raw} and could not be downloaded (no network?): put "
-                       f"{', '.join(IDX_FILES)} (or their .gz) in {raw}/, or pass --data-dir to a folder that has "
-                       f"{folder}/raw/ with them") from None
-    except (OSError, ValueError, IndexError, EOFError, KeyError, TypeError, AssertionError, MemoryError) as e:
-        # torchvision checks an IDX header with bare asserts and an unknown type code with a dict lookup
-        if isinstance(e, OSError) and not any(raw.glob("*-ubyte")):
-            raise GANError(f"cannot use {raw} ({e.strerror or e}): pass a --data-dir that holds {folder}/raw/") from None
-        raise GANError(f"could not read {folder} from {raw}: {idx_problem(raw, train)}; delete the damaged files and "
-                       f"download again") from None
-    images, labels = dataset.data, dataset.targets
-    if images.dtype != torch.uint8 or images.dim() != 3 or tuple(images.shape[1:]) != (28, 28) or len(images) != len(labels):
-        raise GANError(f"the files in {raw} do not hold 28x28 images with one label each: they look damaged")
-    if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < N_CLASSES:
-        raise GANError(f"the labels in {raw} run from {int(labels.min())} to {int(labels.max())}, outside the "
-                       f"{N_CLASSES} classes 0-{N_CLASSES - 1}: the label file is damaged or from another dataset")
-    return images, labels
-
-
-def idx_problem(raw: Path, train: bool) -> str:
-    """What is wrong with the IDX files torchvision could not read: which one, and how."""
-    for name in IDX_FILES[:2] if train else IDX_FILES[2:]:
-        data = (raw / name).read_bytes() if (raw / name).is_file() else b""
-        dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(data[3] if len(data) > 3 else 0)]
-        promised = 4 + 4 * len(dims) + math.prod(dims)
-        if len(data) < 8 or len(data) != promised:
-            return f"{name} is {len(data):,} bytes where its header promises {promised:,}: it is truncated or damaged"
-        if not dims[0]:
-            return f"{name} holds no images"
-    return "the IDX files do not match each other (one a label file, the other not?)"
-
-
-def unpack_gz(raw: Path) -> None:
-    """Unpack FILE.gz to FILE where only the .gz is there. torchvision would first check the .gz against the
-    official checksum and try to download on a mismatch, which fails offline for re-compressed copies (Debian's
-    Fashion-MNIST package ships such copies); the unpacked IDX files are then read and checked as usual."""
-    import gzip
-
-    for name in IDX_FILES:
-        packed, unpacked = raw / f"{name}.gz", raw / name
-        if packed.is_file() and not unpacked.exists():
-            try:
-                with gzip.open(packed, "rb") as src:
-                    data = src.read()  # at most 47 MB; read whole, so that a bad .gz is a read error, not a write one
-            except (OSError, EOFError) as e:
-                raise GANError(f"could not unpack {packed} ({type(e).__name__}): the file is not a complete gzip "
-                               f"file; delete it and try again") from None
-            atomic_write(unpacked, lambda f: f.write(data))
 
 
 # ---- networks ----
@@ -450,7 +386,7 @@ def end_of_epoch(s: TrainingState, cfg: Config, run: RunFolder, steps: int, writ
     notes = []
     if epoch % cfg.save_every == 0 or last:  # the checkpoint before the grid: no grid of a run that left no checkpoint
         s.last_checkpoint = s.save(run.checkpoint(epoch), asdict(cfg))
-        run.prune_checkpoints(keep=cfg.keep_last, newest=epoch)
+        run.prune_checkpoints(s, keep=cfg.keep_last)
         notes.append(str(s.last_checkpoint))
     if epoch % cfg.sample_every == 0 or last:
         _, fixed_labels, grid_row = fixed_inputs(cfg)
@@ -503,6 +439,7 @@ def train(cfg: Config, resume: str | Path | None = None, minutes: float | None =
     say = console.print if console is not None else print
     validate(cfg)
     check_minutes(minutes)
+    load_matplotlib()  # the loss plot needs it: a broken MPLBACKEND is said now, not after the first epoch
     if cfg.eval_every and evaluate is None:
         raise GANError("--eval-every needs an evaluation hook: pass evaluate=evaluate.evaluate_during_training")
     device = resolve_device(cfg.device)
@@ -520,7 +457,7 @@ def run_training(cfg: Config, resume, saved: dict | None, device: torch.device, 
     torch.manual_seed(cfg.seed)
     s = start(cfg, resume, saved, run, device)
     untagged_ok = saved is not None and saved["format"] < 4  # grids from before grids were tagged
-    with (run.hold(s.run_id, untagged_ok), StopRequest() as stop, tensorboard(run, cfg.tensorboard) as writer,
+    with (run.hold(s, resume, untagged_ok), StopRequest() as stop, tensorboard(run, cfg.tensorboard) as writer,
           device_settings(device, precision)):
         images, labels = load_training_data(cfg, say)
         if len(images) < cfg.batch_size:
@@ -645,26 +582,27 @@ def class_labels(G: Generator, n: int, digit: int | None) -> torch.Tensor | None
 def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n: int = 16, nrow: int | None = None,
                               seed: int | None = None, out: str | Path | None = None, show: bool | None = None,
                               digit: int | None = None, sampler: Callable | None = None,
-                              checkpoint_dir: str | Path | None = None, device: torch.device | str = "cpu"
-                              ) -> torch.Tensor:
+                              checkpoint_dir: str | Path | None = None, device: torch.device | str = "cpu",
+                              force: bool = False) -> torch.Tensor:
     """Draw n digits from `generator` and plot them: a module, the path of a checkpoint or exported generator, or
     None for the newest checkpoint in checkpoint_dir (default checkpoints/, and failing that the shipped
     model; see rundir.find_generator).
 
     The grid is shown in a matplotlib figure when there is a display (a desktop or a notebook) and saved to `out`
     otherwise (default: a new samples/generated_<time>.png); an `out` ending in .npy saves the raw array instead.
+    An existing `out` is replaced only with `force`, and only when it is an earlier drawing of this tool.
     With `digit`, only that digit: a conditional generator is asked for it; an unconditional one needs a
     `sampler(G, n, seed, digit) -> images`, such as digits.rejection_sampler(), which keeps what the shipped
     classifier calls that digit. A conditional generator's digits come in order, row by row, in a near-square
     grid (a row per digit when n is a multiple of 10). Returns the images: (n, 1, 28, 28) floats in [0, 1].
     """
-    return draw_samples(generator, n, nrow, seed, out, show, digit, sampler, checkpoint_dir, device)[0]
+    return draw_samples(generator, n, nrow, seed, out, show, digit, sampler, checkpoint_dir, device, force)[0]
 
 
 def draw_samples(generator, n=16, nrow=None, seed=None, out=None, show=None, digit=None, sampler=None,
-                 checkpoint_dir=None, device="cpu") -> tuple[torch.Tensor, Path | None]:
+                 checkpoint_dir=None, device="cpu", force=False) -> tuple[torch.Tensor, Path | None]:
     """generate_and_plot_samples, returning also the file it wrote (None when it only showed the grid)."""
-    as_array = check_drawing(generator, n, nrow, seed, out, digit)
+    as_array, n, nrow, seed, digit = check_drawing(generator, n, nrow, seed, out, digit)
     check_sample_count(n, as_grid=not as_array)
     note = None
     if generator is None:
@@ -680,13 +618,16 @@ def draw_samples(generator, n=16, nrow=None, seed=None, out=None, show=None, dig
     if note:
         print(note, file=sys.stderr)
     images = (sampler or generate)(generator, n, seed=seed, digit=digit)
+    if not torch.is_tensor(images) or images.dim() != 4 or len(images) != n:
+        raise BadType(f"the sampler returned {type(images).__name__} {tuple(getattr(images, 'shape', ()))}, not {n} "
+                      f"images as a tensor (n, channels, height, width)")
     if as_array:
-        return images, save_array(images, out)
+        return images, save_drawing(images, out, "generated", force=force)
     if digit is None and nrow is None:
         cells, nrow = grid_layout(images, class_labels(generator, n, None), conditional)
     else:
         cells, nrow = images, nrow or max(1, math.ceil(math.sqrt(n)))
-    return images, show_or_save_grid(cells, nrow, out, show)
+    return images, show_or_save_grid(cells, nrow, out, show, force)
 
 
 def check_digit_source(G: Generator, cfg: Config, digit: int | None) -> None:

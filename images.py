@@ -21,9 +21,10 @@ from config import GANError, image_files
 SIZE = 28
 
 
-def decode(path: Path) -> torch.Tensor | None:
-    """One file as uint8 (28, 28), or None when it does not decode (truncated, not an image, unsupported). Read as
-    torchvision's ImageFolder reads a file (PIL; a GIF's first frame), made grey, then Resize + CenterCrop."""
+def decode(path: Path) -> torch.Tensor | str:
+    """One file as uint8 (28, 28), or why it was skipped: it does not decode (truncated, not an image, unsupported)
+    or it is too large to decode safely. Read as torchvision's ImageFolder reads a file (PIL; a GIF's first frame),
+    made grey, then Resize + CenterCrop."""
     import warnings
 
     import numpy as np
@@ -38,8 +39,10 @@ def decode(path: Path) -> torch.Tensor | None:
                 scale = 1.0 if top <= 255 else 257.0 if top <= 65535 else top / 255  # 16 bits: 65535 is white
                 image = Image.fromarray((pixels / scale).clip(0, 255).astype(np.uint8))
             grey = TF.pil_to_tensor(image.convert("L"))  # (1, H, W) uint8
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return None
+    except Image.DecompressionBombError:
+        return "too large to decode"
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+        return "does not decode"
     if grey.shape[1:] == (SIZE, SIZE):  # already the size (MNIST written out as files): nothing to resample
         return grey[0]
     return TF.center_crop(TF.resize(grey, SIZE, antialias=True), [SIZE, SIZE])[0]
@@ -63,8 +66,12 @@ def load_folder(root: str | Path, classes: list[str]) -> tuple[torch.Tensor, tor
     files = [(path, label) for label, group in enumerate(groups) for path in group]
     with ThreadPoolExecutor(max_workers=4) as pool:
         decoded = list(pool.map(lambda item: decode(item[0]), files))
-    kept = [(image, label) for image, (_, label) in zip(decoded, files) if image is not None]
-    skipped = [str(path.relative_to(root)) for image, (path, _) in zip(decoded, files) if image is None]
+    kept = [(image, label) for image, (_, label) in zip(decoded, files) if torch.is_tensor(image)]
+    skipped = [f"{path.relative_to(root)} ({image})" for image, (path, _) in zip(decoded, files) if isinstance(image, str)]
+    empty = [name for label, name in enumerate(classes) if not any(k == label for _, k in kept)]
+    if empty:
+        raise GANError(f"{root}: no file of the class {empty[0]!r} decodes as an image: add images that do, or remove "
+                       f"the subfolder")
     if len(kept) < 2:
         raise GANError(f"{root} holds {len(kept)} image{'s' if len(kept) != 1 else ''} that decode{'s' if len(kept) == 1 else ''}"
                        + (f" ({len(skipped)} did not, such as {skipped[0]})" if skipped else "")

@@ -24,9 +24,9 @@ from torch import nn
 
 from checkpoint import STAT_NAMES
 from config import BadValue, GANError, N_CLASSES, check_int
-from files import atomic_write, write_text
+from files import (DRAWING_TAG, RUN_TAG, FolderLock, atomic_write, check_replaceable, grid_run, make_folder,  # noqa: F401
+                   write_text)
 
-RUN_TAG = "mnist-gan-run"  # the PNG text field that names the run that drew an epoch grid
 
 
 # ---- the record ----
@@ -135,17 +135,31 @@ def check_sample_count(n, as_grid: bool) -> int:
 
 
 def available_memory() -> int | None:
-    """Bytes a new allocation can get: Linux's MemAvailable (free memory plus cache it can reclaim); elsewhere the
-    physical memory, where the system tells it (macOS has no count of available pages); None: no guess is made."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            return next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
+    """Bytes a new allocation can get: the least of the system's available memory (Linux's MemAvailable, elsewhere
+    the physical memory), what this process's address-space limit (`ulimit -v`) leaves, and what its cgroup's
+    memory limit leaves (a container's); None where none of them is known."""
+    known = []
+    with contextlib.suppress(OSError, StopIteration, ValueError, IndexError):
+        known.append(proc_value("/proc/meminfo", "MemAvailable:"))
+    if not known:
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            known.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    with contextlib.suppress(ImportError, OSError, ValueError, StopIteration, IndexError):
+        import resource
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY:
+            known.append(limit - proc_value("/proc/self/status", "VmSize:"))
+    with contextlib.suppress(OSError, ValueError):
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            known.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    return max(0, min(known)) if known else None
+
+
+def proc_value(path: str, key: str) -> int:
+    """A value in kB from a /proc file such as /proc/meminfo, in bytes."""
+    with open(path) as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
 
 
 MAX_GRID = 10_000
@@ -178,58 +192,55 @@ def make_grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
     return tv_make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
 
 
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, run_id: str | None = None,
-              new: bool = False) -> Path:
-    """A PNG grid of images in [0, 1], written atomically (its folder made if need be); `run_id` is written into
-    the PNG, so a later run can tell its grids from another's. `new`: never replace a file (see save_new)."""
+def png_bytes(images: torch.Tensor, nrow: int, tag: tuple[str, str]) -> bytes:
+    """A PNG grid of images in [0, 1] with the text field `tag` (name, value) that says who drew it."""
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
     pixels = make_grid(images, nrow=nrow).mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
-    info = PngInfo()
-    if run_id:
-        info.add_text(RUN_TAG, run_id)
-    return save_new(path, lambda f: Image.fromarray(pixels).save(f, format="png", pnginfo=info), new)
+    info, buf = PngInfo(), io.BytesIO()
+    if tag[1]:  # a run from before runs were named has no name to write
+        info.add_text(*tag)
+    Image.fromarray(pixels).save(buf, format="png", pnginfo=info)
+    return buf.getvalue()
 
 
-def grid_run(path: Path) -> str | None:
-    """The run that drew a grid (None: a grid from before grids were tagged, or not a PNG of this tool)."""
-    from PIL import Image
-    try:
-        with Image.open(path) as image:
-            return image.text.get(RUN_TAG)
-    except Exception:  # noqa: BLE001  damaged or foreign: no run
-        return None
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, run_id: str | None = None) -> Path:
+    """A run's sample grid, written atomically into its held sample folder, with the run's name inside the PNG so
+    that a later run can tell its grids from another's."""
+    data = png_bytes(images, nrow, (RUN_TAG, run_id))
+    return atomic_write(path, lambda f: f.write(data))
 
 
-def save_array(images: torch.Tensor, path: str | Path, new: bool = False) -> Path:
-    """Images as a float32 .npy array of shape (n, 1, 28, 28), values in [0, 1]."""
+def save_drawing(images: torch.Tensor, out: str | Path | None, kind: str, nrow: int = 8, force: bool = False) -> Path:
+    """A drawing asked for by generate, interpolate or the Python API: an .npy float32 array (n, C, H, W) in [0, 1]
+    when `out` ends in .npy, else a PNG grid marked as a drawing. `out` None: a new samples/<kind>_<time>.png that
+    never replaces a file. A named `out` follows files.check_replaceable, held against a second writer meanwhile."""
     import numpy as np
-    return save_new(path, lambda f: np.save(f, images.numpy().astype(np.float32)), new)
+    if out is not None and Path(out).suffix.lower() == ".npy":
+        buf = io.BytesIO()
+        np.save(buf, images.numpy().astype(np.float32))
+        data = buf.getvalue()
+    else:
+        data = png_bytes(images, nrow, (DRAWING_TAG, kind))
+    if out is None:
+        return save_new(default_output(kind, ".png"), data)
+    out = Path(out)
+    with FolderLock(out, "--out", beside=True):
+        check_replaceable(out, force)
+        return atomic_write(out, lambda f: f.write(data))
 
 
-def save_new(path: str | Path, write, new: bool) -> Path:
-    """atomic_write into `path`'s folder (made if need be); with `new`, `path` is a name to start from and the
-    file is never written over one that exists, even by a process writing at the same moment: NAME-2, NAME-3..."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise GANError(f"cannot create {path.parent} ({e.strerror}): choose another --out") from None
-    if not new:
-        return atomic_write(path, write)
+def save_new(path: Path, data: bytes) -> Path:
+    """`data` under `path`, or NAME-2, NAME-3... when a file is there, never written over one that exists, even by
+    a process writing at the same moment."""
+    make_folder(path.parent, "--out")
     for k in range(1, 1000):
         target = path if k == 1 else path.with_name(f"{path.stem}-{k}{path.suffix}")
         try:
-            return atomic_write(target, write, replace=False)
+            return atomic_write(target, lambda f: f.write(data), replace=False)
         except FileExistsError:
             continue
     raise GANError(f"{path.parent} holds too many files named like {path.name}: pass --out")
-
-
-def _has_display() -> bool:
-    import matplotlib
-    backend = matplotlib.get_backend().lower()
-    return not any(name in backend for name in ("agg", "pdf", "svg", "ps", "cairo", "template"))
 
 
 def default_output(kind: str, suffix: str) -> Path:
@@ -237,13 +248,30 @@ def default_output(kind: str, suffix: str) -> Path:
     return Path("samples") / f"{kind}_{time.strftime('%Y%m%d-%H%M%S')}{suffix}"
 
 
-def show_or_save_grid(images: torch.Tensor, nrow: int, out: str | Path | None, show: bool | None) -> Path | None:
+def load_matplotlib():
+    """matplotlib, or one line saying why it cannot start (MPLBACKEND naming a backend it does not have)."""
+    try:
+        import matplotlib
+    except (ValueError, ImportError) as e:
+        backend = os.environ.get("MPLBACKEND")
+        cause = f"MPLBACKEND={backend} is not a backend it has: unset it or set MPLBACKEND=Agg" if backend else str(e)
+        raise GANError(f"matplotlib cannot start ({cause})") from None
+    return matplotlib
+
+
+def has_display() -> bool:
+    backend = load_matplotlib().get_backend().lower()
+    return not any(name in backend for name in ("agg", "pdf", "svg", "ps", "cairo", "template"))
+
+
+def show_or_save_grid(images: torch.Tensor, nrow: int, out: str | Path | None, show: bool | None,
+                      force: bool = False) -> Path | None:
     """Show a grid in a matplotlib figure where there is a display (a desktop or a notebook), and save it to `out`;
     headless and with no `out`, save it to a new samples/generated_<time>.png. Returns the file written."""
-    show = _has_display() if show is None else show
+    show = has_display() if show is None else show
     written = None
     if out is not None or not show:
-        written = save_grid(images, out or default_output("generated", ".png"), nrow=nrow, new=out is None)
+        written = save_drawing(images, out, "generated", nrow=nrow, force=force)
     if show:
         import matplotlib.pyplot as plt
         plt.figure(figsize=(nrow, math.ceil(len(images) / nrow)))
@@ -261,6 +289,7 @@ def save_loss_plot(history: list[dict], path: Path) -> Path:
 
 def loss_figure(history: list[dict]):
     """The losses, D's view (mean D(x), D(G(z))) and, with --eval-every, the FID, per epoch: a matplotlib Figure."""
+    load_matplotlib()
     from matplotlib.figure import Figure  # a Figure object, not pyplot: no backend, no global state, no display
 
     epochs = [r["epoch"] for r in history]

@@ -14,9 +14,9 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from checkpoint import progress_of, run_of
+from checkpoint import TrainingState, lineage, origin_of, progress_of
 from config import GANError
-from files import FolderLock, make_folder, remove_orphans
+from files import held_folder
 from record import grid_run
 
 SHIPPED_GENERATOR = Path(__file__).resolve().parent / "assets" / "mnist_gan_generator.pth"
@@ -33,33 +33,62 @@ class RunFolder:
         self.loss_plot, self.final_generator = self.dir / "training_loss.png", self.dir / FINAL
 
     @contextlib.contextmanager
-    def hold(self, run_id: str, untagged_grids_ok: bool = False):
-        """Create both folders, lock them for as long as the run lasts and check that no other run owns them,
-        before any time is spent training. `untagged_grids_ok`: grids from before runs tagged theirs (resuming
-        a checkpoint of format 3 or older) count as this run's."""
-        folders = {self.dir.absolute(): "--checkpoint-dir", self.samples.absolute(): "--sample-dir"}
+    def hold(self, s: TrainingState, resume: Path | None = None, untagged_grids_ok: bool = False):
+        """Create both folders, lock them for as long as the run lasts and check that they hold nothing this run
+        would replace or prune without owning it, before any time is spent training. `s`: the run's state as it
+        starts (its run, history and progress); `untagged_grids_ok`: grids from before runs tagged theirs
+        (resuming a checkpoint of format 3 or older) count as this run's."""
+        folders = {}
+        for folder, flag in ((self.dir, "--checkpoint-dir"), (self.samples, "--sample-dir")):
+            folders.setdefault(Path(folder).resolve(), flag)  # one folder named twice is held once
         with contextlib.ExitStack() as stack:
             for folder, flag in folders.items():
-                make_folder(folder, flag)
-                stack.enter_context(FolderLock(folder, flag))
-                remove_orphans(folder)
-            self.check_owner(run_id, untagged_grids_ok)
+                stack.enter_context(held_folder(folder, flag))
+            self.check_owner(s, resume, untagged_grids_ok)
             yield self
 
-    def check_owner(self, run_id: str, untagged_grids_ok: bool) -> None:
-        """Refuse a folder that holds another run's files: its checkpoints, grids and record would be pruned,
-        overwritten or mixed with ours."""
-        others = [p for p in (*self.dir.glob("gan_epoch_*.pth"), self.final_generator) if p.exists() and run_of(p) != run_id]
-        if others:
-            newest = newest_checkpoint(self.dir, resumable=True)
-            how = f": continue it with `python cli.py resume {newest}`" if newest else f" ({others[0].name}): keep it"
-            raise GANError(f"{self.dir} already holds another run{how}, or start this one in a "
-                           f"folder of its own with --checkpoint-dir DIR --sample-dir DIR")
+    def check_owner(self, s: TrainingState, resume: Path | None, untagged_grids_ok: bool) -> None:
+        """Refuse folders that hold files this run does not own: another run's, or its own from beyond the point it
+        starts at (resuming an older checkpoint would replace them) or from another branch of it."""
+        start = (s.epoch, int(s.pos > 0))
+        for path in (*self.dir.glob("gan_epoch_*.pth"), self.final_generator):
+            if path.exists() and (problem := self.stranger(path, s, start)):
+                raise GANError(self.refusal(problem, path, resume))
         for grid in sorted(self.samples.glob("epoch_*.png")):
-            owner = grid_run(grid)
-            if owner != run_id and not (owner is None and untagged_grids_ok):
+            owner, epoch = grid_run(grid), grid.stem.removeprefix("epoch_")
+            mine = owner == s.run_id or (owner is None and untagged_grids_ok)
+            if not mine:
                 raise GANError(f"{self.samples} already holds another run's sample grids ({grid.name}): pass "
                                f"--sample-dir DIR for this run's grids, or move them away")
+            if epoch.isdigit() and int(epoch) > s.epoch:
+                raise GANError(self.refusal("later", grid, resume, "--sample-dir"))
+
+    def stranger(self, path: Path, s: TrainingState, start: tuple[int, int]) -> str | None:
+        """Why this run must not replace or prune `path` ("other", "later", "branch"), or None when it may."""
+        run, mark = origin_of(path)
+        if run != s.run_id:
+            return "other"
+        progress = named_progress(path) if path != self.final_generator else progress_of(path)
+        epoch, pos = progress or (0, 0)
+        if (epoch, int(pos > 0)) > start:
+            return "later"
+        if mark is not None and mark != lineage(s.history[:epoch]):
+            return "branch"
+        return None
+
+    def refusal(self, problem: str, path: Path, resume: Path | None, flag: str = "--checkpoint-dir") -> str:
+        folder, newest = path.parent, newest_checkpoint(self.dir, resumable=True)
+        branch = "--checkpoint-dir DIR --sample-dir DIR"
+        if problem == "other":
+            how = f": continue it with `python cli.py resume {newest}`" if newest else f" ({path.name}): keep it"
+            return f"{folder} already holds another run{how}, or start this one in a folder of its own with {branch}"
+        if problem == "later":
+            return (f"{flag} {folder} holds {path.name}, from later in this run than {resume}: resuming here would "
+                    f"replace it. Continue from the newest"
+                    + (f" (`python cli.py resume {newest}`)" if newest else "")
+                    + f", or branch from {Path(resume).name if resume else 'here'} into new folders with {branch}")
+        return (f"{folder} holds {path.name} from another branch of this run (resumed from an older checkpoint): "
+                f"give this one new folders with {branch}")
 
     def checkpoint(self, epoch: int) -> Path:
         return self.dir / f"gan_epoch_{epoch}.pth"
@@ -70,15 +99,15 @@ class RunFolder:
     def sample_grid(self, epoch: int) -> Path:
         return self.samples / f"epoch_{epoch:04d}.png"
 
-    def prune_checkpoints(self, keep: int, newest: int) -> None:
+    def prune_checkpoints(self, s: TrainingState, keep: int) -> None:
         """Delete all but the `keep` newest epoch checkpoints (after the newest is safely on disk), and the
-        interrupted ones that the complete epoch supersedes."""
-        for path in self.dir.glob("gan_epoch_*_interrupted.pth"):
-            path.unlink(missing_ok=True)
-        if keep <= 0:
-            return
-        for epoch, path in epoch_checkpoints(self.dir)[:-keep]:
-            if epoch < newest:
+        interrupted ones that the complete epoch supersedes: only files of this run's own branch, never one copied
+        in from elsewhere meanwhile."""
+        old = list(self.dir.glob("gan_epoch_*_interrupted.pth"))
+        if keep > 0:
+            old += [path for epoch, path in epoch_checkpoints(self.dir)[:-keep] if epoch < s.epoch]
+        for path in old:
+            if self.stranger(path, s, (s.epoch, 0)) is None:
                 path.unlink(missing_ok=True)
 
 

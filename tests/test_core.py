@@ -316,7 +316,7 @@ def test_bench_quick_speed_table_runs_on_the_real_loading_code(mnist_dir, tmp_pa
 def test_bench_refuses_bad_arguments_in_one_line_before_any_work(tmp_path):
     """They used to surface as tracebacks after the runs: --n 0 in the evaluation, a --json folder after the whole
     speed run (its numbers lost), missing data as a GANError traceback."""
-    for args, said in ((["--n", "0"], "--n 0 is too few samples"), (["--json", str(tmp_path)], "is a folder"),
+    for args, said in ((["--n", "0"], "--n 0 is too few samples"), (["--json", str(tmp_path)], "already exists"),
                        (["--json", str(tmp_path / "no" / "b.json")], "does not exist"),
                        (["--data-dir", str(tmp_path / "none")], "MNIST is not in"),
                        (["--json", "/proc/bench.json"], "cannot be written")):

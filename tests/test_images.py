@@ -169,5 +169,5 @@ def test_a_run_never_writes_into_its_image_folder_and_force_spares_a_runs_plot(t
     plot = (ck / "training_loss.png").read_bytes()
     for command in ("generate", "interpolate"):
         assert_refused(run_cli(command, "--checkpoint-dir", ck, "--out", ck / "training_loss.png", "--force"),
-                       r"belongs to a training run")
+                       r"is not a drawing that generate or interpolate made")
     assert (ck / "training_loss.png").read_bytes() == plot

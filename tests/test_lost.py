@@ -1,11 +1,175 @@
-"""Data-lost defects from hostile testing: each test here names a way a user's files were replaced or a folder's
-lock was lost, and checks it is refused (or kept) now."""
+"""Nothing lost, round three: each test names a defect that a hostile pass found in the code before these fixes (a
+file replaced or pruned, a silent corruption, a hang, a traceback, a leftover) and checks what happens now. Races and
+signals run as real processes."""
 
+import errno
+import json
+import os
+import resource
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
-from conftest import assert_refused
-from test_trust import SMALL, long_run_holding
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import files
+import gan
+from conftest import ROOT, assert_refused, config, make_mnist, one_clear_line, quiet
+from test_trust import ENV, SMALL, cli_process, long_run_holding, sha
+
+
+@pytest.fixture(scope="module")
+def run3(tmp_path_factory, small_data) -> Path:
+    """A real three-epoch run (mlp, 4 steps an epoch) keeping every checkpoint: its folder holds ck/ and samples/."""
+    tmp = tmp_path_factory.mktemp("run3")
+    gan.train(config(tmp, small_data, epochs=3, keep_last=0), console=quiet())
+    return tmp
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def copy_run(run3: Path, to: Path) -> Path:
+    import shutil
+    shutil.copytree(run3, to)
+    return to
+
+
+# ---- data lost ----
+
+def test_resuming_an_older_checkpoint_never_replaces_the_runs_later_files(tmp_path, run3, run_cli):
+    run = copy_run(run3, tmp_path / "run")
+    before = snapshot(run)
+    result = run_cli("resume", run / "ck" / "gan_epoch_1.pth", "--epochs", "3")
+    assert_refused(result, r"holds gan_epoch_(2|3)\.pth, from later in this run than .*gan_epoch_1\.pth",
+                   r"python cli\.py resume .*gan_epoch_3\.pth", r"branch .* --checkpoint-dir DIR --sample-dir DIR")
+    assert snapshot(run) == before
+    # the later grids alone are enough to refuse (checkpoints can be pruned)
+    for p in (run / "ck").glob("gan_epoch_[23].pth"):
+        p.unlink()
+    (run / "ck" / "generator_final.pth").unlink()
+    assert_refused(run_cli("resume", run / "ck" / "gan_epoch_1.pth", "--epochs", "3"),
+                   r"--sample-dir .*samples holds epoch_0002\.png, from later in this run")
+    # branching into new folders is the way: the original stays as it was
+    result = run_cli("resume", run / "ck" / "gan_epoch_1.pth", "--epochs", "2", "--checkpoint-dir", tmp_path / "b",
+                     "--sample-dir", tmp_path / "b-samples")
+    assert result.exit_code == 0, result
+    assert (tmp_path / "b" / "gan_epoch_2.pth").exists() and (tmp_path / "b-samples" / "epoch_0002.png").exists()
+
+
+def test_a_copied_run_resumed_never_writes_over_the_originals_grids(tmp_path, run3, run_cli, small_data):
+    """A copy of ck/ taken at epoch 1, resumed, shared the original's samples/ (later grids of the same run)."""
+    run = copy_run(run3, tmp_path / "run")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "gan_epoch_1.pth").write_bytes((run / "ck" / "gan_epoch_1.pth").read_bytes())
+    grids = snapshot(run / "samples")
+    result = run_cli("resume", copy / "gan_epoch_1.pth", "--epochs", "3", "--sample-dir", run / "samples")
+    assert_refused(result, r"samples holds epoch_0002\.png, from later in this run")
+    assert snapshot(run / "samples") == grids
+
+
+def test_another_branch_of_a_run_is_not_pruned_or_replaced(tmp_path, run3, run_cli):
+    """Branch B continues past the original A; resuming B into A's folder would have pruned A's checkpoints (same run,
+    other history). Now it is refused as another branch."""
+    run = copy_run(run3, tmp_path / "run")
+    branch = run_cli("resume", run / "ck" / "gan_epoch_1.pth", "--epochs", "4", "--lr", "1e-3",
+                     "--checkpoint-dir", tmp_path / "b", "--sample-dir", tmp_path / "bs")
+    assert branch.exit_code == 0, branch
+    before = snapshot(run / "ck")
+    result = run_cli("resume", tmp_path / "b" / "gan_epoch_4.pth", "--epochs", "5", "--checkpoint-dir", run / "ck",
+                     "--sample-dir", tmp_path / "bs")
+    assert_refused(result, r"holds gan_epoch_\d\.pth from another branch of this run")
+    assert snapshot(run / "ck") == before
+
+
+def test_pruning_spares_a_checkpoint_of_another_run_copied_in_meanwhile(tmp_path, run3, small_data):
+    """A run prunes only its own old checkpoints, also ones that appear while it trains."""
+    cfg = config(tmp_path, small_data, epochs=3, keep_last=1)
+    stranger = tmp_path / "ck" / "gan_epoch_1.pth"
+    save_grid = gan.save_grid
+
+    def copy_in_a_stranger(images, path, **kwargs):
+        if path.name == "epoch_0001.png":
+            stranger.write_bytes((run3 / "ck" / "gan_epoch_1.pth").read_bytes())  # after epoch 1's own was written
+        return save_grid(images, path, **kwargs)
+    import unittest.mock
+    with unittest.mock.patch.object(gan, "save_grid", copy_in_a_stranger):
+        gan.train(cfg, console=quiet())
+    assert sha(stranger) == sha(run3 / "ck" / "gan_epoch_1.pth")  # not pruned: another run's file
+    assert not (tmp_path / "ck" / "gan_epoch_2.pth").exists()  # its own old ones were
+
+
+def test_the_python_api_never_replaces_a_file_it_does_not_own(tmp_path, run3):
+    generator = run3 / "ck" / "generator_final.pth"
+    grid, plot = run3 / "samples" / "epoch_0001.png", run3 / "ck" / "training_loss.png"
+    for target in (grid, plot):
+        before = sha(target)
+        with pytest.raises(ValueError, match=r"already exists: choose another out, or pass force"):
+            gan.generate_and_plot_samples(generator, out=target, show=False)
+        with pytest.raises(ValueError, match=r"is not a drawing that generate or interpolate made"):
+            gan.generate_and_plot_samples(generator, out=target, show=False, force=True)
+        assert sha(target) == before
+    mine = tmp_path / "mine.png"
+    gan.generate_and_plot_samples(generator, out=mine, show=False, seed=1)
+    first = sha(mine)
+    gan.generate_and_plot_samples(generator, out=mine, show=False, seed=2, force=True)
+    assert sha(mine) != first  # a drawing of its own is replaced with force
+
+
+def test_generate_force_never_replaces_a_file_inside_an_export(tmp_path, run3, run_cli):
+    generator = run3 / "ck" / "generator_final.pth"
+    out = tmp_path / "ex"
+    assert run_cli("export", "--checkpoint", generator, "--n", "50", "--out", out, "--format", "npy").exit_code == 0
+    before = sha(out / "images.npy")
+    assert_refused(run_cli("generate", "--checkpoint", generator, "--n", "4", "--out", out / "images.npy", "--force"),
+                   r"is not a drawing that generate or interpolate made")
+    assert sha(out / "images.npy") == before and np.load(out / "images.npy").shape == (50, 1, 28, 28)
+
+
+def test_train_classifier_without_out_leaves_the_shipped_classifier_alone(tmp_path, run_cli, small_data,
+                                                                         monkeypatch):
+    import evaluate
+    shipped = sha(evaluate.WEIGHTS)
+    assert_refused(run_cli("train-classifier", "--data-dir", small_data, "--out", evaluate.WEIGHTS, "--epochs", "1"),
+                   r"ships with the project.*not replaced")
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("train-classifier", "--data-dir", small_data, "--epochs", "1", "--device", "cpu")
+    assert result.exit_code == 0, result
+    assert sha(evaluate.WEIGHTS) == shipped
+    assert (tmp_path / "checkpoints" / "mnist_classifier.pt").is_file()
+
+
+def test_export_force_never_deletes_a_folder_named_like_an_export_file(tmp_path, run3, run_cli):
+    generator = run3 / "ck" / "generator_final.pth"
+    out = tmp_path / "ex"
+    assert run_cli("export", "--checkpoint", generator, "--n", "20", "--out", out, "--format", "png").exit_code == 0
+    (out / "00003.png").unlink()
+    (out / "00003.png").mkdir()  # a user's folder that happens to look like an export's image
+    (out / "00003.png" / "keep.txt").write_text("mine")
+    assert_refused(run_cli("export", "--checkpoint", generator, "--n", "20", "--out", out, "--force"),
+                   r"holds 00003\.png, which no export writes")
+    assert (out / "00003.png" / "keep.txt").read_text() == "mine"
+
+
+def test_bench_never_replaces_an_existing_json_and_checks_its_data(tmp_path):
+    numbers = tmp_path / "numbers.json"
+    numbers.write_text('{"mine": 1}')
+    tiny = make_mnist(tmp_path / "tiny", n_train=16, n_test=16)
+    for args, said in ((["--json", numbers], r"already exists: pass a new file name"),
+                       (["--data-dir", tiny], r"holds 16 training images, fewer than one batch of 256"),
+                       (["--bogus"], r"unrecognized arguments: --bogus \(see python bench\.py --help\)")):
+        result = subprocess.run([sys.executable, str(ROOT / "bench.py"), "--quick", *map(str, args)],
+                                capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert result.returncode != 0 and result.stdout == "", result
+        one_clear_line(result.stderr, said)
+    assert numbers.read_text() == '{"mine": 1}'
 
 
 def test_deleting_a_runs_lock_file_does_not_let_a_second_run_in(tmp_path, small_data, run_cli):
@@ -24,3 +188,323 @@ def test_deleting_a_runs_lock_file_does_not_let_a_second_run_in(tmp_path, small_
         first.send_signal(signal.SIGKILL)
         first.wait()
     assert not list((tmp_path / "other").glob("*.png"))
+
+
+# ---- silent corruption and hangs ----
+
+def test_a_sample_dir_reaching_into_the_image_folder_is_refused(tmp_path, run_cli):
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(pictures / f"{i}.png")
+    (tmp_path / "link").symlink_to(pictures)
+    for samples in (tmp_path / "x" / ".." / "pictures" / "grids", tmp_path / "link" / "grids"):
+        result = run_cli("train", "--images", pictures, *SMALL, "--epochs", "1", "--checkpoint-dir", tmp_path / "ck",
+                         "--sample-dir", samples)
+        assert_refused(result, r"would put the run's files inside .*pictures")
+    assert sorted(p.name for p in pictures.iterdir()) == ["0.png", "1.png", "2.png", "3.png"]
+
+
+def test_eval_every_keeps_resume_bit_exact(tmp_path, small_data, monkeypatch):
+    """The classifier built by an evaluation mid-run used to draw from the run's random numbers."""
+    from conftest import assert_identical_runs
+
+    def evaluation(G, cfg, device):
+        torch.rand(1000)  # what building and training a classifier does to the global random state
+        return {"fid": 1.0}
+    straight = config(tmp_path / "a", small_data, epochs=2, eval_every=1)
+    gan.train(straight, console=quiet(), evaluate=evaluation)
+    first = config(tmp_path / "b", small_data, epochs=1, eval_every=1)
+    gan.train(first, console=quiet(), evaluate=evaluation)
+    gan.resume(tmp_path / "b" / "ck" / "gan_epoch_1.pth", {"epochs": 2}, console=quiet(), evaluate=evaluation)
+    assert_identical_runs(tmp_path / "a" / "ck" / "gan_epoch_2.pth", tmp_path / "b" / "ck" / "gan_epoch_2.pth")
+
+
+@pytest.mark.parametrize("command", ["generate", "interpolate"])
+def test_two_drawings_into_one_out_at_once_one_is_refused_and_the_file_is_whole(command, tmp_path, run3):
+    generator = run3 / "ck" / "generator_final.pth"
+    out = tmp_path / "same.png"
+    runs = [cli_process(command, "--checkpoint", generator, "--out", out, "--seed", str(seed), "--device", "cpu")
+            for seed in (1, 2)]
+    results = [(p.wait(120), p.communicate()) for p in runs]
+    assert sorted(code for code, _ in results) == [0, 1], results
+    (_, (said, _)), = [r for r in results if r[0] == 0]
+    (_, (_, err)), = [r for r in results if r[0] == 1]
+    one_clear_line(err, r"already exists|in use by process")
+    assert str(out) in said
+    with Image.open(out) as image:
+        assert image.text.get(files.DRAWING_TAG) == {"generate": "generated", "interpolate": "interpolation"}[command]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.png"]  # no lock or temporary file left
+
+
+def damaged(state: dict, how: str) -> dict:
+    if how == "integer weights":
+        for net in ("G", "G_ema"):
+            first = next(iter(state[net]))
+            state[net][first] = state[net][first].round().long()
+    elif how == "NaN fixed noise":
+        state["fixed_z"][0, 0] = float("nan")
+    elif how == "NaN optimizer state":
+        state["opt_g"]["state"][0]["exp_avg_sq"].view(-1)[0] = float("nan")
+    elif how == "a run named by a number":
+        state["run"] = 42
+    elif how == "a run named by a list":
+        state["run"] = ["a", "b"]
+    return state
+
+
+@pytest.mark.parametrize("how, said", [
+    ("integer weights", r"do not fit the architecture .*number type"),
+    ("NaN fixed noise", r"fixed noise is not"),
+    ("NaN optimizer state", r"optimizer state \(opt_g\) with NaN"),
+    ("a run named by a number", r"names its run with int 42, not a text"),
+    ("a run named by a list", r"names its run with list"),
+])
+def test_damaged_checkpoints_that_used_to_pass_are_refused_at_load(how, said, tmp_path, run3, run_cli):
+    bad = tmp_path / "bad.pth"
+    torch.save(damaged(torch.load(run3 / "ck" / "gan_epoch_1.pth", weights_only=True), how), bad)
+    assert_refused(run_cli("resume", bad, "--epochs", "3", "--checkpoint-dir", tmp_path / "ck",
+                           "--sample-dir", tmp_path / "s"), r"bad\.pth", said)
+    assert not (tmp_path / "ck").exists()
+    if how == "integer weights":  # what draws is checked as strictly
+        assert_refused(run_cli("generate", "--checkpoint", bad, "--out", tmp_path / "x.png"), r"bad\.pth", said)
+
+
+def test_a_fifo_named_like_a_checkpoint_never_hangs_a_command(tmp_path, run3, small_data):
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    (ck / "gan_epoch_1.pth").write_bytes((run3 / "ck" / "gan_epoch_1.pth").read_bytes())
+    os.mkfifo(ck / "gan_epoch_7.pth")
+    os.mkfifo(ck / "generator_final.pth")
+    draw = subprocess.run([sys.executable, "cli.py", "generate", "--checkpoint-dir", str(ck), "--out",
+                           str(tmp_path / "x.png"), "--device", "cpu"], cwd=ROOT, env=ENV, capture_output=True,
+                          text=True, timeout=90)
+    assert draw.returncode == 0 and "drawing from" in draw.stderr and "gan_epoch_1.pth" in draw.stderr, draw
+    train = subprocess.run([sys.executable, "cli.py", "train", *SMALL, "--epochs", "1", "--data-dir", str(small_data),
+                            "--checkpoint-dir", str(ck), "--sample-dir", str(tmp_path / "s")], cwd=ROOT, env=ENV,
+                           capture_output=True, text=True, timeout=90)
+    assert train.returncode == 1, train
+    one_clear_line(train.stderr, r"already holds another run")
+
+
+def test_a_ctrl_c_early_in_train_is_never_lost(tmp_path, small_data):
+    """A Ctrl-C while torch was loading was swallowed inside its import: training ran on, or numpy broke."""
+    for delay in (0.3, 0.8, 1.5):
+        ck = tmp_path / f"ck{delay}"
+        proc = cli_process("train", *SMALL, "--epochs", "100000", "--data-dir", small_data, "--checkpoint-dir", ck,
+                           "--sample-dir", tmp_path / f"s{delay}")
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"a Ctrl-C {delay} s after the start was lost: training ran on")
+        _, err = proc.communicate()
+        assert code == 130, (delay, err)
+        one_clear_line(err, r"^Error: interrupted$|stopped by SIGINT")
+
+
+def test_sighup_saves_like_ctrl_c(tmp_path, small_data):
+    """A closed terminal (SIGHUP) ended training without saving where it got to."""
+    ck = tmp_path / "ck"
+    proc = long_run_holding(ck, small_data, tmp_path / "s")
+    deadline = time.monotonic() + 60
+    while not (ck / "gan_epoch_1.pth").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGHUP)
+    code, (_, err) = proc.wait(60), proc.communicate()
+    assert code == 130, err
+    one_clear_line(err, r"stopped by SIGHUP in epoch \d+ .*saved .*_interrupted\.pth")
+    assert list(ck.glob("gan_epoch_*_interrupted.pth"))
+
+
+# ---- tracebacks where one line belongs ----
+
+def test_a_read_only_folder_is_one_line_not_the_cleanups_error(tmp_path, monkeypatch):
+    """On a read-only mount the temporary file is never made, and removing it raised EROFS over the real error."""
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+    monkeypatch.setattr("builtins.open", read_only)
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with pytest.raises(gan.GANError, match=r"^could not write .*x\.png: Read-only file system; anything already"):
+        files.atomic_write(tmp_path / "x.png", lambda f: f.write(b"x"))
+
+
+def test_a_full_disk_while_taking_the_lock_still_holds_it(tmp_path, monkeypatch):
+    """Writing the holder's pid into .lock on a full disk raised OSError out of the lock."""
+    real_open = open
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+    monkeypatch.setattr("builtins.open", lambda path, *a, **k: FullDisk(real_open(path, *a, **k))
+                        if str(path).endswith(".lock") else real_open(path, *a, **k))
+    (tmp_path / "ck").mkdir()
+    with files.FolderLock(tmp_path / "ck", "--checkpoint-dir"):
+        monkeypatch.undo()
+        with pytest.raises(gan.GANError, match=r"in use by another process"):
+            files.FolderLock(tmp_path / "ck", "--checkpoint-dir").__enter__()
+
+
+def test_a_memory_limit_of_the_process_is_respected(tmp_path, run3):
+    """The memory check read the system's free memory, not `ulimit -v`: a large draw ended in a traceback."""
+    limit = 6 * 2**30
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    draw = subprocess.run([sys.executable, "cli.py", "generate", "--checkpoint", str(run3 / "ck" / "generator_final.pth"),
+                           "--n", "3000000", "--out", str(tmp_path / "x.npy"), "--device", "cpu"], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=120, preexec_fn=limited)
+    assert draw.returncode == 1, draw
+    one_clear_line(draw.stderr, r"--n 3000000 needs about .* GiB of memory but only .* GiB is available")
+    assert not (tmp_path / "x.npy").exists()
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "mlp-bn"])
+def test_a_batch_of_one_with_batchnorm_is_one_line(arch, run_cli, tmp_path, small_data):
+    result = run_cli("train", "--arch", arch, "--batch-size", "1", "--epochs", "1", "--data-dir", small_data,
+                     "--checkpoint-dir", tmp_path / "ck", "--sample-dir", tmp_path / "s", "--device", "cpu")
+    assert_refused(result, r"--batch-size 1 cannot train .*BatchNorm needs at least 2")
+    assert not (tmp_path / "ck").exists()
+
+
+def test_an_unknown_mplbackend_is_one_line_before_any_training(tmp_path, small_data, run3):
+    env = {**ENV, "MPLBACKEND": "nonexistent"}
+    train = subprocess.run([sys.executable, "cli.py", "train", *SMALL, "--epochs", "1", "--data-dir", str(small_data),
+                            "--checkpoint-dir", str(tmp_path / "ck"), "--sample-dir", str(tmp_path / "s")], cwd=ROOT,
+                           env=env, capture_output=True, text=True, timeout=90)
+    assert train.returncode == 1, train
+    one_clear_line(train.stderr, r"matplotlib cannot start \(MPLBACKEND=nonexistent is not a backend")
+    assert not (tmp_path / "ck").exists()
+    api = subprocess.run([sys.executable, "-c", "import gan; gan.generate_and_plot_samples("
+                          f"{str(run3 / 'ck' / 'generator_final.pth')!r})"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=90)
+    assert "matplotlib cannot start (MPLBACKEND=nonexistent" in api.stderr.splitlines()[-1], api.stderr
+
+
+def test_a_sampler_that_returns_no_tensor_is_told_so(run3, tmp_path):
+    with pytest.raises(TypeError, match=r"the sampler returned list \(\), not 4 images as a tensor"):
+        gan.generate_and_plot_samples(run3 / "ck" / "generator_final.pth", n=4, out=tmp_path / "x.png",
+                                      sampler=lambda G, n, seed=None, digit=None: [1, 2, 3])
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_bench_on_an_unwritable_sample_dir_and_on_ctrl_c_is_one_line(tmp_path):
+    data = make_mnist(tmp_path / "data", n_train=256, n_test=64)
+    (tmp_path / "afile").write_text("x")
+    started = time.perf_counter()
+    bad = subprocess.run([sys.executable, str(ROOT / "bench.py"), "--quick", "--data-dir", str(data), "--sample-dir",
+                          str(tmp_path / "afile" / "grids")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert bad.returncode == 1 and time.perf_counter() - started < 30, bad
+    one_clear_line(bad.stderr, r"--sample-dir .*afile.* is a file|cannot write to .*afile")
+    bench = subprocess.Popen([sys.executable, str(ROOT / "bench.py"), "--quick", "--data-dir", str(data), "--sample-dir",
+                              str(tmp_path / "grids")], cwd=tmp_path, env=ENV, text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    time.sleep(8)
+    bench.send_signal(signal.SIGINT)
+    code, (_, err) = bench.wait(60), bench.communicate()
+    assert code == 1, err
+    one_clear_line(err, r"^Error: interrupted; the tables above are what was measured$")
+
+
+# ---- smaller faults ----
+
+@pytest.mark.parametrize("command", ["evaluate", "train-classifier"])
+def test_an_empty_data_dir_is_refused_and_makes_no_folder(command, tmp_path, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_refused(run_cli(command, "--data-dir", "", "--device", "cpu"), r"--data-dir is empty")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_one_folder_named_twice_is_held_once(tmp_path, small_data, run_cli):
+    """--sample-dir a/../a (or a link to a) locked the same folder twice and refused, naming its own process."""
+    (tmp_path / "x").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "a", target_is_directory=True)
+    for samples in (tmp_path / "a" / ".." / "a", tmp_path / "link"):
+        result = run_cli("train", *SMALL, "--epochs", "1", "--data-dir", small_data, "--checkpoint-dir",
+                         tmp_path / "a", "--sample-dir", samples)
+        assert result.exit_code == 0, result
+        for p in (tmp_path / "a").glob("*.pth"):
+            p.unlink()
+        for p in (tmp_path / "a").glob("*.png"):
+            p.unlink()
+
+
+def test_failed_commands_leave_no_folders_or_locks_behind(tmp_path, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_refused(run_cli("train", *SMALL, "--data-dir", tmp_path / "nodata"), r"MNIST is not in")
+    assert list(tmp_path.iterdir()) == []  # no checkpoints/, samples/ (with their .lock), nor nodata/MNIST/raw
+
+
+def test_an_export_killed_mid_write_is_tidied_by_the_next(tmp_path, run3, run_cli):
+    """A SIGKILL leaves .ex.lock and .ex.partial-PID, or (between the renames of --force) only .ex.old-PID: the next
+    export into the folder removes the first two and puts the old export back."""
+    generator = run3 / "ck" / "generator_final.pth"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / ".ex.partial-{}".format(dead.pid)).mkdir()
+    (tmp_path / ".ex.lock").write_text(f"process {dead.pid}")
+    old = tmp_path / f".kept.old-{dead.pid}"
+    old.mkdir()
+    (old / "export.json").write_text("{}")
+    assert run_cli("export", "--checkpoint", generator, "--n", "10", "--out", tmp_path / "ex").exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ex", "kept"]
+    assert (tmp_path / "kept" / "export.json").is_file()
+
+
+def test_no_out_export_into_a_fresh_folder_works(tmp_path, run3, run_cli, monkeypatch):
+    """export without --out, where samples/ did not exist yet, failed to take its lock beside the folder."""
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("export", "--checkpoint", run3 / "ck" / "generator_final.pth", "--n", "10", "--format", "npy")
+    assert result.exit_code == 0, result
+    exported, = (tmp_path / "samples").iterdir()
+    assert np.load(exported / "images.npy").shape == (10, 1, 28, 28)
+
+
+def test_a_class_folder_with_a_line_break_in_its_name_is_one_line(tmp_path, run_cli):
+    pictures = tmp_path / "pictures"
+    for name in ("cat", "dog\nhouse"):
+        (pictures / name).mkdir(parents=True)
+        Image.fromarray(np.zeros((28, 28), np.uint8)).save(pictures / name / "0.png")
+    result = run_cli("train", "--images", pictures, *SMALL, "--checkpoint-dir", tmp_path / "ck",
+                     "--sample-dir", tmp_path / "s")
+    assert_refused(result, r"'dog\\nhouse' has a line break")
+
+
+def test_cli_alone_prints_its_help_and_no_error():
+    result = subprocess.run([sys.executable, "cli.py"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=30)
+    assert "Usage" in result.stdout and "train" in result.stdout
+    assert "Error" not in result.stderr, result.stderr
+
+
+def test_numpy_and_torch_integers_are_whole_numbers(run3, tmp_path):
+    images = gan.generate_and_plot_samples(run3 / "ck" / "generator_final.pth", n=np.int64(6), nrow=torch.tensor(3),
+                                           seed=np.uint8(4), out=tmp_path / "x.npy")
+    assert images.shape == (6, 1, 28, 28)
+    assert torch.equal(images, torch.from_numpy(np.load(tmp_path / "x.npy")))
+    with pytest.raises(TypeError, match=r"n must be a whole number, got (np\.float64\()?6\.0"):
+        gan.generate_and_plot_samples(run3 / "ck" / "generator_final.pth", n=np.float64(6), out=tmp_path / "y.npy")
+
+
+def test_image_folders_say_which_class_does_not_decode_and_what_is_too_large(tmp_path, run_cli):
+    pictures = tmp_path / "pictures"
+    for name in ("a", "b"):
+        (pictures / name).mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.full((28, 28), 50 * i, np.uint8)).save(pictures / "a" / f"{i}.png")
+        (pictures / "b" / f"{i}.png").write_bytes(b"not an image")
+    args = [*SMALL, "--checkpoint-dir", tmp_path / "ck", "--sample-dir", tmp_path / "s"]
+    assert_refused(run_cli("train", "--images", pictures, *args), r"no file of the class 'b' decodes as an image")
+    assert_refused(run_cli("train", "--images", pictures, "--dataset", "fashion-mnist", *args),
+                   r"--dataset fashion-mnist and --images both say what to train on")
+    from images import decode
+    huge = tmp_path / "huge.png"
+    Image.new("L", (14000, 14000)).save(huge)  # 196 megapixels: past PIL's decompression-bomb limit
+    assert decode(huge) == "too large to decode"

@@ -388,7 +388,7 @@ def test_drawings_never_replace_a_file_without_force_nor_a_runs_file_with_it(tmp
     for command in (["generate"], ["interpolate"]):
         assert_refused(run_cli(*command, "--checkpoint", generator_file, "--out", grid), r"already exists: .*--force")
         assert_refused(run_cli(*command, "--checkpoint", generator_file, "--out", grid, "--force"),
-                       r"belongs to a training run")
+                       r"is not a drawing that generate or interpolate made")
     assert sha(grid) == before
     mine = tmp_path / "mine.png"
     assert run_cli("generate", "--checkpoint", generator_file, "--out", mine, "--seed", "1").exit_code == 0

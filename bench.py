@@ -320,7 +320,7 @@ def speed(args) -> None:
         print(f"| {k} | {v / 1e9:.1f} |")
     print()
 
-    data = gan.load_mnist(args.data_dir)  # (images, labels)
+    data = gan.load_pixels(gan.Config(data_dir=args.data_dir))  # uint8 images and labels, as training holds them
     default = gan.Config()
     lines, top = headline(default, data, args.data_dir, seconds, rounds=1 if args.quick else 2)
     print("\n".join(lines) + "\n", flush=True)
@@ -349,7 +349,7 @@ def quality(args) -> None:
     print(f"\nQuality against training time of the default run (`python cli.py train`, {gan.Config().epochs} epochs) "
           f"and of the same without labels (`--no-conditional`, with its own defaults), n = {n}:\n")
     before, now = gan.Config(conditional=False, lr_g=2e-4, lr_d=2e-4, r1=0.0), gan.Config(conditional=False)
-    data, seconds = gan.load_mnist(args.data_dir), 1.0 if args.quick else 20.0
+    data, seconds = gan.load_pixels(gan.Config(data_dir=args.data_dir)), 1.0 if args.quick else 20.0
     speeds = [(our_speed(before, data, seconds), our_speed(now, data, seconds)) for _ in range(3)]  # interleaved
     slow, fast = (max(s[i] for s in speeds) for i in (0, 1))
     print(f"Label-free training runs at {fast:,.0f} images/s with its defaults (R1 every {gan.R1_EVERY} steps) and "
@@ -377,7 +377,7 @@ def device_speed(args) -> None:
     from device import device_settings, native_bf16, resolve_device
     target = resolve_device(args.device)
     default, seconds = gan.Config(), 2.0 if args.quick else 10.0
-    cpu_data = gan.load_mnist(args.data_dir)
+    cpu_data = gan.load_pixels(gan.Config(data_dir=args.data_dir))
     data = tuple(t.to(target) for t in cpu_data)
     name = torch.cuda.get_device_name(target) if target.type == "cuda" else str(target)
     print("| device | precision | images/s | s per epoch |\n|---|---|---|---|")

@@ -1,12 +1,13 @@
-"""Command line for the MNIST GAN: a thin Typer skin over gan.py (and evaluate.py, digits.py).
+"""Command line for the GAN: a thin Typer skin over gan.py (and evaluate.py, digits.py).
 
     python cli.py train --epochs 10 --data-dir ./data
     python cli.py resume checkpoints/gan_epoch_5.pth --epochs 20
     python cli.py generate --n 16
 
-`train` and `resume` take their options from config.Config (default, help, choices and panel of each field), so
-no option is declared twice. Each command turns its options into a call of one function and draws the progress;
-the GAN's user errors, and Typer's own usage errors, become one line on stderr and a non-zero exit.
+Every command's options come from a dataclass of config.py (default, help, choices and panel of each field), the
+same ones the Python API takes its defaults from, so no option is declared twice. Each command turns its options
+into a call of one function and draws the progress; the GAN's user errors, and Typer's own usage errors, become one
+line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ try:
 except ImportError:
     from click.exceptions import ClickException
 
-from config import DEVICES, LR_HELP, Config, help_of
+import config
+from config import LR_HELP, BadValue, ClassifierRun, Config, Drawing, Export, Scoring, Walk
 
 # gan.py imports torch (seconds), so each command imports it when it runs and `--help` answers at once.
 
@@ -61,48 +63,58 @@ class OneLineErrors(TyperGroup):
 
 
 app = typer.Typer(cls=OneLineErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Train a GAN on MNIST and draw new handwritten digits.")
+                  help="Train a GAN on MNIST (or your own pictures) and draw new images.")
 
 
-# ---- train's and resume's options, from the config ----
+# ---- options, from config.py's dataclasses ----
 
-PANELS = {"model": "Model", "optimisation": "Optimisation", "files": "Files", "run": "Run"}
+PANELS = {"model": "Model", "optimisation": "Optimisation", "files": "Files", "run": "Run", "source": "Source",
+          "drawing": "Drawing", "export": "Export", "walk": "Walk", "scoring": "Scoring", "classifier": "Classifier"}
 CHOICES = {}  # one Enum per field with choices, so that Typer itself checks and lists them
 
 
 def choice(name: str, values) -> type[enum.Enum]:
     if name not in CHOICES:
-        CHOICES[name] = enum.Enum(name, {v: v for v in values}, type=str)
+        CHOICES[name] = enum.Enum(name, {str(v): str(v) for v in values}, type=str)
     return CHOICES[name]
 
 
-def config_option(f: dataclasses.Field, hint, for_resume: bool) -> inspect.Parameter:
-    """A Config field as a Typer option: on resume every option defaults to None, "the value saved"."""
+def cli_option(f: dataclasses.Field, hint, for_resume: bool = False) -> inspect.Parameter:
+    """A dataclass field as a Typer option: on resume every option defaults to None, "the value saved"."""
     kinds = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
     kind = choice(f.name, f.metadata["choices"]) if f.metadata["choices"] else kinds[0]
     nullable = for_resume or f.default is None
-    info = typer.Option(help=f.metadata["help"] + (" Default: the saved value." if for_resume else ""),
-                        rich_help_panel=PANELS[f.metadata["panel"]], show_default=not nullable)
-    annotation = Annotated[Optional[kind] if nullable else kind, info]
-    default = None if for_resume else kind(f.default) if isinstance(kind, type) and issubclass(kind, enum.Enum) else f.default
-    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+    shown = False if for_resume else f.metadata["default_text"] or (not nullable)
+    info = typer.Option(*([f.metadata["flag"]] if f.metadata["flag"] else []),
+                        help=f.metadata["help"] + (" Default: the saved value." if for_resume else ""),
+                        rich_help_panel=PANELS[f.metadata["panel"]], show_default=shown)
+    default = None if nullable else kind(str(f.default)) if isinstance(kind, type) and issubclass(kind, enum.Enum) \
+        else f.default
+    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=Annotated[Optional[kind] if nullable else kind, info])
 
 
-def extra(name: str, kind, help: str, panel: str, default=None) -> inspect.Parameter:
-    annotation = Annotated[Optional[kind], typer.Option(help=help, rich_help_panel=PANELS[panel])]
+def extra(name: str, kind, help: str, panel: str, default=None, flag: str | None = None) -> inspect.Parameter:
+    annotation = Annotated[Optional[kind], typer.Option(*([flag] if flag else []), help=help,
+                                                        rich_help_panel=PANELS[panel])]
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
-def with_config_options(for_resume: bool, *extras: inspect.Parameter):
-    """Give a command `def f(ctx, checkpoint=None, **options)` the Config fields as options (resume: only those
-    that may change), plus `extras`; `options` reach it as plain values."""
-    hints = typing.get_type_hints(Config)
-    fields = [f for f in dataclasses.fields(Config) if f.metadata["cli"] and (f.metadata["resume"] or not for_resume)]
-    params = [config_option(f, hints[f.name], for_resume) for f in fields] + list(extras)
+def with_options(owner, *extras: inspect.Parameter, for_resume: bool = False, leave_out: tuple = ()):
+    """Give a command `def f(ctx, ..., **options)` the fields of the dataclass `owner` as options (resume: only those
+    it may change), plus `extras`; `options` reach it as plain values (a choice as the field's own type)."""
+    hints = typing.get_type_hints(owner)
+    fields = [f for f in dataclasses.fields(owner) if f.init and f.metadata.get("cli", True) and f.name not in leave_out
+              and (f.metadata["resume"] or not for_resume)]
+    params = [cli_option(f, hints[f.name], for_resume) for f in fields] + list(extras)
+    plain = {f.name: type(f.default) for f in fields if f.metadata["choices"]}
+
+    def value(name, v):
+        return plain[name](v.value) if isinstance(v, enum.Enum) and plain.get(name) in (int, str) else getattr(v, "value", v)
 
     def decorate(body):
         def command(ctx: typer.Context, **options):
-            return body(ctx, **{k: v.value if isinstance(v, enum.Enum) else v for k, v in options.items()})
+            return body(ctx, **{k: value(k, v) for k, v in options.items()})
         own = [p for p in inspect.signature(body).parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
         own = [p.replace(annotation=typing.get_type_hints(body, include_extras=True).get(p.name, p.annotation))
                for p in own]
@@ -118,28 +130,29 @@ def fail(message: str, code: int = 1):
     raise typer.Exit(code)
 
 
-def quiet_when_piped(console):
-    """Rich exits with status 1 when stdout's reader goes away (`| head`); here the work goes on, output discarded."""
-    def on_broken_pipe():
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    console.on_broken_pipe = on_broken_pipe
-    return console
+def asked(owner, **options):
+    """The dataclass `owner` built from a command's options: its checks run now, before torch is imported."""
+    try:
+        return owner(**options)
+    except BadValue as e:
+        fail(e.for_cli())
+    except config.GANError as e:
+        fail(str(e))
 
 
 def run_gan(action):
     """Run `action`, turning the GAN's user errors into one line on stderr and a non-zero exit."""
-    from config import BadValue
-    from files import hold_stop_signals
+    from files import TrainingInterrupted, hold_stop_signals
     try:
-        import gan  # Ctrl-C is held back while torch loads (see the end of this file), and let through now
+        import gan  # Ctrl-C is held back while torch loads (see the top of this file), and let through now
         hold_stop_signals(False)
         return action(gan)
-    except gan.TrainingInterrupted as e:
+    except TrainingInterrupted as e:  # saved, and says how to continue: not an error
         typer.echo(str(e), err=True)
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     except BadValue as e:
         fail(e.for_cli())
-    except gan.GANError as e:
+    except config.GANError as e:
         fail(str(e))
     except KeyboardInterrupt:
         fail("interrupted", 130)
@@ -150,6 +163,14 @@ def run_gan(action):
             raise
         fail(f"out of memory ({str(e).splitlines()[0][:120]}): ask for fewer images at a time or a smaller "
              f"--batch-size")
+
+
+def quiet_when_piped(console):
+    """Rich exits with status 1 when stdout's reader goes away (`| head`); here the work goes on, output discarded."""
+    def on_broken_pipe():
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    console.on_broken_pipe = on_broken_pipe
+    return console
 
 
 class TrainingBars:
@@ -164,8 +185,7 @@ class TrainingBars:
                                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                                  TextColumn("{task.fields[stats]}"))
         quiet_when_piped(self.progress.console)
-        self.console, self.epochs_bar, self.steps_bar, self.epoch = self, None, None, None
-        self.closed = False
+        self.console, self.epochs_bar, self.steps_bar, self.epoch, self.closed = self, None, None, None, False
 
     def print(self, *args, **kwargs) -> None:  # into a file or pipe, a line stays one line (for grep)
         kwargs.setdefault("soft_wrap", not self.progress.console.is_terminal)
@@ -205,17 +225,21 @@ class TrainingBars:
         self.safely(self.progress.stop)
 
 
-def start_training(overrides: dict, resume: Path | None, minutes: float | None):
-    """Train anew from the options, or resume `resume` with only the options the user gave changed."""
+# ---- training ----
+
+def start_training(cfg_or_overrides, resume: Path | None, minutes: float | None):
+    """Train anew from a Config, or resume `resume` with only the options the user gave changed."""
+    config.check_minutes(minutes)
+
     def action(gan):
         import evaluate
         with TrainingBars() as bars:
             hooks = dict(minutes=minutes, console=bars, on_step=bars.on_step,
                          evaluate=evaluate.evaluate_during_training)
             if resume is not None:
-                gan.resume(resume, overrides, **hooks)
+                gan.resume(resume, cfg_or_overrides, **hooks)
             else:
-                gan.train(gan.Config(**overrides), **hooks)
+                gan.train(cfg_or_overrides, **hooks)
     run_gan(action)
 
 
@@ -233,17 +257,17 @@ RESUME = extra("resume", Path, "Continue from this checkpoint with its saved con
 
 
 @app.command()
-@with_config_options(False, LR, MINUTES, RESUME)
+@with_options(Config, LR, MINUTES, RESUME)
 def train(ctx: typer.Context, **options):
-    """Train a GAN on MNIST, saving checkpoints and a sample grid every epoch."""
+    """Train a GAN on MNIST (or --images DIR), saving checkpoints and a sample grid every epoch."""
     resume, minutes = options.pop("resume"), options.pop("minutes")
     if resume is not None:
         return start_training(typed(ctx, options), resume, minutes)
-    start_training(options, None, minutes)
+    start_training(asked(Config, **options), None, minutes)
 
 
 @app.command()
-@with_config_options(True, LR, MINUTES)
+@with_options(Config, LR, MINUTES, for_resume=True)
 def resume(ctx: typer.Context, checkpoint: Annotated[Path, typer.Argument(help="A gan_epoch_N.pth checkpoint.")],
            **options):
     """Continue training from a checkpoint, writing beside it. Every option defaults to the value saved in it: give
@@ -254,211 +278,161 @@ def resume(ctx: typer.Context, checkpoint: Annotated[Path, typer.Argument(help="
 
 # ---- drawing from a trained generator ----
 
-Device = Annotated[str, typer.Option(help=DEVICES + ".")]
-GeneratorFile = Annotated[Optional[Path], typer.Option(help="Checkpoint or exported generator (default: newest in --checkpoint-dir).")]
-Digit = Annotated[Optional[int], typer.Option(help="Only this digit: a conditional model draws it; for an unconditional one, samples are kept only when the shipped classifier calls them this digit with --min-confidence (rejection sampling).")]
-DrawFrom = Annotated[Optional[Path], typer.Option("--checkpoint-dir", show_default=False, help="Folder whose newest checkpoint draws (default: checkpoints/, and failing that the shipped model).")]
-MinConfidence = Annotated[float, typer.Option(help="Classifier confidence needed to keep a sample for --digit.")]
-Seed = Annotated[Optional[int], typer.Option(help="Seed for repeatable results.")]
-ClassName = Annotated[Optional[str], typer.Option("--class", show_default=False, help="Only this class, by name: a model trained on --images DIR with a subfolder per class (--digit takes its index).")]
-
-
-def by_class(gan, checkpoint, checkpoint_dir, class_name: str | None, digit: int | None, device: str):
-    """What to draw from and which class, for --class NAME: the generator (loaded, so that its class names are known)
-    and the index of NAME; without --class, the checkpoint as given and --digit."""
-    if class_name is None:
-        return checkpoint, digit
-    path, note = (checkpoint, "") if checkpoint else gan.find_generator(checkpoint_dir)
-    G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
-    return G, class_index(cfg, path, class_name, digit, note)
-
-
-def class_index(cfg, path, class_name: str | None, digit: int | None, note: str = "") -> int | None:
-    """The index of --class NAME among the classes a model trained on (or --digit, without --class)."""
-    if class_name is None:
-        return digit
-    if digit is not None:
-        fail("--class and --digit both choose a class: give one")
-    if not cfg.classes or not cfg.conditional:
-        fail(f"--class picks a class of a model trained on --images DIR with a subfolder per class; {path} has none"
-             + (f" ({note.split('; ', 1)[1]})" if "; " in note else ": use --digit"))
-    if class_name not in cfg.classes:
-        fail(f"{path} has no class {class_name!r}: it knows {', '.join(cfg.classes)}")
-    return cfg.classes.index(class_name)
-
-
-Format = choice("format", ("png", "npy", "idx"))
-Method = choice("method", ("linear", "slerp"))
-
-
-def check_new_output(out: Path | None, force: bool) -> None:
-    """files.check_replaceable, before any model is loaded: an existing --out needs --force and must be a drawing."""
-    from config import BadValue
-    from files import check_replaceable
-    try:
-        check_replaceable(out, force) if out is not None else None
-    except BadValue as e:
-        fail(e.for_cli())
-
-
-def check_confidence(min_confidence: float) -> None:
-    if not 0 < min_confidence <= 1:
-        fail(f"--min-confidence must be in (0, 1], got {min_confidence}")
+OLD_FORMAT = extra("fmt", choice("format", ("png", "npy", "idx")), "Same as the export command: a labelled dataset "
+                   "folder at --out.", "drawing", flag="--format")
 
 
 @app.command()
-def generate(n: Annotated[int, typer.Option(help="How many digits to draw.")] = 16,
-             checkpoint: GeneratorFile = None,
-             checkpoint_dir: DrawFrom = None,
-             out: Annotated[Optional[Path], typer.Option(help="Output: a .png grid (near-square; a row per digit when --n is a multiple of 10) or an .npy (n, 1, 28, 28) float array in [0, 1]. Default: a new samples/generated_<time>.png.")] = None,
-             seed: Seed = None,
-             nrow: Annotated[Optional[int], typer.Option(help="Images per row of the grid (default: near-square).")] = None,
-             digit: Digit = None, class_name: ClassName = None, min_confidence: MinConfidence = 0.9,
-             fmt: Annotated[Optional[Format], typer.Option("--format", help="Same as the export command: a labelled dataset folder at --out.")] = None,
-             force: Annotated[bool, typer.Option(help="Replace an existing --out file (with --format: an earlier export).")] = False,
-             device: Device = "auto"):
-    """Draw new digits from a trained generator into a PNG grid or an .npy array."""
+@with_options(Drawing, OLD_FORMAT)
+def generate(ctx: typer.Context, **options):
+    """Draw new images from a trained generator into a PNG grid or an .npy array."""
+    fmt = options.pop("fmt")
     if fmt is not None:  # the older spelling of `export`
-        return export(n, checkpoint, checkpoint_dir, out, fmt, seed, digit, class_name, min_confidence, force, device)
-    check_confidence(min_confidence)
-    check_new_output(out, force)
+        options.pop("nrow")
+        return export_command({**options, "format": fmt})
+    ask = asked(Drawing, **options)
+    from files import check_replaceable
+    try:
+        check_replaceable(Path(ask.out), ask.force) if ask.out else None  # before any model loads
+    except BadValue as e:
+        fail(e.for_cli())
 
     def action(gan):
         import digits
-        source, chosen = by_class(gan, checkpoint, checkpoint_dir, class_name, digit, device)
-        _, written = gan.draw_samples(source, n=n, nrow=nrow, seed=seed, out=out, show=False, digit=chosen,
-                                      sampler=digits.rejection_sampler(min_confidence), checkpoint_dir=checkpoint_dir,
-                                      device=device, force=force)
-        origin = f" from {checkpoint}" if checkpoint else ""
-        what = f"{class_name!r} images" if class_name else f"{digit}s" if digit is not None else "images"
-        typer.echo(f"wrote {n} {what}{origin} to {written}")
+        gan.generate_and_plot_samples(ask.checkpoint, n=ask.n, nrow=ask.nrow, seed=ask.seed, out=ask.out, show=False,
+                                      digit=ask.digit, sampler=digits.rejection_sampler(ask.min_confidence),
+                                      checkpoint_dir=ask.checkpoint_dir, device=ask.device, force=ask.force,
+                                      say=typer.echo)
     run_gan(action)
 
 
 @app.command("export")
-def export(n: Annotated[int, typer.Option(help="How many images to write.")] = 60_000,
-           checkpoint: GeneratorFile = None, checkpoint_dir: DrawFrom = None,
-           out: Annotated[Optional[Path], typer.Option(help="The folder to write (default: samples/export_<time>).")] = None,
-           fmt: Annotated[Format, typer.Option("--format", help="Image files: png (one file each), npy (one array) or idx (MNIST's own format).")] = Format.idx,
-           seed: Seed = None, digit: Digit = None, class_name: ClassName = None, min_confidence: MinConfidence = 0.9,
-           force: Annotated[bool, typer.Option(help="Replace an earlier export at --out (only an export, and only once the new one is complete).")] = False,
-           device: Device = "auto"):
-    """Write a labelled dataset of generated digits to a folder: images as png, npy or idx, and labels.csv with
-    each label and the shipped classifier's confidence in it."""
-    check_confidence(min_confidence)
-    fmt = Format(fmt).value
+@with_options(Export)
+def export(ctx: typer.Context, **options):
+    """Write a labelled dataset of generated images to a folder: images as png, npy or idx, and labels.csv with each
+    label and, for MNIST, the shipped classifier's confidence in it."""
+    export_command(options)
+
+
+def export_command(options: dict) -> None:
+    ask = asked(Export, **options)
 
     def action(gan):
         import digits
         from rich.progress import Progress
-        from record import default_output
-        path, note = (checkpoint, "") if checkpoint else gan.find_generator(checkpoint_dir)
-        G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
-        chosen = class_index(cfg, path, class_name, digit)  # the generator is loaded once
-        target = out or default_output("export", "")
+        G, _ = gan.load_generator(ask.checkpoint, ask.device, ask.checkpoint_dir)
         with Progress() as progress:
             quiet_when_piped(progress.console)
-            task = progress.add_task(f"writing {fmt}", total=n)
-            digits.export_samples(G, cfg, n, target, fmt, seed=seed, digit=chosen, min_confidence=min_confidence,
-                                  force=force, progress=lambda k: progress.advance(task, k))
-        typer.echo(f"wrote {n} images with labels from {path} to {target}/ ({fmt})" + (f"; {note}" if note else ""))
+            task = progress.add_task(f"writing {ask.format}", total=ask.n)
+            target = digits.export_samples(G, ask.n, ask.out, ask.format, ask.seed, ask.digit, ask.min_confidence,
+                                           ask.force, progress=lambda k: progress.advance(task, k))
+        typer.echo(f"wrote {ask.n} images with labels from {G.origin} to {target}/ ({ask.format})"
+                   + (f"; {G.note}" if G.note else ""))
     run_gan(action)
 
 
 @app.command()
-def interpolate(checkpoint: GeneratorFile = None,
-                checkpoint_dir: DrawFrom = None,
-                rows: Annotated[int, typer.Option(help="Number of walks, one per row.")] = 8,
-                steps: Annotated[int, typer.Option(help="Images per walk, ends included.")] = 10,
-                method: Annotated[Method, typer.Option(help="How to walk: slerp is spherical, staying where Gaussian noise lives.")] = Method.linear,
-                out: Annotated[Optional[Path], typer.Option(help="PNG to write (default: a new samples/interpolation_<time>.png).")] = None,
-                seed: Seed = None,
-                force: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
-                device: Device = "auto"):
-    """Draw digits morphing smoothly between random points of the latent space."""
-    method = getattr(method, "value", method)
-    check_new_output(out, force)
+@with_options(Walk)
+def interpolate(ctx: typer.Context, **options):
+    """Draw images morphing smoothly between random points of the latent space."""
+    ask = asked(Walk, **options)
+    from files import check_replaceable
+    try:
+        check_replaceable(Path(ask.out), ask.force) if ask.out else None
+    except BadValue as e:
+        fail(e.for_cli())
 
     def action(gan):
-        from record import save_drawing
-        if out is not None and out.suffix.lower() != ".png":
-            fail(f"--out {out}: interpolations are written as .png")
-        path, note = (checkpoint, "") if checkpoint else gan.find_generator(checkpoint_dir)
-        G, cfg = gan.load_generator(path, device=gan.resolve_device(device))
         import digits
-        images = digits.interpolate(G, rows=rows, steps=steps, method=method, seed=seed)
-        target = save_drawing(images, out, "interpolation", nrow=steps, force=force)
-        typer.echo(f"wrote {rows} {method} walks of {steps} steps from {path} to {target}" + (f"; {note}" if note else ""))
+        from record import save_drawing
+        G, _ = gan.load_generator(ask.checkpoint, ask.device, ask.checkpoint_dir)
+        images = digits.interpolate(G, rows=ask.rows, steps=ask.steps, method=ask.method, seed=ask.seed)
+        target = save_drawing(images, ask.out, "interpolation", nrow=ask.steps, force=ask.force)
+        typer.echo(f"wrote {ask.rows} {ask.method} walks of {ask.steps} steps from {G.origin} to {target}"
+                   + (f"; {G.note}" if G.note else ""))
     run_gan(action)
 
 
-DataDir = Annotated[str, typer.Option(help=help_of("data_dir"))]  # a str: Path("") would be "."
-
+# ---- scores ----
 
 @app.command("train-classifier")
-def train_classifier(data_dir: DataDir = "data",
-                     out: Annotated[Optional[Path], typer.Option(help="Where to save the weights (default: checkpoints/mnist_classifier.pt; the shipped assets/mnist_classifier.pt that `evaluate` uses is never replaced).")] = None,
-                     epochs: Annotated[int, typer.Option(help="Passes over the 60,000 training images (about a minute each on a CPU).")] = 8,
-                     seed: Annotated[int, typer.Option(help="Random seed (weights, shuffling).")] = 0,
-                     device: Device = "auto"):
+@with_options(ClassifierRun)
+def train_classifier(ctx: typer.Context, **options):
     """Train the MNIST classifier that `evaluate` measures in, and report its test accuracy."""
+    ask = asked(ClassifierRun, **options)
+
     def action(gan):
-        import evaluate as ev
-        ev.train_classifier(data_dir, out or ev.TRAINED, epochs=epochs, seed=seed, device=device, log=typer.echo)
+        import evaluate
+        evaluate.train_classifier(ask.data_dir, ask.out, ask.epochs, ask.seed, ask.device, log=typer.echo)
     run_gan(action)
 
 
 @app.command()
-def evaluate(checkpoint: Annotated[Optional[Path], typer.Argument(help="Checkpoint or exported generator (default: newest in --checkpoint-dir).")] = None,
-             n: Annotated[int, typer.Option(help="Digits to generate and score; the floor uses as many real ones.")] = 10_000,
-             data_dir: DataDir = "data", checkpoint_dir: DrawFrom = None,
-             seed: Annotated[int, typer.Option(help="Seed for the samples and for the real images of the floor.")] = 0,
-             as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON only.")] = False,
-             cas: Annotated[bool, typer.Option("--cas", help="Also train a classifier on n generated digits and, with two seeds, on n real ones, and compare their MNIST test accuracy (a conditional model; about a minute at n = 10,000 on 2 CPU cores).")] = False,
-             device: Device = "auto"):
-    """Score a generator in an MNIST classifier's feature space: FID, Inception Score, class coverage, precision and
-    recall, next to the same numbers for real digits (the floor a perfect generator would reach)."""
+@with_options(Scoring, extra("as_json", bool, "Print the results as JSON only.", "scoring", False, "--json"),
+              leave_out=("checkpoint",))
+def evaluate(ctx: typer.Context,
+             checkpoint: Annotated[Optional[str], typer.Argument(help="Checkpoint or exported generator (default: "
+                                                                      "newest in --checkpoint-dir).")] = None,
+             **options):
+    """Score a generator in a classifier's feature space (MNIST's, or one trained on your class folders): FID,
+    Inception Score, class coverage, precision and recall, next to the same numbers for real images (the floor a
+    perfect generator would reach)."""
+    as_json = options.pop("as_json")
+    ask = asked(Scoring, checkpoint=checkpoint, **options)
+
     def action(gan):
         import json
+
         import evaluate as ev
-        report = ev.evaluate_file(checkpoint, n, data_dir, checkpoint_dir, seed=seed, device=gan.resolve_device(device),
-                                  cas=cas)
+        report = ev.evaluate_file(ask.checkpoint, ask.n, ask.data_dir, ask.checkpoint_dir, ask.seed, ask.device,
+                                  ask.cas, log=lambda line: typer.echo(line, err=True))
         if as_json:
             typer.echo(json.dumps(report, indent=1))
-            return
-        print_scores(report["generator"], report["real_floor"],
-                     f"{report['note'] or report['checkpoint']}: {n:,} samples vs the MNIST test set, "
-                     f"{report['seconds']:.1f}s")
-        if report["label_agreement"]:
-            typer.echo("classifier agrees with the asked-for digit: " +
-                       "  ".join(f"{d}: {share:.1%}" for d, share in report["label_agreement"].items()))
-        if report["classification_accuracy"]:
-            score = report["classification_accuracy"]
-            first, second = score["real_seeds"]
-            typer.echo(f"accuracy score: a classifier trained on {score['n']:,} generated digits scores "
-                       f"{score['generated']:.2%} on the MNIST test set; trained on as many real ones, {first:.2%} and "
-                       f"{second:.2%} with two seeds (spread {100 * score['real_spread']:.2f} points, the score's own "
-                       f"noise); gap {100 * score['gap']:.2f} points to their mean. Recipe: {score['recipe']}.")
+        elif report["lens"] is None:
+            typer.echo(f"{report['checkpoint']} draws a flat folder or a dataset without a classifier of its own: no "
+                       f"classifier can score it. Look at its grids (python cli.py generate --checkpoint "
+                       f"{report['checkpoint']}).")
+        else:
+            print_report(report)
     run_gan(action)
 
 
-def print_scores(scores: dict, floor: dict, title: str) -> None:
+def print_report(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    names, floor, scores = report["classes"], report["real_floor"], report["generator"]
     table = Table(caption="Precision is blind to noise-like samples in this feature space: read it with FID and recall.",
                   caption_justify="left")
     for column in ("metric", "generator", "real floor"):
         table.add_column(column, justify="left" if column == "metric" else "right")
-    rows = [("FID (lower is better)", "fid", "{:.2f}"), ("Inception Score (max 10)", "inception_score", "{:.2f}"),
+    rows = [("FID (lower is better)", "fid", "{:.2f}"),
+            (f"Inception Score (max {len(names)})", "inception_score", "{:.2f}"),
             ("class coverage (entropy, 1 = even)", "coverage_entropy", "{:.3f}"),
             ("precision (quality)", "precision", "{:.3f}"), ("recall (variety)", "recall", "{:.3f}"),
-            *((f"share of digit {d}", f"share_{d}", "{:.1%}") for d in range(10)), ("images", "n", "{:,}")]
+            *((f"share of {name}", f"share_{c}", "{:.1%}") for c, name in enumerate(names)), ("images", "n", "{:,}")]
     for label, key, form in rows:
         table.add_row(label, form.format(scores[key]), form.format(floor[key]))
+    for c, name in enumerate(names if "recall_per_class" in scores else []):
+        table.add_row(f"precision / recall of {name}", f"{scores['precision_per_class'][c]:.3f} / "
+                      f"{scores['recall_per_class'][c]:.3f}", f"{floor['precision_per_class'][c]:.3f} / "
+                      f"{floor['recall_per_class'][c]:.3f}")
     console = Console()
-    console.print(title, markup=False, highlight=False)
+    accuracy = f" (its classifier: {report['classifier_accuracy']:.2%} test accuracy)" if report["classifier_accuracy"] else ""
+    console.print(f"{report['note'] or report['checkpoint']}: {report['n']:,} samples vs {report['lens']}{accuracy}, "
+                  f"{report['seconds']:.1f}s", markup=False, highlight=False)
     console.print(table)
+    if report["label_agreement"]:
+        typer.echo("classifier agrees with the asked-for class: " +
+                   "  ".join(f"{names[c]}: {share:.1%}" for c, share in report["label_agreement"].items()))
+    if report["classification_accuracy"]:
+        score = report["classification_accuracy"]
+        first, second = score["real_seeds"]
+        typer.echo(f"accuracy score: a classifier trained on {score['n']:,} generated images scores "
+                   f"{score['generated']:.2%} on {report['lens']}; trained on as many real ones, {first:.2%} and "
+                   f"{second:.2%} with two seeds (spread {100 * score['real_spread']:.2f} points, the score's own "
+                   f"noise); gap {100 * score['gap']:.2f} points to their mean. Taught worst: "
+                   f"{', '.join(score['worst'])}. Recipe: {score['recipe']}.")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
-"""What a run is asked to do: the one config, each option's default, help and choices, and the rules between them.
+"""What each command is asked to do: its options, their defaults, help and choices, and the checks on their values.
 
     from config import Config
     Config(epochs=30, lr=4e-4)          # the same rules as `python cli.py train --epochs 30 --lr 4e-4`
+    Config(epochs=0)                    # BadValue: epochs must be a positive number, got 0
 
-This file is torch-free on purpose: cli.py builds every option of `train` and `resume` from the fields below
-(their defaults, help texts, choices and panels), so `python cli.py --help` answers without importing torch and
-nothing here is written a second time anywhere else. gan.py trains what a Config says and stores it in every
-checkpoint; the checkpoint format upgrades older configs (checkpoint.py).
+Config is the training run (stored in every checkpoint); Drawing, Export, Walk, Scoring and ClassifierRun are the
+other commands. cli.py builds every command's options from these fields, and the Python API's functions take their
+defaults from them, so nothing is declared twice. Each class checks its values when it is built, with the message
+the CLI prints. This file is torch-free on purpose: `python cli.py --help` answers without importing torch. It also
+reads what an image folder holds (its class names), since a run's defaults depend on whether it has labels.
 """
 
 from __future__ import annotations
@@ -39,38 +41,44 @@ class BadType(GANError, TypeError):
 
 ARCHS = ("mlp", "mlp-bn", "dcgan", "dcgan-tf")
 DATASETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}  # torchvision class names
-DEVICES = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"
+SIZES = (28, 32, 64)
 PRECISIONS = ("auto", "fp32", "bf16")
 N_CLASSES = 10
 MAX_SEED = 2**63 - 1
+STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")  # what a training step reports, in this order
 
 # The defaults that depend on labels. Without them, the GAN learns far faster with a higher rate and the R1
 # penalty (docs/results.md). With labels, batches of 256 at the DCGAN paper's rate scaled with the batch (2e-4 per
 # 64 images) reached a better FID per epoch than batches of 64, 128 or 512, and run faster per image in either
-# precision; 30 epochs took 11.5 minutes on 2 cores of an AMD EPYC in bf16 (docs/speed.md).
+# precision (docs/speed.md).
 LABELS = {"batch_size": 256, "lr_g": 8e-4, "lr_d": 8e-4, "r1": 0.0, "epochs": 30}
 LABEL_FREE = {"batch_size": 64, "lr_g": 8e-4, "lr_d": 8e-4, "r1": 1.0, "epochs": 16}
 R1_EVERY = 16  # steps between R1 penalties, each weighted by 16: the lazy regularisation of StyleGAN2
 
 
 def option(default, help: str, panel: str, *, choices=None, model: bool = False, resume: bool = False,
-           cli: bool = True):
-    """A Config field with what the CLI needs to offer it. `model`: it defines the networks, so resume refuses to
-    change it; `resume`: the resume command offers it (default: the saved value); `cli`: it is an option at all
-    (not one that a run works out for itself)."""
+           cli: bool = True, default_text: str | None = None, flag: str | None = None):
+    """A field with what the CLI needs to offer it. `model`: it defines the networks, so resume refuses to change it;
+    `resume`: the resume command offers it; `cli`: it is an option at all (not one a run works out for itself);
+    `default_text`: the default as --help states it, where the value alone would not say it; `flag`: the option's
+    name on the command line where it is not the field's."""
     return field(default=default, metadata={"help": help, "panel": panel, "choices": choices, "model": model,
-                                            "resume": resume, "cli": cli})
+                                            "resume": resume, "cli": cli, "default_text": default_text, "flag": flag})
 
 
-def rate_help(network: str) -> str:
-    labels, label_free = LABELS["lr_g"], LABEL_FREE["lr_g"]
-    default = (f"{labels:g} with or without labels" if labels == label_free else
-               f"{labels:g} with labels, {label_free:g} with --no-conditional")
-    return f"Adam learning rate of {network} (default: {default})."
+def by_labels(name: str, form: str = "{:g}") -> str:
+    """How --help states a default that depends on labels."""
+    with_labels, without = form.format(LABELS[name]), form.format(LABEL_FREE[name])
+    return (f"{with_labels} with or without labels" if with_labels == without else
+            f"{with_labels} with labels, {without} with --no-conditional")
+
+
+DEVICE_HELP = "Where to compute: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."
 
 
 @dataclass
 class Config:
+    """A training run: everything `train` is asked, stored in every checkpoint and rebuilt from it."""
     # model: fixed for a run
     arch: str = option("dcgan", "Network (mlp-bn: the MLP with BatchNorm and no biases; dcgan-tf: the TensorFlow "
                        "tutorial's DCGAN).", "model", choices=ARCHS, model=True)
@@ -82,44 +90,47 @@ class Config:
                               model=True)
     conditional: bool = option(True, "G and D see each image's label, and generate --digit draws that digit; "
                                "--no-conditional learns without labels.", "model", model=True)
-    dataset: str = option("mnist", "28x28 dataset, read through torchvision; other datasets get their own default "
-                          "folders.", "model", choices=tuple(DATASETS), model=True)
+    dataset: str = option("mnist", "28x28 grey dataset, read through torchvision; other datasets get their own "
+                          "default folders.", "model", choices=tuple(DATASETS), model=True)
     images: str | None = option(None, "Train on your own images instead: a folder of PNG, JPEG, BMP or GIF files, "
-                                "with a subfolder per class (a labelled GAN) or flat (label-free); made grey and "
-                                "28x28.", "model", model=True)
+                                "with a subfolder per class (a labelled GAN) or flat (label-free).", "model",
+                                model=True)
+    size: int = option(28, "--images only: pixels per side (28, 32 or 64); each picture is resized and cut to the "
+                       "centre square, as torchvision's Resize + CenterCrop do.", "model", choices=SIZES, model=True)
+    channels: str = option("auto", "--images only: 3 keeps colour, 1 makes grey; auto: 3 if any picture has colour.",
+                           "model", choices=("auto", "1", "3"), model=True)
     classes: list[str] | None = option(None, "", "model", model=True, cli=False)  # the folder's class names
     ema: float = option(0.999, "Sample from a moving average of G's weights with this decay (0: off).", "model")
     # optimisation
-    epochs: int | None = option(None, f"Total epochs to train; on resume, the epoch to stop at (default: "
-                                f"{LABELS['epochs']} with labels, {LABEL_FREE['epochs']} with --no-conditional).",
-                                "optimisation", resume=True)
-    batch_size: int | None = option(None, f"Images per batch (default: {LABELS['batch_size']} with labels, "
-                                    f"{LABEL_FREE['batch_size']} with --no-conditional).", "optimisation", resume=True)
-    lr_g: float | None = option(None, rate_help("G"), "optimisation", resume=True)
-    lr_d: float | None = option(None, rate_help("D"), "optimisation", resume=True)
-    r1: float | None = option(None, f"Weight of the R1 penalty on D's gradient at real images; 0: off (default: "
-                              f"{LABELS['r1']:g} with labels, {LABEL_FREE['r1']:g} with --no-conditional).",
-                              "optimisation", resume=True)
+    epochs: int | None = option(None, "Total epochs to train; on resume, the epoch to stop at.", "optimisation",
+                                resume=True, default_text=by_labels("epochs"))
+    batch_size: int | None = option(None, "Images per batch.", "optimisation", resume=True,
+                                    default_text=by_labels("batch_size"))
+    lr_g: float | None = option(None, "Adam learning rate of G.", "optimisation", resume=True,
+                                default_text=by_labels("lr_g"))
+    lr_d: float | None = option(None, "Adam learning rate of D.", "optimisation", resume=True,
+                                default_text=by_labels("lr_d"))
+    r1: float | None = option(None, "Weight of the R1 penalty on D's gradient at real images; 0: off.",
+                              "optimisation", resume=True, default_text=by_labels("r1"))
     beta1: float = option(0.5, "Adam beta1 (0.5 as in the DCGAN paper).", "optimisation")
-    label_smoothing: float | None = option(None, "Target for real labels in D's loss, e.g. 0.9 (default: 1.0).",
-                                           "optimisation")
+    label_smoothing: float | None = option(None, "Target for real labels in D's loss, e.g. 0.9.", "optimisation",
+                                           default_text="1.0")
     seed: int = option(0, "Random seed (weights, noise, shuffling).", "optimisation")
     # files: None means the default folder of the dataset (checkpoints/, or checkpoints/<dataset>/ for others)
     data_dir: str = option("data", "Folder with MNIST/raw/ (downloaded there if missing).", "files", resume=True)
-    checkpoint_dir: str | None = option(None, "Where checkpoints, metrics, plots and the report go (default: "
-                                        "checkpoints/, or checkpoints/DATASET).", "files", resume=True)
-    sample_dir: str | None = option(None, "Where the per-epoch sample grids go (default: samples/, or "
-                                    "samples/DATASET).", "files", resume=True)
+    checkpoint_dir: str | None = option(None, "Where checkpoints, metrics, plots and the report go.", "files",
+                                        resume=True, default_text="checkpoints/, or checkpoints/DATASET")
+    sample_dir: str | None = option(None, "Where the per-epoch sample grids go.", "files", resume=True,
+                                    default_text="samples/, or samples/DATASET")
     save_every: int = option(1, "Save a checkpoint every N epochs (and always at the end).", "files", resume=True)
     sample_every: int = option(1, "Write a sample grid every N epochs (and always at the end).", "files", resume=True)
     keep_last: int = option(3, "Epoch checkpoints to keep, newest first (0: keep all).", "files", resume=True)
     # run
-    device: str = option("auto", DEVICES + ".", "run", resume=True)
+    device: str = option("auto", DEVICE_HELP, "run", resume=True)
     precision: str = option("auto", "Arithmetic of the training step: bf16 autocast where it measured faster (a CUDA "
                             "GPU with bf16, or a CPU with AMX or AVX512-BF16, for the DCGANs at batches of 128 or "
                             "more), fp32 elsewhere; or say fp32 or bf16. Weights, optimizer and losses stay fp32.",
-                            "run",
-                            choices=PRECISIONS, resume=True)
+                            "run", choices=PRECISIONS, resume=True)
     eval_every: int = option(0, "Every N epochs add FID, coverage, precision/recall to the record (0: off).", "run",
                              resume=True)
     eval_n: int = option(2000, "Samples per --eval-every evaluation.", "run", resume=True)
@@ -146,108 +157,35 @@ class Config:
         self.checkpoint_dir = str(self.checkpoint_dir) if self.checkpoint_dir is not None else "checkpoints" + suffix
         self.sample_dir = str(self.sample_dir) if self.sample_dir is not None else "samples" + suffix
         self.data_dir = str(self.data_dir)
+        validate(self)
 
     @property
     def n_classes(self) -> int:
         """Classes a conditional model draws: ten for the 28x28 datasets, one per subfolder for --images."""
         return len(self.classes) if self.classes is not None else N_CLASSES
 
-
-LR_HELP = "Adam learning rate for both networks: sets --lr-g and --lr-d where they are not given."
-
-
-def help_of(name: str) -> str:
-    """The help text of a Config field, for a command outside train/resume that takes the same option."""
-    return next(f.metadata["help"] for f in fields(Config) if f.name == name)
-MODEL_FIELDS = tuple(f.name for f in fields(Config) if f.metadata["model"] and f.metadata["cli"])
-RESUME_FIELDS = tuple(f.name for f in fields(Config) if f.metadata["resume"])
-DEFAULTS = {f.name: f.default for f in fields(Config)}
-
-
-# ---- checks, each naming the option it is about ----
-
-def check_int(name: str, value, minimum: int | None = None, maximum: int | None = None, counted: bool = False) -> int:
-    """`value` as a Python int in [minimum, maximum] (a bool or a float is refused, not rounded). `counted`: the
-    message says "at least 1" rather than "a positive number", for counts of things to draw."""
-    original = value
-    try:  # numpy's and torch's integers are whole numbers too; a bool, a float or a string is not
-        value = operator.index(value) if not isinstance(value, bool) else None
-    except TypeError:
-        value = None
-    if value is None:
-        raise BadType(f"{name} must be a whole number, got {original!r} ({type(original).__name__})")
-    if minimum is not None and maximum is not None and not minimum <= value <= maximum:
-        raise BadValue(f"{{{name}}} must be between {minimum:,} and {maximum:,}, got {value}")
-    if minimum is not None and value < minimum:
-        least = "a positive number" if minimum == 1 and not counted else f"at least {minimum}"
-        raise BadValue(f"{{{name}}} must be {least}, got {value}")
-    if maximum is not None and value > maximum:
-        raise BadValue(f"{{{name}}} must be at most {maximum:,}, got {value}")
-    return value
-
-
-def check_folder_name(name: str, value) -> None:
-    """A folder option that is given must name a folder: an empty one would mean this folder by accident."""
-    if value is not None and not str(value).strip():
-        raise BadValue(f"{{{name}}} is empty: name a folder (. for this one)")
-
-
-def check_seed(name: str, seed) -> int | None:
-    return None if seed is None else check_int(name, seed, 0, MAX_SEED)
-
-
-def check_minutes(minutes) -> None:
-    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float))
-                                or not 0 < minutes < math.inf):
-        raise BadValue(f"{{minutes}} must be a positive number, got {minutes}")
-
-
-def check_drawing(generator, n, nrow, seed, out, digit) -> tuple[bool, int, int | None, int | None, int | None]:
-    """Check what a drawing asks for (generate_and_plot_samples' arguments), naming the one that is wrong; returns
-    whether `out` names an .npy array (else a .png grid, or None: a new file in samples/), and n, nrow, seed and
-    digit as Python ints. `generator`: a network (anything callable with a latent_dim), a checkpoint's path, or None."""
-    if isinstance(generator, (str, Path)):
-        if not str(generator).strip():
-            raise BadValue("generator is an empty path: pass a checkpoint's path, or None for the newest checkpoint")
-    elif generator is not None and not (callable(generator) and hasattr(generator, "latent_dim")):
-        raise BadType(f"generator must be a Generator, a checkpoint's path or None, got {type(generator).__name__}")
-    n = check_int("n", n, 1, counted=True)
-    nrow = check_int("nrow", nrow, 1, counted=True) if nrow is not None else None
-    seed = check_seed("seed", seed)
-    digit = check_int("digit", digit, 0) if digit is not None else None
-    if out is None:
-        return False, n, nrow, seed, digit
-    if not isinstance(out, (str, Path)) or not str(out).strip():
-        raise BadValue(f"{{out}} must be a file name ending in .png or .npy, got {out!r}")
-    suffix = Path(out).suffix.lower()
-    if suffix not in (".png", ".npy"):
-        raise BadValue(f"{{out}} {out}: use a .png (grid) or .npy (array) file name (the export command writes folders)")
-    return suffix == ".npy", n, nrow, seed, digit
-
-
-def check_rate(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
-        raise BadValue(f"{{{name}}} must be a positive number, got {value}")
-    if value > 1:  # beyond ~1e38 Adam's step does not even fit a float32
-        raise BadValue(f"{{{name}}} must be at most 1 (Adam moves each weight by about this much per step; "
-                       f"2e-4 is typical), got {value}")
+    @property
+    def n_channels(self) -> int:
+        """1 (grey) or 3 (colour); "auto" is settled when a run first reads its images (gan.settle_channels)."""
+        if self.channels == "auto" and self.images is not None:
+            raise GANError("the colour of the images is not known until they are read")
+        return 1 if self.channels == "auto" else int(self.channels)
 
 
 def validate(cfg: Config) -> None:
     """Reject values that cannot train, with a message that names the option to fix (the first one wrong)."""
-    for name in ("epochs", "batch_size", "latent_dim", "width", "save_every", "sample_every"):
-        check_int(name, getattr(cfg, name), 1)
-    check_int("keep_last", cfg.keep_last, 0)
-    check_int("eval_every", cfg.eval_every, 0)
-    check_seed("seed", cfg.seed)
+    for name in ("epochs", "batch_size", "latent_dim", "width", "save_every", "sample_every", "size"):
+        setattr(cfg, name, check_int(name, getattr(cfg, name), 1))
+    cfg.keep_last, cfg.eval_every = check_int("keep_last", cfg.keep_last, 0), check_int("eval_every", cfg.eval_every, 0)
+    cfg.seed = check_seed("seed", cfg.seed)
     check_rate("lr_g", cfg.lr_g)
     check_rate("lr_d", cfg.lr_d)
+    for name in ("arch", "g_act", "precision", "channels", "size"):
+        check_choice(name, getattr(cfg, name), Config)
+    defaults = {f.name: f.default for f in fields(Config)}
     rules = [
-        (cfg.arch in ARCHS, f"unknown {{arch}} {cfg.arch!r}: choose one of {', '.join(ARCHS)}"),
-        (cfg.g_act in ("relu", "leaky"), f"unknown {{g_act}} {cfg.g_act!r}: choose relu or leaky"),
         (cfg.dataset in DATASETS or cfg.images is not None,
          f"unknown {{dataset}} {cfg.dataset!r}: choose one of {', '.join(DATASETS)}, or pass {{images}} DIR"),
-        (cfg.precision in PRECISIONS, f"unknown {{precision}} {cfg.precision!r}: choose one of {', '.join(PRECISIONS)}"),
         (cfg.latent_dim <= 10_000, f"{{latent_dim}} {cfg.latent_dim} is too large (at most 10,000): the networks "
                                    f"would not fit in memory"),
         (cfg.width <= 512, f"{{width}} {cfg.width} is too large (at most 512): the networks would not fit in memory"),
@@ -259,12 +197,16 @@ def validate(cfg: Config) -> None:
         (0 <= cfg.r1 <= 1000, f"{{r1}} must be 0 (off) or a weight up to 1000 (1 is typical), got {cfg.r1}"),
         (0 <= cfg.d_dropout < 1, f"{{d_dropout}} must be in [0, 1), got {cfg.d_dropout}"),
         # options that shape one arch only are refused for the others, rather than silently ignored
-        (cfg.width == DEFAULTS["width"] or cfg.arch == "dcgan",
+        (cfg.width == defaults["width"] or cfg.arch == "dcgan",
          f"{{width}} sets the channels of {{arch}} dcgan; {cfg.arch} has fixed layer sizes: leave it out"),
-        (cfg.g_act == DEFAULTS["g_act"] or cfg.arch == "mlp",
+        (cfg.g_act == defaults["g_act"] or cfg.arch == "mlp",
          f"{{g_act}} applies to {{arch}} mlp only ({cfg.arch} has its own activations): leave it out"),
-        (cfg.d_dropout == DEFAULTS["d_dropout"] or cfg.arch in ("mlp", "mlp-bn"),
+        (cfg.d_dropout == defaults["d_dropout"] or cfg.arch in ("mlp", "mlp-bn"),
          f"{{d_dropout}} applies to {{arch}} mlp and mlp-bn only ({cfg.arch} has its own): leave it out"),
+        (cfg.images is not None or (cfg.size == 28 and cfg.channels in ("auto", "1")),
+         f"{{size}} and {{channels}} shape your own pictures (--images DIR); {cfg.dataset} is 28x28 grey"),
+        (cfg.arch == "dcgan" or (cfg.size == 28 and cfg.channels in ("auto", "1")),
+         f"{{arch}} {cfg.arch} draws 28x28 grey images only: use {{arch}} dcgan for {{size}} {cfg.size} or colour"),
         (cfg.label_smoothing is None or 0.5 < cfg.label_smoothing <= 1,
          f"{{label_smoothing}} is the target for real labels and must be in (0.5, 1], got {cfg.label_smoothing}"),
         (0 <= cfg.ema < 1, f"{{ema}} is a decay in [0, 1) (0: off, 0.999 typical), got {cfg.ema}"),
@@ -279,6 +221,234 @@ def validate(cfg: Config) -> None:
     for ok, message in rules:
         if not ok:
             raise BadValue(message)
+
+
+MODEL_FIELDS = tuple(f.name for f in fields(Config) if f.metadata["model"] and f.metadata["cli"])
+LR_HELP = "Adam learning rate for both networks: sets --lr-g and --lr-d where they are not given."
+
+
+# ---- the other commands ----
+
+@dataclass
+class Source:
+    """Which generator a drawing command draws from, and where it computes."""
+    checkpoint: str | None = option(None, "Checkpoint or exported generator to draw from.", "source",
+                                    default_text="the newest in --checkpoint-dir")
+    checkpoint_dir: str | None = option(None, "Folder whose newest checkpoint draws.", "source",
+                                        default_text="checkpoints/, and failing that the shipped model")
+    device: str = option("auto", DEVICE_HELP, "source")
+
+    def __post_init__(self):
+        for name in ("checkpoint", "checkpoint_dir"):
+            check_folder_name(name, getattr(self, name))
+        self.checkpoint = None if self.checkpoint is None else str(self.checkpoint)
+        self.checkpoint_dir = None if self.checkpoint_dir is None else str(self.checkpoint_dir)
+
+
+def seed_field(what: str = "repeatable results"):
+    return option(None, f"Seed for {what}.", "drawing")
+
+
+def digit_field():
+    return option(None, "Only this digit (or class index): a conditional model is asked for it; an unconditional "
+                  "MNIST model's samples are kept when the shipped classifier calls them this digit with "
+                  "--min-confidence (rejection sampling).", "drawing")
+
+
+def class_field():
+    return option(None, "Only this class, by name: a model trained on --images DIR with a subfolder per class.",
+                  "drawing", flag="--class")
+
+
+def check_class(digit, class_name) -> int | str | None:
+    """The class asked for, by index (a digit) or by name (--class); not both."""
+    if digit is not None and class_name is not None:
+        raise BadValue("{class_name} and {digit} both choose a class: give one")
+    if class_name is not None:
+        if not isinstance(class_name, str):
+            raise BadType(f"class_name must be a text, got {class_name!r}")
+        return class_name
+    return digit if digit is None or isinstance(digit, str) else check_int("digit", digit, 0)
+
+
+@dataclass
+class Drawing(Source):
+    """`generate`: new images as a grid or an array."""
+    n: int = option(16, "How many images to draw.", "drawing")
+    out: str | None = option(None, "A .png grid (near-square; a row per class when --n is a multiple of the classes) "
+                             "or an .npy (n, channels, height, width) float array in [0, 1].", "drawing",
+                             default_text="a new samples/generated_<time>.png")
+    nrow: int | None = option(None, "Images per row of the grid.", "drawing", default_text="near-square")
+    seed: int | None = seed_field()
+    digit: int | None = digit_field()
+    class_name: str | None = class_field()
+    min_confidence: float = option(0.9, "Classifier confidence needed to keep a sample (unconditional --digit).",
+                                   "drawing")
+    force: bool = option(False, "Replace an --out file that an earlier generate or interpolate drew.", "drawing")
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.n = check_int("n", self.n, 1, counted=True)
+        self.nrow = None if self.nrow is None else check_int("nrow", self.nrow, 1, counted=True)
+        self.seed = check_seed("seed", self.seed)
+        self.digit, self.class_name = check_class(self.digit, self.class_name), None
+        check_confidence(self.min_confidence)
+        if self.out is not None:
+            self.out = check_drawing_name(self.out)
+
+
+@dataclass
+class Export(Source):
+    """`export`: a labelled dataset of generated images in a folder."""
+    n: int = option(60_000, "How many images to write.", "export")
+    out: str | None = option(None, "The folder to write.", "export", default_text="samples/export_<time>")
+    format: str = option("idx", "Image files: png (one file each), npy (one array) or idx (MNIST's own format, "
+                         "28x28 grey only).", "export", choices=("png", "npy", "idx"))
+    seed: int | None = seed_field()
+    digit: int | None = digit_field()
+    class_name: str | None = class_field()
+    min_confidence: float = option(0.9, "Classifier confidence needed to keep a sample (unconditional --digit).",
+                                   "export")
+    force: bool = option(False, "Replace an earlier export at --out (only an export, and only once the new one is "
+                         "complete).", "export")
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.n = check_int("n", self.n, 1, MAX_EXPORT)
+        self.seed = check_seed("seed", self.seed)
+        self.digit, self.class_name = check_class(self.digit, self.class_name), None
+        check_confidence(self.min_confidence)
+        check_choice("format", self.format, Export)
+        check_folder_name("out", self.out)
+
+
+MAX_EXPORT = 10_000_000  # 7.8 GB of idx images; more is a mistake more often than a wish
+MAX_GRID = 10_000  # images in one picture
+
+
+@dataclass
+class Walk(Source):
+    """`interpolate`: rows of images morphing between random points of the latent space."""
+    rows: int = option(8, "Number of walks, one per row.", "walk")
+    steps: int = option(10, "Images per walk, ends included.", "walk")
+    method: str = option("linear", "How to walk: slerp is spherical, staying where Gaussian noise lives.", "walk",
+                         choices=("linear", "slerp"))
+    out: str | None = option(None, "PNG to write.", "walk", default_text="a new samples/interpolation_<time>.png")
+    seed: int | None = seed_field()
+    force: bool = option(False, "Replace an --out file that an earlier generate or interpolate drew.", "walk")
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.rows, self.steps = check_int("rows", self.rows, 1, 1000), check_int("steps", self.steps, 2, 1000)
+        if self.rows * self.steps > MAX_GRID:
+            raise BadValue(f"{{rows}} x {{steps}} is {self.rows * self.steps:,} images, more than one picture holds "
+                           f"({MAX_GRID:,})")
+        check_choice("method", self.method, Walk)
+        self.seed = check_seed("seed", self.seed)
+        if self.out is not None and check_drawing_name(self.out) and Path(self.out).suffix.lower() != ".png":
+            raise BadValue(f"{{out}} {self.out}: interpolations are written as .png")
+
+
+@dataclass
+class Scoring(Source):
+    """`evaluate`: scores of a generator next to the same scores of real images."""
+    n: int = option(10_000, "Images to generate and score; the floor uses as many real ones.", "scoring")
+    data_dir: str = option("data", "Folder with MNIST/raw/ (for MNIST models; a model of your own folders is scored "
+                           "against that folder).", "scoring")
+    seed: int = option(0, "Seed for the samples and for the real images of the floor.", "scoring")
+    cas: bool = option(False, "Also train a classifier on n generated images and, with two seeds, on n real ones, and "
+                       "compare their test accuracy (a conditional model; about a minute at n = 10,000 on 2 CPU "
+                       "cores).", "scoring")
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.n = check_int("n", self.n, MIN_SCORED)
+        self.seed = check_seed("seed", self.seed)
+        check_folder_name("data_dir", self.data_dir)
+
+
+MIN_SCORED = 10  # FID needs a covariance and precision/recall more than 3 neighbours
+
+
+@dataclass
+class ClassifierRun:
+    """`train-classifier`: the MNIST classifier that evaluate measures in."""
+    data_dir: str = option("data", "Folder with MNIST/raw/ (downloaded there if missing).", "classifier")
+    out: str = option("checkpoints/mnist_classifier.pt", "Where to save the weights; the shipped "
+                      "assets/mnist_classifier.pt is never replaced.", "classifier")
+    epochs: int = option(8, "Passes over the 60,000 training images (about a minute each on a CPU).", "classifier")
+    seed: int = option(0, "Random seed (weights, shuffling).", "classifier")
+    device: str = option("auto", DEVICE_HELP, "classifier")
+
+    def __post_init__(self):
+        check_folder_name("data_dir", self.data_dir)
+        check_folder_name("out", self.out)
+        self.epochs, self.seed = check_int("epochs", self.epochs, 1, 1000), check_seed("seed", self.seed)
+
+
+# ---- checks, each naming the option it is about ----
+
+def check_int(name: str, value, minimum: int | None = None, maximum: int | None = None, counted: bool = False) -> int:
+    """`value` as a Python int in [minimum, maximum] (a bool or a float is refused, not rounded; numpy's and torch's
+    integers are taken). `counted`: the message says "at least 1" rather than "a positive number"."""
+    try:
+        whole = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        whole = None
+    if whole is None:
+        raise BadType(f"{name} must be a whole number, got {value!r} ({type(value).__name__})")
+    if minimum is not None and maximum is not None and not minimum <= whole <= maximum:
+        raise BadValue(f"{{{name}}} must be between {minimum:,} and {maximum:,}, got {whole}")
+    if minimum is not None and whole < minimum:
+        least = "a positive number" if minimum == 1 and not counted else f"at least {minimum}"
+        raise BadValue(f"{{{name}}} must be {least}, got {whole}")
+    if maximum is not None and whole > maximum:
+        raise BadValue(f"{{{name}}} must be at most {maximum:,}, got {whole}")
+    return whole
+
+
+def check_seed(name: str, seed) -> int | None:
+    return None if seed is None else check_int(name, seed, 0, MAX_SEED)
+
+
+def check_choice(name: str, value, owner) -> None:
+    choices = next(f.metadata["choices"] for f in fields(owner) if f.name == name)
+    if value not in choices:
+        raise BadValue(f"unknown {{{name}}} {value!r}: choose one of {', '.join(map(str, choices))}")
+
+
+def check_folder_name(name: str, value) -> None:
+    """A path option that is given must name something: an empty one would mean this folder by accident."""
+    if value is not None and not str(value).strip():
+        raise BadValue(f"{{{name}}} is empty: name a folder or file (. for this folder)")
+
+
+def check_confidence(value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise BadValue(f"{{min_confidence}} must be in (0, 1], got {value}")
+
+
+def check_drawing_name(out) -> str:
+    """A drawing's file name: .png (a grid) or .npy (an array)."""
+    if not isinstance(out, (str, Path)) or not str(out).strip():
+        raise BadValue(f"{{out}} must be a file name ending in .png or .npy, got {out!r}")
+    if Path(out).suffix.lower() not in (".png", ".npy"):
+        raise BadValue(f"{{out}} {out}: use a .png (grid) or .npy (array) file name (the export command writes folders)")
+    return str(out)
+
+
+def check_minutes(minutes) -> None:
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float))
+                                or not 0 < minutes < math.inf):
+        raise BadValue(f"{{minutes}} must be a positive number, got {minutes}")
+
+
+def check_rate(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+        raise BadValue(f"{{{name}}} must be a positive number, got {value}")
+    if value > 1:  # beyond ~1e38 Adam's step does not even fit a float32
+        raise BadValue(f"{{{name}}} must be at most 1 (Adam moves each weight by about this much per step; "
+                       f"2e-4 is typical), got {value}")
 
 
 # ---- a resumed run's config ----

@@ -1,12 +1,15 @@
-"""Your own images as a dataset: a folder of PNG, JPEG, BMP or GIF files, one subfolder per class or flat.
+"""Your own pictures as a dataset: a folder of PNG, JPEG, BMP or GIF files, one subfolder per class or flat, in colour
+or grey, at 28, 32 or 64 pixels.
 
-    python cli.py train --images my_letters/          # my_letters/a/*.png, my_letters/b/*.png ... : one class each
-    python cli.py generate --class b --n 16
+    python cli.py train --images my_icons/ --size 64     # my_icons/cat/*.png, my_icons/dog/*.png ...: a class each
+    python cli.py generate --class dog --n 16
 
-Each file is read as torchvision's ImageFolder reads it (through PIL), made grey, resized so that its shorter side is 28 pixels and cut to the centre
-28x28 (torchvision's Resize + CenterCrop: the aspect ratio is kept and nothing is stretched), then the whole set is
-held as one tensor, as MNIST is. Files that do not decode are skipped and named in one line; a folder with none that
-decodes is refused. The class names come from config.image_classes. Builds on torchvision and config.py only.
+Each file is read as torchvision's ImageFolder reads it (through PIL; a GIF's first frame; transparent pixels laid on
+white), kept in colour or made grey, resized so that its shorter side is the run's size and cut to the centre
+square (torchvision's Resize + CenterCrop: nothing is stretched). The whole folder is decoded once, on a few
+threads, into one uint8 tensor (N, C, S, S): 100,000 pictures of 64x64 in colour take 1.2 GB. Files that do not
+decode are skipped and named in one line; a class with none that decodes is refused. The class names come from
+config.image_classes. Builds on torchvision, PIL and config.py only.
 """
 
 from __future__ import annotations
@@ -16,15 +19,12 @@ from pathlib import Path
 
 import torch
 
-from config import GANError, image_files
-
-SIZE = 28
+from config import Config, GANError, image_classes, image_files
 
 
-def decode(path: Path) -> torch.Tensor | str:
-    """One file as uint8 (28, 28), or why it was skipped: it does not decode (truncated, not an image, unsupported)
-    or it is too large to decode safely. Read as torchvision's ImageFolder reads a file (PIL; a GIF's first frame),
-    made grey, then Resize + CenterCrop."""
+def decode(path: Path, size: int = 28, channels: str = "1") -> torch.Tensor | str:
+    """One file as uint8 (C, size, size), or why it was skipped ("does not decode", "too large to decode").
+    channels "1": grey; "3" and "auto": colour (auto is settled once the whole folder is read)."""
     import warnings
 
     import numpy as np
@@ -38,24 +38,53 @@ def decode(path: Path) -> torch.Tensor | str:
                 top = float(pixels.max())
                 scale = 1.0 if top <= 255 else 257.0 if top <= 65535 else top / 255  # 16 bits: 65535 is white
                 image = Image.fromarray((pixels / scale).clip(0, 255).astype(np.uint8))
-            grey = TF.pil_to_tensor(image.convert("L"))  # (1, H, W) uint8
+            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:  # transparent: laid on white
+                rgba = image.convert("RGBA")
+                image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+            pixels = TF.pil_to_tensor(image.convert("L" if channels == "1" else "RGB"))  # (C, H, W) uint8
     except Image.DecompressionBombError:
         return "too large to decode"
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
         return "does not decode"
-    if grey.shape[1:] == (SIZE, SIZE):  # already the size (MNIST written out as files): nothing to resample
-        return grey[0]
-    return TF.center_crop(TF.resize(grey, SIZE, antialias=True), [SIZE, SIZE])[0]
+    if pixels.shape[1:] == (size, size):  # already the size (MNIST written out as files): nothing to resample
+        return pixels
+    return TF.center_crop(TF.resize(pixels, size, antialias=True), [size, size])
 
 
-def load_folder(root: str | Path, classes: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """uint8 images (N, 28, 28), labels (N,) as indices into `classes` (all 0 for a flat folder), and the names of
-    the files skipped because they did not decode. Decoding runs on a few threads (PIL's decoders release the
-    interpreter lock)."""
-    root = Path(root)
-    gone = [name for name in classes if not (root / name).is_dir()]
+def load_folder(cfg: Config, say=print) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images (N, C, S, S) and labels (N,) as indices into cfg.classes (all 0 for a flat folder). With
+    channels auto, C is 3 if any picture has colour (its red, green and blue differ somewhere), else 1."""
+    root, classes = Path(cfg.images), cfg.classes or []
+    files = folder_files(root, classes)
+    new = sorted(set(image_classes(cfg.images)) - set(classes)) if classes else []
+    if new:
+        say(f"note: {root} now also holds {', '.join(new)}: this run trains on the classes it began with")
+    images = torch.empty(len(files), 1 if cfg.channels == "1" else 3, cfg.size, cfg.size, dtype=torch.uint8)
+    kept, skipped = torch.zeros(len(files), dtype=torch.bool), []
+
+    def put(i: int) -> None:  # into the one tensor, in place: no second copy of the folder
+        pixels = decode(files[i][0], cfg.size, cfg.channels)
+        if isinstance(pixels, str):
+            skipped.append(f"{files[i][0].relative_to(root)} ({pixels})")
+        else:
+            images[i], kept[i] = pixels, True
+    with ThreadPoolExecutor(max_workers=4) as pool:  # PIL's decoders release the interpreter lock
+        list(pool.map(put, range(len(files))))
+    labels = torch.tensor([label for _, label in files], dtype=torch.long)[kept]
+    images = images[kept] if not kept.all() else images
+    check_decoded(root, classes, labels, skipped)
+    if skipped:
+        say(f"note: {len(skipped)} of {len(files)} files in {root} were skipped: {', '.join(sorted(skipped)[:3])}"
+            + (", ..." if len(skipped) > 3 else ""))
+    if cfg.channels == "auto" and not any((part != part[:, :1]).any() for part in images.split(4096)):
+        images = images[:, :1].clone()  # every picture grey: one channel
+    return images, labels
+
+
+def folder_files(root: Path, classes: list[str]) -> list[tuple[Path, int]]:
+    """Every image file of the folder with its class index, class by class."""
     try:
-        groups = [image_files(root / name) if name not in gone else [] for name in classes] if classes else [
+        groups = [image_files(root / name) if (root / name).is_dir() else [] for name in classes] or [
             image_files(root)]
     except OSError as e:
         raise GANError(f"cannot read {root} ({e.strerror or e}): check --images") from None
@@ -63,19 +92,18 @@ def load_folder(root: str | Path, classes: list[str]) -> tuple[torch.Tensor, tor
     if missing:
         raise GANError(f"{root} no longer holds images of the class {missing[0]!r} this run trained on: restore it, "
                        f"or train a new run")
-    files = [(path, label) for label, group in enumerate(groups) for path in group]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        decoded = list(pool.map(lambda item: decode(item[0]), files))
-    kept = [(image, label) for image, (_, label) in zip(decoded, files) if torch.is_tensor(image)]
-    skipped = [f"{path.relative_to(root)} ({image})" for image, (path, _) in zip(decoded, files) if isinstance(image, str)]
-    empty = [name for label, name in enumerate(classes) if not any(k == label for _, k in kept)]
+    return [(path, label) for label, group in enumerate(groups) for path in group]
+
+
+def check_decoded(root: Path, classes: list[str], labels: torch.Tensor, skipped: list[str]) -> None:
+    """A folder needs pictures that decode, and each class at least one."""
+    if len(labels) < 2:
+        raise GANError(f"{root} holds {len(labels)} image{'s' if len(labels) != 1 else ''} that decode"
+                       f"{'s' if len(labels) == 1 else ''}" + (f" ({len(skipped)} did not, such as {skipped[0]})"
+                                                               if skipped else "") +
+                       ": a GAN needs many, a few thousand at least")
+    counts = torch.bincount(labels, minlength=len(classes))
+    empty = [name for name, count in zip(classes, counts.tolist()) if not count]
     if empty:
         raise GANError(f"{root}: no file of the class {empty[0]!r} decodes as an image: add images that do, or remove "
                        f"the subfolder")
-    if len(kept) < 2:
-        raise GANError(f"{root} holds {len(kept)} image{'s' if len(kept) != 1 else ''} that decode{'s' if len(kept) == 1 else ''}"
-                       + (f" ({len(skipped)} did not, such as {skipped[0]})" if skipped else "")
-                       + ": a GAN needs many, a few thousand at least")
-    images = torch.stack([image for image, _ in kept])
-    labels = torch.tensor([label for _, label in kept], dtype=torch.long)
-    return images, labels, skipped

@@ -22,8 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from checkpoint import STAT_NAMES
-from config import BadValue, GANError, N_CLASSES, check_int
+from config import MAX_GRID, N_CLASSES, STAT_NAMES, BadValue, GANError, check_int
 from files import (DRAWING_TAG, RUN_TAG, FolderLock, atomic_write, check_replaceable, grid_run, make_folder,  # noqa: F401
                    write_text)
 
@@ -48,6 +47,12 @@ def write_record(run, history: list[dict], writer=None) -> None:
         if key != "epoch" and isinstance(value, (int, float)):
             writer.add_scalar(key, value, history[-1]["epoch"])
 
+def check_tensorboard(enabled: bool) -> None:
+    """--tensorboard needs its package: said before any data is read."""
+    if enabled:
+        tensorboard(None, True)
+
+
 def tensorboard(run, enabled: bool):
     """A SummaryWriter in checkpoint_dir/tensorboard as a context manager (closed however training stops),
     or a no-op one when TensorBoard is off."""
@@ -57,7 +62,7 @@ def tensorboard(run, enabled: bool):
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise GANError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
-    return contextlib.closing(SummaryWriter(log_dir=str(run.dir / "tensorboard")))
+    return contextlib.closing(SummaryWriter(log_dir=str(run.dir / "tensorboard"))) if run else None
 
 def write_report(run, config: dict, history: list[dict], generator: Path, checkpoint: Path | None) -> Path:
     last = history[-1]
@@ -84,10 +89,17 @@ def write_report(run, config: dict, history: list[dict], generator: Path, checkp
 
 # ---- summary, pictures ----
 
+def format_stats(means, images_per_s: float) -> str:
+    """A training step's mean losses and D's view, and the speed, as the progress line shows them."""
+    d_loss, g_loss, d_real, d_fake = (float(v) for v in means)
+    return f"D {d_loss:.3f}  G {g_loss:.3f}  D(x) {d_real:.2f}  D(G(z)) {d_fake:.2f}  {images_per_s:,.0f} img/s"
+
+
 def describe(cfg) -> str:
     """A config's networks in a line, for the head of the model summary."""
     return (f"arch {cfg.arch}, latent_dim {cfg.latent_dim}" + (f", width {cfg.width}" if cfg.arch == "dcgan" else "")
-            + (", conditional" if cfg.conditional else ""))
+            + (", conditional" if cfg.conditional else "")
+            + (f", {cfg.size}x{cfg.size} {'colour' if cfg.channels == '3' else 'grey'}" if cfg.images else ""))
 
 
 def model_summary(G: nn.Module, D: nn.Module, header: str) -> str:
@@ -95,9 +107,14 @@ def model_summary(G: nn.Module, D: nn.Module, header: str) -> str:
     -> head, as gan.py builds them)."""
     device = next(G.parameters()).device
     labels = torch.zeros(2, dtype=torch.long, device=device) if G.n_classes else None
-    nets = {"Generator": (G, list(G.body.named_children()), (torch.zeros(2, G.latent_dim, device=device), labels)),
+    z = torch.zeros(2, G.latent_dim, device=device)
+    training = G.training
+    with torch.no_grad():
+        image_shape = G.eval()(z, labels).shape[1:]
+    G.train(training)
+    nets = {"Generator": (G, list(G.body.named_children()), (z, labels)),
             "Discriminator": (D, [*D.features.named_children(), ("head", D.head)],
-                              (torch.zeros(2, 1, 28, 28, device=device), labels))}
+                              (torch.zeros(2, *image_shape, device=device), labels))}
     lines = [header, ""]
     for title, (net, layers, inputs) in nets.items():
         rows, hooks = [], []
@@ -121,13 +138,13 @@ def model_summary(G: nn.Module, D: nn.Module, header: str) -> str:
     return "\n".join(lines)
 
 
-def check_sample_count(n, as_grid: bool) -> int:
+def check_sample_count(n, as_grid: bool, pixels: int = 28 * 28) -> int:
     """n, the number of images asked for, if it can be drawn: a whole number, few enough for one picture or for
-    the memory there is."""
+    the memory there is (`pixels`: values per image)."""
     check_int("n", n, 1, counted=True)
     if as_grid and n > MAX_GRID:
         raise BadValue(f"{{n}} {n} is too many for one picture (at most {MAX_GRID:,}): write an .npy array instead")
-    need, available = n * 28 * 28 * 4 * 2, available_memory()  # the images, plus a copy while saving
+    need, available = n * pixels * 4 * 2, available_memory()  # the images, plus a copy while saving
     if available and need > available * 0.8:
         raise BadValue(f"{{n}} {n} needs about {need / 2**30:.1f} GiB of memory but only "
                        f"{available / 2**30:.1f} GiB is available: ask for fewer images at a time")
@@ -161,8 +178,6 @@ def proc_value(path: str, key: str) -> int:
     with open(path) as f:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
 
-
-MAX_GRID = 10_000
 
 
 def rows_by_class(images: torch.Tensor, labels: torch.Tensor, n_classes: int = N_CLASSES) -> tuple[torch.Tensor, int]:

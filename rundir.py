@@ -1,23 +1,30 @@
-"""A run's folders: which run owns them, which file in them has trained furthest, and which old ones may go.
+"""The shell around a training run: its folders (which run owns them, which file has trained furthest, which old ones
+may go) and what the loop asks at its edges (start, the end of each epoch, a stop, the end).
 
-    with RunFolder("checkpoints", "samples").hold(run_id):    # locked while the run trains; other runs refused
-        ...
+    with RunFolder("checkpoints", "samples").session(s, cfg, ...) as session:   # folders held, Ctrl-C a request
+        ... session.end_epoch(means, quality, grid) ...                          # record, checkpoint, grid
     path, note = find_generator()                              # newest checkpoint, or the shipped model
 
-Checkpoints name their run inside the file, sample grids inside the PNG, so a folder that holds another run's
-files is refused instead of pruned or overwritten, and a run resumed into a new folder is not mistaken for a
-stranger. Builds on files.py (locks), checkpoint.py (reading a file's run) and record.py (a grid's run).
+Checkpoints name their run and lineage inside the file, sample grids inside the PNG, so a folder that holds another
+run's files (or later ones of this run) is refused instead of pruned or overwritten, and a run resumed into a new
+folder is not mistaken for a stranger. Builds on files.py (locks, stop requests), checkpoint.py (the format) and
+record.py (metrics, plots, grids); gan.py's loop calls it, never the other way round.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
+from dataclasses import asdict
 from pathlib import Path
 
-from checkpoint import TrainingState, lineage, origin_of, progress_of
-from config import GANError
-from files import held_folder
-from record import grid_run
+import torch
+
+from checkpoint import DIVERGED_ADVICE, TrainingState, data_fingerprint, finished_generator, lineage, origin_of, progress_of
+from config import STAT_NAMES, BadValue, Config, GANError
+from files import StopRequest, TrainingInterrupted, held_folder, write_text
+from record import (describe, format_stats, grid_run, make_grid, model_summary, save_grid, tensorboard, write_record,
+                    write_report)
 
 SHIPPED_GENERATOR = Path(__file__).resolve().parent / "assets" / "mnist_gan_generator.pth"
 FINAL = "generator_final.pth"
@@ -89,6 +96,20 @@ class RunFolder:
                     + f", or branch from {Path(resume).name if resume else 'here'} into new folders with {branch}")
         return (f"{folder} holds {path.name} from another branch of this run (resumed from an older checkpoint): "
                 f"give this one new folders with {branch}")
+
+    def check_not_done(self, saved: dict | None, epochs: int, resume: Path | None) -> None:
+        """A resume must have epochs left to train; a run that has trained all its epochs but lacks its final
+        generator (stopped while writing it) may resume to write it."""
+        if saved and saved["epoch"] >= epochs:
+            done = saved["epoch"]
+            if saved["pos"]:
+                raise GANError(f"{resume} stopped in the middle of epoch {done + 1}: pass --epochs {done + 1} or more "
+                               f"to finish it")
+            if done > epochs or finished_generator(Path(resume).parent / FINAL, done):
+                raise GANError(f"{resume} has already trained {done} epochs: pass --epochs larger than {done}")
+
+    def session(self, s: TrainingState, cfg: Config, resume, saved: dict | None, precision: str, minutes, say):
+        return Session(self, s, cfg, resume, saved is not None and saved["format"] < 4, precision, minutes, say)
 
     def checkpoint(self, epoch: int) -> Path:
         return self.dir / f"gan_epoch_{epoch}.pth"
@@ -162,3 +183,103 @@ def find_generator(folder: str | Path | None = None) -> tuple[Path, str]:
     if SHIPPED_GENERATOR.is_file():
         return SHIPPED_GENERATOR, f"no checkpoint in {folder}/: drawing from the shipped model {SHIPPED_GENERATOR.name}{hint}"
     raise GANError(f"no checkpoint in {folder}/: train first (python cli.py train) or pass --checkpoint PATH")
+
+
+class Diverged(GANError):
+    """A loss became NaN or infinite."""
+
+
+class Session:
+    """One training run's time in its folders: they are held (and checked) while it lasts, Ctrl-C, SIGTERM and SIGHUP
+    become a stop request, and the loop's edges write what a run leaves: the summary, each epoch's record,
+    checkpoint and grid, a checkpoint to resume from when it stops, the final generator and report at its end."""
+
+    def __init__(self, run: RunFolder, s: TrainingState, cfg: Config, resume, untagged_ok: bool, precision: str,
+                 minutes: float | None, say):
+        self.run, self.s, self.cfg, self.resume, self.precision, self.say = run, s, cfg, resume, precision, say
+        self.untagged_ok, self.stack, self.writer, self.stop, self.steps = untagged_ok, contextlib.ExitStack(), None, None, 0
+        self.deadline = time.perf_counter() + 60 * minutes if minutes else None
+        self.minutes = minutes
+
+    def __enter__(self):
+        with self.stack as stack:
+            stack.enter_context(self.run.hold(self.s, self.resume, self.untagged_ok))
+            self.stop = stack.enter_context(StopRequest())
+            self.writer = stack.enter_context(tensorboard(self.run, self.cfg.tensorboard))
+            self.stack = stack.pop_all()
+        return self
+
+    def __exit__(self, kind, error, trace):
+        try:
+            if isinstance(error, Diverged):
+                good = newest_checkpoint(self.run.dir, resumable=True)
+                keep = f"the last good checkpoint, {good}, is kept" if good else "no checkpoint had been written yet"
+                raise GANError(f"{error}; {keep}. {DIVERGED_ADVICE}") from None
+        finally:
+            self.stack.close()
+
+    def start(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        """Check that a mid-epoch checkpoint continues on the same data and batches (else the epoch starts again
+        from its first batch, its finished steps kept), say what trains where, write the summary and the record."""
+        if not self.s.continues_on(data_fingerprint(images, labels), self.cfg.batch_size):
+            self.say(f"note: epoch {self.s.epoch + 1} was interrupted on other data or another --batch-size; it "
+                     f"starts again from its first batch")
+        device, self.steps = next(self.s.G.parameters()).device, len(images) // self.cfg.batch_size
+        if not self.steps:
+            raise BadValue(f"{{batch_size}} {self.cfg.batch_size} is larger than the {len(images)} training images: "
+                           f"use a smaller one")
+        shape = "x".join(map(str, images.shape[1:]))
+        self.say(f"{describe(self.cfg)}: {len(images):,} images ({shape}) on {device}, precision {self.precision}"
+                 + (f" (--precision {self.cfg.precision})" if self.cfg.precision != self.precision else ""))
+        write_text(self.run.summary, model_summary(self.s.G, self.s.D, f"{describe(self.cfg)}, precision "
+                                                                        f"{self.precision}") + "\n")
+        write_record(self.run, self.s.history)
+
+    def should_stop(self) -> bool:
+        return self.stop.signal_name is not None or (self.deadline is not None and time.perf_counter() > self.deadline)
+
+    def end_epoch(self, sums: torch.Tensor, quality: dict, grid) -> None:
+        """Record the finished epoch, save its checkpoint, then draw its grid (`grid()`: images and row length)."""
+        s, cfg, steps = self.s, self.cfg, self.steps
+        epoch, means = s.epoch, sums / steps
+        row = {"epoch": epoch, **{k: round(float(v), 5) for k, v in zip(STAT_NAMES, means)},
+               "epoch_time_s": round(s.seconds, 2), "images_per_s": round(steps * cfg.batch_size / s.seconds, 1),
+               "lr_g": s.opt_g.param_groups[0]["lr"], "lr_d": s.opt_d.param_groups[0]["lr"],
+               "precision": self.precision, **quality}
+        s.history.append(row)
+        last, notes = epoch == cfg.epochs, []
+        if epoch % cfg.save_every == 0 or last:  # the checkpoint before the grid: no grid of a run without one
+            s.last_checkpoint = s.save(self.run.checkpoint(epoch), asdict(cfg))
+            self.run.prune_checkpoints(s, keep=cfg.keep_last)
+            notes.append(str(s.last_checkpoint))
+        if epoch % cfg.sample_every == 0 or last:
+            images, row_length = grid()
+            notes.insert(0, str(save_grid(images, self.run.sample_grid(epoch), nrow=row_length, run_id=s.run_id)))
+            if self.writer:
+                self.writer.add_image("samples", make_grid(images, nrow=row_length), epoch)
+        write_record(self.run, s.history, self.writer)
+        fid = f"  FID {row['fid']:.2f}" if "fid" in row else ""
+        self.say(f"epoch {epoch}/{cfg.epochs}  {format_stats(means, row['images_per_s'])}{fid}  {s.seconds:.1f}s"
+                 + (f"  -> {', '.join(notes)}" if notes else ""))
+
+    def stopped(self) -> Path:
+        """Save a mid-epoch checkpoint after Ctrl-C, SIGTERM, SIGHUP or the time limit, and say how to continue."""
+        s, cfg = self.s, self.cfg
+        path = s.save(self.run.partial_checkpoint(s.epoch), asdict(cfg))
+        where = f"in epoch {s.epoch + 1} after step {s.pos // cfg.batch_size}"
+        if self.stop.signal_name:
+            raise TrainingInterrupted(f"stopped by {self.stop.signal_name} {where}; saved {path}. "
+                                      f"Continue with: python cli.py resume {path}")
+        s.export(self.run.final_generator, asdict(cfg))
+        self.say(f"stopped at the time limit ({self.minutes:g} min) {where}; saved {path}; continue with: python "
+                 f"cli.py resume {path}")
+        return path
+
+    def finish(self) -> Path:
+        """The final generator and the report; returns the last checkpoint."""
+        s = self.s
+        final = s.export(self.run.final_generator, asdict(self.cfg))  # a Ctrl-C here waits: nothing is half done
+        last = s.last_checkpoint or Path(self.resume)
+        report = write_report(self.run, asdict(self.cfg), s.history, final, last)
+        self.say(f"done: {self.cfg.epochs} epochs; generator {final}; report {report}")
+        return last

@@ -64,6 +64,7 @@ class Result:
         self.exit_code = result.exit_code
         self.exception = result.exception
         self.output = ANSI.sub("", result.output)
+        self.stdout = ANSI.sub("", result.stdout)
         try:
             self.stderr = ANSI.sub("", result.stderr)
         except ValueError:  # older Click: stderr mixed into output

@@ -66,7 +66,7 @@ def test_cli_generate_digit_from_a_conditional_checkpoint(conditional_checkpoint
     out = tmp_path / "sevens.npy"
     result = run_cli("generate", "--checkpoint", ckpt, "--digit", "7", "--n", "12", "--out", out, "--seed", "1")
     assert result.exit_code == 0, result
-    assert np.load(out).shape == (12, 1, 28, 28) and "7s" in result.output
+    assert np.load(out).shape == (12, 1, 28, 28) and "12 images of 7 " in result.output
     grid = tmp_path / "rows.png"
     assert run_cli("generate", "--checkpoint", ckpt, "--n", "30", "--out", grid).exit_code == 0
     assert Image.open(grid).size == grid_size(30, 3)  # a conditional grid: one row per digit, 10 x 3
@@ -88,14 +88,14 @@ class RealDigits(nn.Module):
 
 def test_rejection_sampling_keeps_only_the_asked_digit():
     G = gan.Generator(RealDigits(), latent_dim=8)
-    images, confidence = digits.sample_digit(G, 20, digit=3, seed=0)
+    images, confidence = digits.keep_digit(G, 20, digit=3, seed=0)
     assert images.shape == (20, 1, 28, 28) and (confidence >= 0.9).all()
     labels, _ = digits.classify(images)
     assert (labels == 3).all()
     with pytest.raises(gan.GANError, match="only .* of 20 images were a 3"):
-        digits.sample_digit(G, 20, digit=3, seed=0, min_confidence=1.01)  # nothing can pass
+        digits.keep_digit(G, 20, digit=3, seed=0, min_confidence=1.01)  # nothing can pass
     with pytest.raises(gan.GANError, match="rarely draws 3"):
-        digits.sample_digit(G, 2000, digit=3, seed=0, max_draws=1000)
+        digits.keep_digit(G, 2000, digit=3, seed=0, max_draws=1000)
 
 
 def test_plotting_a_digit_from_an_unconditional_generator_keeps_the_grid_shape(tmp_path):
@@ -158,7 +158,7 @@ def test_bulk_export_of_60000_runs_in_bounded_memory(tmp_path):
     the same as for 1,000."""
     code = ("import digits, gan, sys\n"
             "G = gan.build_generator(gan.Config(arch='mlp'))\n"
-            "digits.export_samples(G, gan.Config(arch='mlp'), int(sys.argv[1]) if len(sys.argv) > 1 else {n}, "
+            "digits.export_samples(G, int(sys.argv[1]) if len(sys.argv) > 1 else {n}, "
             "'{out}', 'idx', seed=0)\n")
     small = peak_rss_mb(code.format(n=1000, out=tmp_path / "small"))
     large = peak_rss_mb(code.format(n=60000, out=tmp_path / "large"))
@@ -212,7 +212,7 @@ def test_export_of_an_unlabelled_model_writes_no_fake_labels(tmp_path):
     """An unconditional Fashion-MNIST model has no classifier to label it: labels.csv says -1, no label file."""
     cfg = gan.Config(arch="mlp", dataset="fashion-mnist", conditional=False)
     G = gan.build_generator(cfg)
-    out = digits.export_samples(G, cfg, 30, tmp_path / "fashion", "idx", seed=0)
+    out = digits.export_samples(G, 30, tmp_path / "fashion", "idx", seed=0)
     assert (out / "images-idx3-ubyte").exists() and not (out / "labels-idx1-ubyte").exists()
     rows = list(csv.DictReader(open(out / "labels.csv")))
     assert len(rows) == 30 and {r["label"] for r in rows} == {"-1"} and rows[0]["confidence"] == "nan"

@@ -369,7 +369,7 @@ def test_samples_exports_and_evaluations_draw_from_the_moving_average(tmp_path, 
     G_raw.load_state_dict(raw)
     labels = torch.arange(10).repeat_interleave(10)
     for net, should_match in ((G, True), (G_raw, False)):
-        drawn = gan.sample_images(net, state["fixed_z"], labels)[0, 0].numpy()  # the grid's first cell
+        drawn = gan.draw(net, state["fixed_z"], labels)[0, 0].numpy()  # the grid's first cell
         assert (np.abs(grid[2:30, 2:30] - drawn).max() < 2 / 255) == should_match
 
 

@@ -148,7 +148,8 @@ def test_evaluate_command_prints_json(run_cli, train_args, mnist_dir, tmp_path):
     assert result.exit_code == 0, result
     report = json.loads(result.output)
     assert report["n"] == 64 and report["checkpoint"] == str(checkpoint)
-    assert set(report["generator"]) == KEYS and set(report["real_floor"]) == KEYS
+    per_class = {"precision_per_class", "recall_per_class"}  # a conditional model's, next to the real digits' own
+    assert set(report["generator"]) == KEYS | per_class and set(report["real_floor"]) == KEYS | per_class
     assert report["real_floor"]["n"] == 64
     assert sum(report["generator"][f"share_{d}"] for d in range(10)) == pytest.approx(1.0)
     table = run_cli("evaluate", "--checkpoint-dir", tmp_path / "ckpt", "--n", "64", "--data-dir", mnist_dir,

@@ -52,11 +52,18 @@ def test_a_folder_of_class_subfolders_trains_a_labelled_gan_and_everything_downs
     rows = list(csv.DictReader(open(tmp_path / "ex" / "labels.csv")))
     assert [r["class"] for r in rows] == ["bar", "dot", "ring"] * 2 and [r["label"] for r in rows] == ["0", "1", "2"] * 2
     assert json.loads((tmp_path / "ex" / "export.json").read_text())["classes"] == ["bar", "dot", "ring"]
-    # interpolate, resume, and evaluate's one line
+    # interpolate, resume, and evaluate through a classifier trained on the folder (cached beside the run)
     assert run_cli("interpolate", "--checkpoint-dir", ck, "--rows", "3", "--out", tmp_path / "walk.png").exit_code == 0
     result = run_cli("resume", ck / "gan_epoch_1.pth", "--epochs", "2")
     assert result.exit_code == 0, result
-    assert_refused(run_cli("evaluate", ck / "gan_epoch_2.pth", "--n", "100"), r"classifier only knows MNIST digits")
+    result = run_cli("evaluate", ck / "gan_epoch_2.pth", "--n", "100", "--json", "--device", "cpu")
+    assert result.exit_code == 0, result
+    report = json.loads(result.stdout)
+    assert report["lens"].startswith(f"a held-out fifth of {data}") and report["classes"] == ["bar", "dot", "ring"]
+    assert report["classifier_accuracy"] > 0.9  # three bands at three heights: an easy folder to tell apart
+    assert (ck / "folder_classifier.pt").is_file() and "training a classifier on" in result.stderr
+    again = run_cli("evaluate", ck / "gan_epoch_2.pth", "--n", "100", "--json", "--device", "cpu")
+    assert "training a classifier" not in again.stderr and json.loads(again.stdout)["generator"] == report["generator"]
 
 
 def test_a_flat_folder_trains_label_free_with_the_label_free_defaults(tmp_path, run_cli):
@@ -78,15 +85,16 @@ def test_files_are_read_as_written_and_odd_sizes_keep_their_aspect_and_centre(tm
     pixels = synthetic_digits(5, seed=1)[0]
     for i, image in enumerate(pixels):
         Image.fromarray(image).save(data / f"{i}.png")
-    x, y, skipped = images.load_folder(tmp_path / "digits", ["seven"])
-    assert torch.equal(x, torch.from_numpy(pixels)) and y.tolist() == [0] * 5 and skipped == []
+    said = []
+    x, y = images.load_folder(gan.Config(images=str(tmp_path / "digits")), said.append)
+    assert torch.equal(x[:, 0], torch.from_numpy(pixels)) and y.tolist() == [0] * 5 and said == []
     # a wide picture: black, white, black thirds; the shorter side becomes 28 and the centre is kept, unstretched
     wide = np.zeros((28, 84), dtype=np.uint8)
     wide[:, 28:56] = 255
     Image.fromarray(wide).save(data / "wide.png")
     Image.fromarray(np.kron(wide, np.ones((2, 2), dtype=np.uint8))).convert("RGB").save(data / "wide_big.jpg", quality=95)
     for name in ("wide.png", "wide_big.jpg"):
-        cell = images.decode(data / name)
+        cell = images.decode(data / name)[0]
         assert cell.shape == (28, 28) and cell[:, 4:24].float().mean() > 240 and cell.dtype == torch.uint8, name
 
 

@@ -3,7 +3,6 @@ file replaced or pruned, a silent corruption, a hang, a traceback, a leftover) a
 signals run as real processes."""
 
 import errno
-import json
 import os
 import resource
 import signal
@@ -19,6 +18,7 @@ from PIL import Image
 
 import files
 import gan
+import rundir
 from conftest import ROOT, assert_refused, config, make_mnist, one_clear_line, quiet
 from test_trust import ENV, SMALL, cli_process, long_run_holding, sha
 
@@ -93,14 +93,14 @@ def test_pruning_spares_a_checkpoint_of_another_run_copied_in_meanwhile(tmp_path
     """A run prunes only its own old checkpoints, also ones that appear while it trains."""
     cfg = config(tmp_path, small_data, epochs=3, keep_last=1)
     stranger = tmp_path / "ck" / "gan_epoch_1.pth"
-    save_grid = gan.save_grid
+    save_grid = rundir.save_grid
 
     def copy_in_a_stranger(images, path, **kwargs):
         if path.name == "epoch_0001.png":
             stranger.write_bytes((run3 / "ck" / "gan_epoch_1.pth").read_bytes())  # after epoch 1's own was written
         return save_grid(images, path, **kwargs)
     import unittest.mock
-    with unittest.mock.patch.object(gan, "save_grid", copy_in_a_stranger):
+    with unittest.mock.patch.object(rundir, "save_grid", copy_in_a_stranger):
         gan.train(cfg, console=quiet())
     assert sha(stranger) == sha(run3 / "ck" / "gan_epoch_1.pth")  # not pruned: another run's file
     assert not (tmp_path / "ck" / "gan_epoch_2.pth").exists()  # its own old ones were

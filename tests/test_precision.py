@@ -63,7 +63,7 @@ def test_the_precision_shows_in_the_first_line_the_summary_and_the_report_and_ma
     monkeypatch.setenv("COLUMNS", "200")
     assert result.exit_code == 0, result
     first = next(line for line in result.output.splitlines() if line.strip())
-    assert "precision bf16" in first and "images on cpu" in first  # one line, not wrapped at 80 columns
+    assert "precision bf16" in first and "images (1x28x28) on cpu" in first  # one line, not wrapped at 80 columns
     assert "precision bf16" in (tmp_path / "ck" / "summary.txt").read_text()
     assert "precision bf16" in (tmp_path / "ck" / "report.md").read_text()
     result = run_cli("resume", tmp_path / "ck" / "gan_epoch_1.pth", "--epochs", "2", "--precision", "fp32")

@@ -766,7 +766,7 @@ def test_failed_export_leaves_no_file_open(tmp_path):
         for fmt in ("npy", "idx"):
             FailsOnSecondBatch.calls = 0
             with pytest.raises(RuntimeError, match="the generator failed"):
-                digits.export_samples(G, gan.Config(conditional=False), 20, tmp_path / fmt, fmt, seed=0, batch=10)
+                digits.export_samples(G, 20, tmp_path / fmt, fmt, seed=0, batch=10)
             gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
     assert not list(tmp_path.iterdir())  # nor a partial folder

@@ -154,7 +154,7 @@ def test_the_accuracy_score_compares_as_many_generated_digits_as_real_ones(real_
         assert result.exit_code == 0, result
         assert json.loads(result.output)["classification_accuracy"]["n"] == used
     G = gan.Generator(RealDigitsOfLabel(), latent_dim=4, n_classes=10)
-    with pytest.raises(gan.GANError, match="at least 10 digits .* pass --n 10 or more"):
+    with pytest.raises(gan.GANError, match="at least 10 images .* pass --n 10 or more"):
         ev.classification_accuracy_score(G, 9, real_digits_dir, epochs=1)
 
 

@@ -2,6 +2,7 @@
 defect that the code before these checks had (two runs into one folder, export --force deleting a run, a resume on
 other data, a checkpoint that lies...), and runs the real commands, in real processes where two start together."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -15,7 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
+import checkpoint
 import gan
+import rundir
 from conftest import ROOT, assert_refused, config, make_mnist, one_clear_line, quiet, write_idx
 from files import FolderLock
 
@@ -199,11 +202,11 @@ def interrupted(tmp_path, small_data) -> Path:
     """A checkpoint written after 2 of an epoch's 4 steps."""
     cfg = config(tmp_path, small_data, epochs=2)
     s = gan.new_training_state(cfg, torch.device("cpu"))
-    images, labels = gan.load_dataset("mnist", small_data)
-    s.data = gan.data_fingerprint(images, labels)
+    images, labels = gan.load_pixels(gan.Config(data_dir=str(small_data)))
+    s.data = checkpoint.data_fingerprint(images, labels)
     assert not gan.run_epoch(s, cfg, images, labels, should_stop=lambda: s.pos >= 64)
     (tmp_path / "ck").mkdir()
-    return s.save(tmp_path / "ck" / "gan_epoch_0_interrupted.pth", gan.asdict(cfg))
+    return s.save(tmp_path / "ck" / "gan_epoch_0_interrupted.pth", dataclasses.asdict(cfg))
 
 
 @pytest.mark.parametrize("change", ["batch", "data"])
@@ -412,12 +415,12 @@ def test_train_classifier_never_replaces_a_file_that_is_not_a_classifier(tmp_pat
 def test_an_epochs_checkpoint_is_written_before_its_grid(tmp_path, small_data, monkeypatch):
     """A kill between the two must never leave a grid of a run that has no checkpoint (a new run would be refused)."""
     seen = []
-    save_grid = gan.save_grid
+    save_grid = rundir.save_grid
 
     def watching(images, path, **kwargs):
         seen.append((tmp_path / "ck" / "gan_epoch_1.pth").exists())
         return save_grid(images, path, **kwargs)
-    monkeypatch.setattr(gan, "save_grid", watching)
+    monkeypatch.setattr(rundir, "save_grid", watching)
     gan.train(config(tmp_path, small_data, epochs=1), console=quiet())
     assert seen == [True]
 

@@ -1,6 +1,6 @@
 """The checkpoint format: what a file holds, how it is written whole, and how it is read without trusting it.
 
-    state = read_training_checkpoint("checkpoints/gan_epoch_5.pth")   # checked before any training starts
+    state, cfg = read_checkpoint_file("checkpoints/gan_epoch_5.pth"), ...   # read safely, checked field by field
     s.save("checkpoints/gan_epoch_6.pth", asdict(cfg))                 # a TrainingState, written atomically
 
 A file is loaded with torch's weights_only unpickler (it never runs code from the file), then checked field by
@@ -255,9 +255,11 @@ def read_checkpoint_file(path: str | Path) -> dict:
     return state
 
 
-def read_training_checkpoint(path: str | Path) -> dict:
-    """A full training checkpoint (not a generator alone), each thing a resume needs checked for type, shape and
-    range (check_progress); its networks are checked against its config by gan.load_checkpoint."""
+def read_training_checkpoint(path: str | Path, build_generator, build_discriminator, fixed_rows) -> tuple[dict, Config]:
+    """A full training checkpoint (not a generator alone) and its config, each thing a resume needs checked for type,
+    shape and range: the progress (check_progress), the weights against the networks `build_*(cfg)` make (on the
+    meta device: a file that asks for huge networks is refused before any memory is allocated), the fixed noise
+    against the `fixed_rows(cfg)` rows a grid draws."""
     state = read_checkpoint_file(path)
     if state["kind"] != CHECKPOINT_KIND:
         raise GANError(f"{path} holds only a generator (no discriminator or optimizer state), so training cannot "
@@ -271,7 +273,28 @@ def read_training_checkpoint(path: str | Path) -> dict:
     problem = check_progress(state)
     if problem:
         raise GANError(f"{path} is damaged or inconsistent ({problem}): use another checkpoint")
-    return state
+    cfg = checked_config(state, path)
+    with torch.device("meta"):
+        check_weights(build_generator(cfg), state.get("G"), path, "generator")
+        check_weights(build_discriminator(cfg), state.get("D"), path, "discriminator")
+        if state.get("G_ema") is not None:
+            check_weights(build_generator(cfg), state["G_ema"], path, "generator average")
+    rows = fixed_rows(cfg)
+    if not fixed_noise_ok(state["fixed_z"], rows, cfg.latent_dim):
+        raise GANError(f"{path} is damaged or inconsistent (its fixed noise is not {rows} x {cfg.latent_dim} "
+                       f"finite floats): use another checkpoint")
+    return state, cfg
+
+
+def read_generator(path: str | Path, build_generator) -> tuple[dict, Config]:
+    """The weights a checkpoint or generator file draws with (the moving average's where the run kept one: they draw
+    best), checked against the network `build_generator(cfg)` makes, and the file's config."""
+    state = read_checkpoint_file(path)
+    cfg = checked_config(state, path)
+    weights = state.get("G_ema") or state.get("G")
+    with torch.device("meta"):
+        check_weights(build_generator(cfg), weights, path, "generator")
+    return weights, cfg
 
 
 def is_count(value) -> bool:

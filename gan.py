@@ -26,16 +26,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from checkpoint import (TrainingState, check_weights, checked_config, fixed_noise_ok, read_checkpoint_file,
-                        read_training_checkpoint)
-from config import (DATASETS, LABEL_FREE, LABELS, R1_EVERY, STAT_NAMES, BadType, BadValue, Config,  # noqa: F401
-                    Drawing, GANError, check_minutes, resumed)
+from checkpoint import TrainingState, read_generator, read_training_checkpoint
+from config import LABEL_FREE, LABELS  # noqa: F401  (the label-dependent defaults, for readers of gan.LABELS)
+from config import (DATASETS, R1_EVERY, STAT_NAMES, BadType, BadValue, Config, Drawing, GANError, check_minutes,
+                    resumed)
 from device import autocast, device_of, device_settings, own_random_state, resolve_device, resolve_precision
 from files import TrainingInterrupted  # noqa: F401  (what train raises on Ctrl-C, for callers of gan)
-from record import check_sample_count, check_tensorboard, format_stats, grid_layout, load_matplotlib, save_drawing, show_or_save_grid
+from record import (check_sample_count, check_tensorboard, format_stats, grid_layout, load_matplotlib, save_drawing,
+                    show_or_save_grid)
+import references
 from rundir import Diverged, RunFolder, find_generator
 
 # ---- data ----
+
+def load_pixels(cfg: Config, train: bool = True, say=print) -> tuple[torch.Tensor, torch.Tensor]:
+    """What cfg trains on, whole, as uint8 images (N, C, H, W) and labels (N,) on the CPU: MNIST-style IDX files
+    through torchvision (idx.py), or with cfg.images a folder of your own pictures (images.py). Slicing batches out
+    of one tensor is much faster than a DataLoader with per-image PIL transforms."""
+    if cfg.images is not None:
+        from images import load_folder
+        return load_folder(cfg, say)
+    from idx import read_idx
+    images, labels = read_idx(DATASETS[cfg.dataset], Path(cfg.data_dir), train)
+    return images.unsqueeze(1), labels.long()
 
 
 def to_signed(images: torch.Tensor) -> torch.Tensor:
@@ -43,26 +56,10 @@ def to_signed(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(127.5).sub_(1.0)
 
 
-def load_dataset(name: str, data_dir: str | Path, train: bool = True, device: torch.device | str = "cpu"):
-    """A whole 28x28 torchvision dataset on `device`: images (N, 1, 28, 28) in [-1, 1] and labels (N,). Holding the
-    whole set on the device and slicing batches out of it is much faster than a DataLoader with PIL transforms."""
-    images, labels = load_pixels(Config(dataset=name, data_dir=str(data_dir)), train)
-    return to_signed(images.to(device)), labels.to(device)
-
-
 def load_mnist(data_dir: str | Path, train: bool = True, device: torch.device | str = "cpu"):
-    return load_dataset("mnist", data_dir, train, device)
-
-
-def load_pixels(cfg: Config, train: bool = True, say=print) -> tuple[torch.Tensor, torch.Tensor]:
-    """What cfg trains on, as uint8 images (N, C, H, W) and labels (N,) on the CPU: MNIST-style IDX files through
-    torchvision (idx.py), or with cfg.images a folder of your own pictures (images.py), decoded once."""
-    if cfg.images is not None:
-        from images import load_folder
-        return load_folder(cfg, say)
-    from idx import read_idx
-    images, labels = read_idx(DATASETS[cfg.dataset], Path(cfg.data_dir), train)
-    return images.unsqueeze(1), labels.long()
+    """MNIST's images (N, 1, 28, 28) in [-1, 1] and labels (N,) on `device`."""
+    images, labels = load_pixels(Config(data_dir=str(data_dir)), train)
+    return to_signed(images.to(device)), labels.to(device)
 
 
 # ---- networks ----
@@ -115,12 +112,6 @@ def init_dcgan_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def dense(cin: int, cout: int, act: nn.Module, norm: bool = False, dropout: float = 0.0) -> list[nn.Module]:
-    """Linear -> [BatchNorm] -> activation -> [Dropout]. BatchNorm makes the bias redundant, so it has none."""
-    return [nn.Linear(cin, cout, bias=not norm), *([nn.BatchNorm1d(cout)] if norm else []), act,
-            *([nn.Dropout(dropout)] if dropout else [])]
-
-
 class FromLatent(nn.ConvTranspose2d):
     """A DCGAN generator's first layer, z (B, n, 1, 1) -> (B, C, k, k): a transposed convolution of a 1x1 input is one
     matrix product, and computed as one it ran 2-4x faster here; the weights keep ConvTranspose2d's shape."""
@@ -131,18 +122,16 @@ class FromLatent(nn.ConvTranspose2d):
         return out.view(-1, k, k, c).permute(0, 3, 1, 2)                           # -> (B, C, k, k), channels last
 
 
-def up(cin: int, cout: int, kernel: int = 4, stride: int = 2, padding: int = 1, output_padding: int = 0,
-       act: nn.Module | None = None, conv: type = nn.ConvTranspose2d) -> list[nn.Module]:
-    """Transposed convolution -> BatchNorm -> ReLU (or `act`): one upsampling step of a DCGAN generator."""
-    return [conv(cin, cout, kernel, stride, padding, output_padding, bias=False), nn.BatchNorm2d(cout),
-            act or nn.ReLU(inplace=True)]
+def up(cin: int, cout: int, kernel: int = 4, stride: int = 2, padding: int = 1,
+       conv: type = nn.ConvTranspose2d) -> list[nn.Module]:
+    """Transposed convolution -> BatchNorm -> ReLU: one upsampling step of a DCGAN generator."""
+    return [conv(cin, cout, kernel, stride, padding, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
-def down(cin: int, cout: int, kernel: int = 4, stride: int = 2, padding: int = 1, norm: bool = True,
-         dropout: float = 0.0) -> list[nn.Module]:
-    """Strided convolution -> [BatchNorm] -> LeakyReLU(0.2) -> [Dropout]: one step of a DCGAN discriminator."""
-    return [nn.Conv2d(cin, cout, kernel, stride, padding, bias=not norm), *([nn.BatchNorm2d(cout)] if norm else []),
-            nn.LeakyReLU(0.2, inplace=True), *([nn.Dropout(dropout)] if dropout else [])]
+def down(cin: int, cout: int, kernel: int = 4, norm: bool = True) -> list[nn.Module]:
+    """Strided convolution -> [BatchNorm] -> LeakyReLU(0.2): one step of a DCGAN discriminator."""
+    return [nn.Conv2d(cin, cout, kernel, 2, 1, bias=not norm), *([nn.BatchNorm2d(cout)] if norm else []),
+            nn.LeakyReLU(0.2, inplace=True)]
 
 
 def dcgan_stages(cfg: Config) -> int:
@@ -151,56 +140,38 @@ def dcgan_stages(cfg: Config) -> int:
 
 
 def build_generator(cfg: Config) -> Generator:
+    """The DCGAN of the paper, a stage per doubling from 4x4 (28x28: 4 -> 8 -> 14 -> 28), or a reference network."""
     classes = cfg.n_classes if cfg.conditional else 0
-    z, c = cfg.latent_dim + classes, cfg.n_channels
-    if cfg.arch in ("mlp", "mlp-bn"):
-        norm = cfg.arch == "mlp-bn"
-        act = (lambda: nn.LeakyReLU(0.2, inplace=True)) if cfg.g_act == "leaky" or norm else (lambda: nn.ReLU(True))
-        body = nn.Sequential(*dense(z, 256, act(), norm), *dense(256, 512, act(), norm), *dense(512, 1024, act(), norm),
-                             nn.Linear(1024, 784, bias=not norm), nn.Tanh(),
-                             nn.Unflatten(1, (1, 28, 28)))                     # (B, 784) -> (B, 1, 28, 28)
-    elif cfg.arch == "dcgan":
+    z = cfg.latent_dim + classes
+    if cfg.arch == "dcgan":
         w = [8 * cfg.width >> i for i in range(dcgan_stages(cfg))]              # [8w, 4w, 2w(, w)]
         body = nn.Sequential(nn.Unflatten(1, (z, 1, 1)),                         # (B, z) -> (B, z, 1, 1)
                              *up(z, w[0], 4, 1, 0, conv=FromLatent),             # -> (B, 8w, 4, 4)
                              *(layer for i in range(1, len(w)) for layer in       # -> (B, 2w, S/2, S/2); 28: 14x14
                                up(w[i - 1], w[i], padding=2 if cfg.size == 28 and i == 2 else 1)),
-                             nn.ConvTranspose2d(w[-1], c, 4, 2, 1, bias=False),  # -> (B, C, S, S)
+                             nn.ConvTranspose2d(w[-1], cfg.n_channels, 4, 2, 1, bias=False),  # -> (B, C, S, S)
                              nn.Tanh())
-        body.apply(init_dcgan_weights)
-    else:  # dcgan-tf: the TensorFlow DCGAN tutorial's generator
-        leaky = lambda: nn.LeakyReLU(0.3, inplace=True)  # Keras' LeakyReLU default slope
-        body = nn.Sequential(*dense(z, 7 * 7 * 128, leaky(), norm=True),
-                             nn.Unflatten(1, (128, 7, 7)),                       # (B, 6272) -> (B, 128, 7, 7)
-                             *up(128, 64, 5, 1, 2, act=leaky()),                 # -> (B, 64, 7, 7)
-                             *up(64, 32, 5, 2, 2, output_padding=1, act=leaky()),  # -> (B, 32, 14, 14)
-                             nn.ConvTranspose2d(32, 1, 5, 2, 2, output_padding=1, bias=False),  # -> (B, 1, 28, 28)
-                             nn.Tanh())
+    else:
+        body = references.generator_body(cfg, z)
+    if cfg.arch in ("dcgan", "dcgan-tf"):
         body.apply(init_dcgan_weights)
     return Generator(body, cfg.latent_dim, classes, cfg)
 
 
 def build_discriminator(cfg: Config) -> Discriminator:
-    classes, p = cfg.n_classes if cfg.conditional else 0, cfg.d_dropout
-    if cfg.arch in ("mlp", "mlp-bn"):
-        norm, leaky = cfg.arch == "mlp-bn", lambda: nn.LeakyReLU(0.2, inplace=True)
-        features = nn.Sequential(nn.Flatten(),                                   # (B, 1, 28, 28) -> (B, 784)
-                                 *dense(784, 1024, leaky(), norm, p), *dense(1024, 512, leaky(), norm, p),
-                                 *dense(512, 256, leaky(), norm, p))             # -> (B, 256)
-        return Discriminator(features, 256, classes)
-    if cfg.arch == "dcgan":  # (B, C, S, S) -> (B, w, S/2, S/2) -> ... -> (B, 4w (8w at 64), 4, 4); 28 -> 14 -> 7 -> 4
+    """(B, C, S, S) -> (B, w, S/2, S/2) -> ... -> (B, 4w (8w at 64), 4, 4) -> a logit (28: 28 -> 14 -> 7 -> 4)."""
+    if cfg.arch == "dcgan":
         w = [cfg.width << i for i in range(dcgan_stages(cfg))]                   # [w, 2w, 4w(, 8w)]
         layers = down(cfg.n_channels, w[0], norm=False)
         for i in range(1, len(w)):
             layers += down(w[i - 1], w[i], kernel=3 if cfg.size == 28 and i == 2 else 4)
-        D = Discriminator(nn.Sequential(*layers, nn.Flatten()), w[-1] * 4 * 4, classes)  # the paper's last 4x4 conv
-    else:  # dcgan-tf: two strided 5x5 convolutions with LeakyReLU and Dropout(0.3), then a dense logit
-        features = nn.Sequential(*down(1, 64, 5, 2, 2, norm=False, dropout=0.3),  # (B, 1, 28, 28) -> (B, 64, 14, 14)
-                                 *down(64, 128, 5, 2, 2, norm=False, dropout=0.3),  # -> (B, 128, 7, 7)
-                                 nn.Flatten())                                   # -> (B, 6272)
-        D = Discriminator(features, 128 * 7 * 7, classes)
-    D.features.apply(init_dcgan_weights)
-    D.head.apply(init_dcgan_weights)
+        features, n = nn.Sequential(*layers, nn.Flatten()), w[-1] * 4 * 4        # the paper's last 4x4 conv is the head
+    else:
+        features, n = references.discriminator_features(cfg)
+    D = Discriminator(features, n, cfg.n_classes if cfg.conditional else 0)
+    if cfg.arch in ("dcgan", "dcgan-tf"):
+        D.features.apply(init_dcgan_weights)
+        D.head.apply(init_dcgan_weights)
     return D
 
 
@@ -402,20 +373,8 @@ def resume(path: str | Path, overrides: dict, **hooks) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict, Config]:
-    """A full training checkpoint, every part checked against the config it holds (on the meta device: a file that
-    asks for huge networks is refused before any memory is allocated), and that config."""
-    state = read_training_checkpoint(path)
-    cfg = checked_config(state, path)
-    with torch.device("meta"):
-        for key, build in (("G", build_generator), ("D", build_discriminator), ("G_ema", build_generator)):
-            if key != "G_ema" or state.get("G_ema") is not None:
-                check_weights(build(cfg), state.get(key), path, {"G": "generator", "D": "discriminator"}.get(
-                    key, "generator average"))
-    rows = len(fixed_inputs(cfg)[0])
-    if not fixed_noise_ok(state["fixed_z"], rows, cfg.latent_dim):
-        raise GANError(f"{path} is damaged or inconsistent (its fixed noise is not {rows} x {cfg.latent_dim} "
-                       f"finite floats): use another checkpoint")
-    return state, cfg
+    """A full training checkpoint, every part checked against the networks its config builds, and that config."""
+    return read_training_checkpoint(path, build_generator, build_discriminator, lambda cfg: len(fixed_inputs(cfg)[0]))
 
 
 # ---- sampling ----
@@ -429,11 +388,7 @@ def load_generator(source: str | Path | None = None, device: torch.device | str 
     note = None
     if source is None:
         source, note = find_generator(checkpoint_dir)
-    state = read_checkpoint_file(source)
-    cfg = checked_config(state, source)
-    weights = state.get("G_ema") or state.get("G")
-    with torch.device("meta"):
-        check_weights(build_generator(cfg), weights, source, "generator")
+    weights, cfg = read_generator(source, build_generator)
     G = build_generator(cfg)
     G.load_state_dict(weights)
     G.origin, G.note = str(source), note  # for messages: where it came from

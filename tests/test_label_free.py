@@ -8,7 +8,6 @@ import pytest
 import torch
 
 import gan
-import checkpoint
 from conftest import assert_identical_runs, config, quiet
 
 

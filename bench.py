@@ -111,7 +111,8 @@ def tried_table(default: gan.Config, data, seconds: float) -> tuple[list[str], l
     mlp, threads = replace(default, arch="mlp"), torch.get_num_threads()
     trials = [
         ("mlp", mlp, "torch.compile of G and D", lambda: our_speed(mlp, data, seconds, compiled=True)),
-        ("dcgan (default)", default, "torch.compile of G and D", lambda: our_speed(default, data, seconds, compiled=True)),
+        ("dcgan (default)", default, "torch.compile of G and D",
+         lambda: our_speed(default, data, seconds, compiled=True)),
         ("dcgan (default)", default, f"1 thread instead of torch's {threads}",
          lambda: with_threads(1, lambda: our_speed(default, data, seconds))),
         ("dcgan (default)", default, f"{2 * threads} threads instead of torch's {threads}",
@@ -121,7 +122,8 @@ def tried_table(default: gan.Config, data, seconds: float) -> tuple[list[str], l
     for arch, cfg, change, measure in trials:
         rows.append(dict(arch=arch, change=change, shipped=our_speed(cfg, data, seconds), changed=measure()))
     lines = ["| arch | change | images/s as shipped | images/s with the change | ratio |", "|---|---|---|---|---|"]
-    lines += [f"| {r['arch']} | {r['change']} | {r['shipped']:,.0f} | {r['changed']:,.0f} | {r['changed'] / r['shipped']:.2f}x |"
+    lines += [f"| {r['arch']} | {r['change']} | {r['shipped']:,.0f} | {r['changed']:,.0f} | "
+              f"{r['changed'] / r['shipped']:.2f}x |"
               for r in rows]
     return lines, rows
 
@@ -245,7 +247,8 @@ def headline(default: gan.Config, data, data_dir: str, seconds: float, rounds: i
     example_g, example_d = example_networks()
     rows = {"the default (`python cli.py train`)": (default.batch_size, precision,
                                                     lambda: our_speed(default, data, seconds, precision=precision)),
-            "the previous default (before the precision work)": (64, "fp32", lambda: our_speed(previous, data, seconds)),
+            "the previous default (before the precision work)":
+                (64, "fp32", lambda: our_speed(previous, data, seconds)),
             "the default's networks in a typical example's loop": (64, "fp32",
                                                                    lambda: baseline_speed(typical, data_dir, seconds)),
             "PyTorch-GAN's dcgan.py as its users run it (32x32)": (
@@ -262,8 +265,8 @@ def headline(default: gan.Config, data, data_dir: str, seconds: float, rounds: i
     return lines, {"precision": precision, "images_per_s": speeds}
 
 
-QUALITY_HEADER = ["| run | minutes | epochs | FID | FID / floor | Inception Score | class coverage | precision | recall | "
-                  "fewest of one digit |", "|---|---|---|---|---|---|---|---|---|---|"]
+QUALITY_HEADER = ["| run | minutes | epochs | FID | FID / floor | Inception Score | class coverage | precision "
+                  "| recall | fewest of one digit |", "|---|---|---|---|---|---|---|---|---|---|"]
 
 
 def quality_row(run: str, minutes: str, epochs: str, scores: dict, floor: dict) -> str:
@@ -398,7 +401,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, with its usage errors as one line like every other error of this project."""
 
     def error(self, message: str):
-        raise SystemExit(f"Error: {message} (see python bench.py --help)")
+        self.exit(2, f"Error: {message} (see python bench.py --help)\n")
 
 
 def check_args(args) -> None:
@@ -420,8 +423,6 @@ def check_args(args) -> None:
         if len(images) < BIGGEST_BATCH:  # an epoch of no whole batch would never end
             raise gan.GANError(f"{args.data_dir} holds {len(images)} training images, fewer than one batch of "
                                f"{BIGGEST_BATCH}: point --data-dir at the full MNIST")
-        from files import make_folder
-        make_folder(args.sample_dir, "--sample-dir")
     except BaseException:
         if args.json:
             args.json.unlink()
@@ -445,16 +446,12 @@ def main() -> None:
     parser.add_argument("--sample-dir", type=Path, default=Path("samples/bench"),
                         help="where the quality runs' sample grids go")
     args = parser.parse_args()
+    from files import StopRequest, new_folders
     try:
-        check_args(args)
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
-              f"{torch.backends.cpu.get_cpu_capability()}\n")
-        if args.device:
-            device_speed(args)
-        if not args.device and not args.quality_only:
-            speed(args)
-        if not args.device and not args.speed_only:
-            quality(args)
+        with StopRequest(raise_at_once=True):  # SIGTERM and SIGHUP end it as Ctrl-C does
+            check_args(args)
+            with new_folders(args.sample_dir, "--sample-dir"):  # removed again if no grid was written
+                run(args)
     except (KeyboardInterrupt, gan.TrainingInterrupted):  # a quality run's checkpoint lives in a temporary folder
         raise SystemExit("Error: interrupted; the tables above are what was measured") from None
     except gan.GANError as e:
@@ -462,6 +459,18 @@ def main() -> None:
     finally:
         if args.json and args.json.is_file() and args.json.stat().st_size == 0:
             args.json.unlink()  # reserved at the start, never filled: nothing is left behind
+
+
+def run(args) -> None:
+    """The tables the arguments ask for."""
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}\n")
+    if args.device:
+        device_speed(args)
+    if not args.device and not args.quality_only:
+        speed(args)
+    if not args.device and not args.speed_only:
+        quality(args)
 
 
 if __name__ == "__main__":

@@ -74,16 +74,16 @@ def get_rng_state(device: torch.device) -> dict:
 
 
 def set_rng_state(state: dict, device: torch.device, path) -> None:
-    """Restore the random-number state a checkpoint saved; a GPU's entry that this torch cannot take is one line."""
-    torch.set_rng_state(state["cpu"])
+    """Restore the random-number state a checkpoint saved; an entry that this torch cannot take is one line."""
     try:
+        torch.set_rng_state(state["cpu"])
         if device.type == "cuda" and "cuda" in state:
             torch.cuda.set_rng_state(state["cuda"], device)
         if device.type == "mps" and "mps" in state:
             torch.mps.set_rng_state(state["mps"])
     except RuntimeError:
-        raise GANError(f"{path} is damaged or inconsistent (its {device.type} random-number state is not one this "
-                       f"torch takes): use another checkpoint") from None
+        raise GANError(f"{path} is damaged or inconsistent (its random-number state is not one this torch takes): "
+                       f"use another checkpoint") from None
 
 
 def data_fingerprint(images: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -153,7 +153,8 @@ class TrainingState:
     def export(self, path: Path, config: dict) -> Path:
         """The generator alone (no D, no optimizer state): a small file to share; `generate` accepts it."""
         state = {"format": FORMAT, "kind": GENERATOR_KIND, "run": self.run_id, "lineage": lineage(self.history),
-                 "config": config, "G": self.G_sample.state_dict(), "fixed_z": self.fixed_z.cpu(), "epoch": self.epoch, "pos": self.pos}
+                 "config": config, "G": self.G_sample.state_dict(), "fixed_z": self.fixed_z.cpu(), "epoch": self.epoch,
+                 "pos": self.pos}
         return save_state(path, state)
 
     def continues_on(self, data: dict, batch_size: int) -> bool:
@@ -182,24 +183,30 @@ class TrainingState:
 
 
 def load_optimizer(opt: torch.optim.Optimizer, net: nn.Module, state, path, key: str) -> None:
-    """Adam's saved state, refused unless each moment has the shape of the weight it belongs to."""
+    """Adam's saved moments, refused unless each has the shape of its weight and a value Adam can have (finite, the
+    step and second moment not negative). The settings (betas, eps, weight decay, amsgrad...) are the config's, not
+    the file's: a file cannot turn the optimizer into another one."""
     bad = f"{path} holds an optimizer state ({key}) that does not fit its networks: the file is inconsistent"
-    groups = state.get("param_groups") if isinstance(state, dict) else None
-    if not isinstance(groups, list) or not all(
-            isinstance(g, dict) and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in g.get("betas", (0, 0)))
-            and isinstance(g.get("eps", 1e-8), (int, float)) and 0 < g.get("eps", 1e-8) < 1 for g in groups):
-        raise GANError(f"{path} holds optimizer settings ({key}: betas or eps) out of range: the file is damaged")
+    settings = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
+    if not isinstance(state, dict) or not isinstance(state.get("param_groups"), list) or not all(
+            isinstance(g, dict) for g in state["param_groups"]):
+        raise GANError(bad)
     try:
         opt.load_state_dict(state)
     except (ValueError, KeyError, TypeError, RuntimeError, AttributeError, IndexError):
         raise GANError(bad) from None
+    for group, own in zip(opt.param_groups, settings):
+        params = group["params"]
+        group.clear()
+        group.update(own, params=params)
     for p in net.parameters():
-        moments = [v for v in opt.state.get(p, {}).values() if torch.is_tensor(v)]
-        if any(v.dim() and v.shape != p.shape for v in moments):
+        moments = opt.state.get(p, {})
+        if any(torch.is_tensor(v) and v.dim() and v.shape != p.shape for v in moments.values()):
             raise GANError(bad)
-        if not all(v.is_floating_point() and torch.isfinite(v).all() for v in moments):
-            raise GANError(f"{path} holds an optimizer state ({key}) with NaN, infinite or whole-number moments: the "
-                           f"file is damaged; use another checkpoint")
+        if not all(torch.is_tensor(v) and v.is_floating_point() and torch.isfinite(v).all()
+                   and (k == "exp_avg" or (v >= 0).all()) for k, v in moments.items()):
+            raise GANError(f"{path} holds an optimizer state ({key}) with NaN, infinite, negative or whole-number "
+                           f"moments: the file is damaged; use another checkpoint")
 
 
 # ---- reading a file without trusting it ----
@@ -312,9 +319,12 @@ def check_progress(state: dict) -> str | None:
     if not is_count(epoch) or not is_count(pos):
         return f"epoch {epoch!r} and position {pos!r} must be whole numbers of at least 0"
     if not isinstance(history, list) or len(history) != epoch or not all(
-            isinstance(row, dict) and all(isinstance(row.get(k), (int, float)) for k in ("epoch", *STAT_NAMES))
-            for row in history):
-        return f"its history is not one record of numbers per each of its {epoch} epochs"
+            isinstance(row, dict) and row.get("epoch") == i + 1 and all(
+                isinstance(v, (int, float, str)) and not isinstance(v, bool) and
+                (not isinstance(v, float) or math.isfinite(v)) and (isinstance(v, str) or abs(v) < 1e12)
+                for v in row.values()) and all(k in row for k in STAT_NAMES)
+            for i, row in enumerate(history)):
+        return f"its history is not one record of finite numbers per each of its {epoch} epochs, in order"
     rng = state["rng"]
     if not isinstance(rng, dict) or not is_tensor(rng.get("cpu"), torch.uint8, 1) or \
             rng["cpu"].numel() != torch.get_rng_state().numel() or not all(
@@ -330,8 +340,9 @@ def check_progress(state: dict) -> str | None:
         if not is_tensor(perm, torch.int64, 1) or pos > len(perm) or not torch.equal(perm.sort().values,
                                                                                     torch.arange(len(perm))):
             return f"position {pos} in an epoch needs that epoch's shuffle order, which is missing or not a permutation"
-        if not torch.is_tensor(sums) or not sums.is_floating_point() or tuple(sums.shape) != (len(STAT_NAMES),):
-            return f"position {pos} in an epoch needs its {len(STAT_NAMES)} running sums"
+        if not torch.is_tensor(sums) or not sums.is_floating_point() or tuple(sums.shape) != (len(STAT_NAMES),) or \
+                not torch.isfinite(sums).all() or sums.abs().max() > 1e9:
+            return f"position {pos} in an epoch needs its {len(STAT_NAMES)} running sums, finite and of losses' size"
     return None
 
 
@@ -375,6 +386,9 @@ def check_weights(net: nn.Module, weights, path, what: str) -> None:
     if not all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()):
         raise GANError(f"the {what} weights in {path} hold NaN or infinite values: the file is damaged; use another "
                        f"checkpoint")
+    if any((v < 0).any() for k, v in weights.items() if k.endswith(("running_var", "num_batches_tracked"))):
+        raise GANError(f"the {what} weights in {path} hold a negative BatchNorm variance or count: the file is "
+                       f"damaged; use another checkpoint")
 
 
 def fixed_noise_ok(fixed_z, rows: int, latent_dim: int) -> bool:
@@ -389,8 +403,11 @@ def peek(path: Path) -> dict | None:
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001  missing, damaged or foreign
-        return None
+    except Exception:  # noqa: BLE001  missing, damaged, foreign, or torch's legacy format (which mmap cannot read)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001
+            return None
     return state if isinstance(state, dict) and state.get("kind") in (CHECKPOINT_KIND, GENERATOR_KIND) else None
 
 

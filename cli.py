@@ -109,8 +109,8 @@ def with_options(owner, *extras: inspect.Parameter, for_resume: bool = False, le
     params = [cli_option(f, hints[f.name], for_resume) for f in fields] + list(extras)
     plain = {f.name: type(f.default) for f in fields if f.metadata["choices"]}
 
-    def value(name, v):
-        return plain[name](v.value) if isinstance(v, enum.Enum) and plain.get(name) in (int, str) else getattr(v, "value", v)
+    def value(name, v):  # a choice back to the field's own type (--size 64 is the int 64)
+        return plain[name](v.value) if isinstance(v, enum.Enum) and plain.get(name) in (int, str) else v
 
     def decorate(body):
         def command(ctx: typer.Context, **options):
@@ -158,6 +158,8 @@ def run_gan(action):
         fail("interrupted", 130)
     except MemoryError:
         fail("out of memory: ask for fewer images at a time, a smaller --batch-size, or raise the memory limit")
+    except OSError as e:  # a path the system refuses (too long, a loop of links...), wherever it was met
+        fail(f"cannot use {e.filename or 'a file'} ({e.strerror or e})")
     except RuntimeError as e:
         if "allocate" not in str(e) and "out of memory" not in str(e):
             raise
@@ -363,7 +365,7 @@ def train_classifier(ctx: typer.Context, **options):
 
     def action(gan):
         import evaluate
-        evaluate.train_classifier(ask.data_dir, ask.out, ask.epochs, ask.seed, ask.device, log=typer.echo)
+        evaluate.train_classifier(ask.data_dir, ask.out, ask.epochs, ask.seed, ask.device, ask.force, log=typer.echo)
     run_gan(action)
 
 
@@ -402,7 +404,8 @@ def print_report(report: dict) -> None:
     from rich.table import Table
 
     names, floor, scores = report["classes"], report["real_floor"], report["generator"]
-    table = Table(caption="Precision is blind to noise-like samples in this feature space: read it with FID and recall.",
+    table = Table(caption="Precision is blind to noise-like samples in this feature space: read it with FID and "
+                          "recall.",
                   caption_justify="left")
     for column in ("metric", "generator", "real floor"):
         table.add_column(column, justify="left" if column == "metric" else "right")
@@ -418,7 +421,8 @@ def print_report(report: dict) -> None:
                       f"{scores['recall_per_class'][c]:.3f}", f"{floor['precision_per_class'][c]:.3f} / "
                       f"{floor['recall_per_class'][c]:.3f}")
     console = Console()
-    accuracy = f" (its classifier: {report['classifier_accuracy']:.2%} test accuracy)" if report["classifier_accuracy"] else ""
+    accuracy = report["classifier_accuracy"]
+    accuracy = f" (its classifier: {accuracy:.2%} test accuracy)" if accuracy else ""
     console.print(f"{report['note'] or report['checkpoint']}: {report['n']:,} samples vs {report['lens']}{accuracy}, "
                   f"{report['seconds']:.1f}s", markup=False, highlight=False)
     console.print(table)

@@ -14,6 +14,7 @@ reads what an image folder holds (its class names), since a run's defaults depen
 from __future__ import annotations
 
 import math
+import numbers
 import operator
 import re
 from dataclasses import InitVar, asdict, dataclass, field, fields
@@ -173,13 +174,25 @@ class Config:
 
 
 def validate(cfg: Config) -> None:
-    """Reject values that cannot train, with a message that names the option to fix (the first one wrong)."""
-    for name in ("epochs", "batch_size", "latent_dim", "width", "save_every", "sample_every", "size"):
+    """Reject values that cannot train, with a message that names the option to fix (the first one wrong); values
+    of numpy's or torch's types become Python's, so that what a checkpoint stores is plain."""
+    for name in ("epochs", "batch_size", "latent_dim", "width", "save_every", "sample_every", "size", "eval_n"):
         setattr(cfg, name, check_int(name, getattr(cfg, name), 1))
     cfg.keep_last, cfg.eval_every = check_int("keep_last", cfg.keep_last, 0), check_int("eval_every", cfg.eval_every, 0)
     cfg.seed = check_seed("seed", cfg.seed)
-    check_rate("lr_g", cfg.lr_g)
-    check_rate("lr_d", cfg.lr_d)
+    cfg.lr_g, cfg.lr_d = check_rate("lr_g", cfg.lr_g), check_rate("lr_d", cfg.lr_d)
+    for name in ("beta1", "r1", "d_dropout", "ema", "label_smoothing"):
+        if getattr(cfg, name) is not None or name != "label_smoothing":
+            setattr(cfg, name, check_real(name, getattr(cfg, name)))
+    for name in ("conditional", "tensorboard"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise BadType(f"{name} must be True or False, got {getattr(cfg, name)!r}")
+    for name in ("arch", "g_act", "dataset", "device", "precision", "channels", "data_dir"):
+        if not isinstance(getattr(cfg, name), str):
+            raise BadType(f"{name} must be a text, got {getattr(cfg, name)!r}")
+    if cfg.classes is not None and (cfg.images is None or not isinstance(cfg.classes, list) or not all(
+            isinstance(c, str) for c in cfg.classes) or len(set(cfg.classes)) != len(cfg.classes)):
+        raise BadValue("{classes} are the class folders of {images} DIR, read from the folder: leave them out")
     for name in ("arch", "g_act", "precision", "channels", "size"):
         check_choice(name, getattr(cfg, name), Config)
     defaults = {f.name: f.default for f in fields(Config)}
@@ -210,7 +223,7 @@ def validate(cfg: Config) -> None:
         (cfg.label_smoothing is None or 0.5 < cfg.label_smoothing <= 1,
          f"{{label_smoothing}} is the target for real labels and must be in (0.5, 1], got {cfg.label_smoothing}"),
         (0 <= cfg.ema < 1, f"{{ema}} is a decay in [0, 1) (0: off, 0.999 typical), got {cfg.ema}"),
-        (cfg.eval_n >= 100, f"{{eval_n}} must be at least 100, got {cfg.eval_n}"),
+        (100 <= cfg.eval_n <= 100_000, f"{{eval_n}} must be between 100 and 100,000, got {cfg.eval_n}"),
         (cfg.images is None or not any(Path(d).resolve().is_relative_to(Path(cfg.images).resolve()) for d in
                                        (cfg.checkpoint_dir, cfg.sample_dir)),
          f"{{checkpoint_dir}} and {{sample_dir}} would put the run's files inside {cfg.images}, the image folder it "
@@ -240,6 +253,8 @@ class Source:
 
     def __post_init__(self):
         for name in ("checkpoint", "checkpoint_dir"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), (str, Path)):
+                raise BadType(f"{name} must be a path, got {getattr(self, name)!r}")
             check_folder_name(name, getattr(self, name))
         self.checkpoint = None if self.checkpoint is None else str(self.checkpoint)
         self.checkpoint_dir = None if self.checkpoint_dir is None else str(self.checkpoint_dir)
@@ -379,6 +394,8 @@ class ClassifierRun:
     epochs: int = option(8, "Passes over the 60,000 training images (about a minute each on a CPU).", "classifier")
     seed: int = option(0, "Random seed (weights, shuffling).", "classifier")
     device: str = option("auto", DEVICE_HELP, "classifier")
+    force: bool = option(False, "Replace an existing classifier at --out (only a classifier of this tool).",
+                         "classifier")
 
     def __post_init__(self):
         check_folder_name("data_dir", self.data_dir)
@@ -433,7 +450,8 @@ def check_drawing_name(out) -> str:
     if not isinstance(out, (str, Path)) or not str(out).strip():
         raise BadValue(f"{{out}} must be a file name ending in .png or .npy, got {out!r}")
     if Path(out).suffix.lower() not in (".png", ".npy"):
-        raise BadValue(f"{{out}} {out}: use a .png (grid) or .npy (array) file name (the export command writes folders)")
+        raise BadValue(f"{{out}} {out}: use a .png (grid) or .npy (array) file name (the export command writes "
+                       f"folders)")
     return str(out)
 
 
@@ -443,12 +461,22 @@ def check_minutes(minutes) -> None:
         raise BadValue(f"{{minutes}} must be a positive number, got {minutes}")
 
 
-def check_rate(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+def check_real(name: str, value) -> float:
+    """`value` as a Python float (numpy's and torch's numbers taken; a bool or a text refused; the range of each is
+    validate's rule)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise BadValue(f"{{{name}}} must be a number, got {value!r}")
+    return float(value)
+
+
+def check_rate(name: str, value) -> float:
+    value = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else value
+    if not isinstance(value, float) or not value > 0 or not math.isfinite(value):
         raise BadValue(f"{{{name}}} must be a positive number, got {value}")
     if value > 1:  # beyond ~1e38 Adam's step does not even fit a float32
         raise BadValue(f"{{{name}}} must be at most 1 (Adam moves each weight by about this much per step; "
-                       f"2e-4 is typical), got {value}")
+                       f"2e-4 is typical), got {value:g}")
+    return value
 
 
 # ---- a resumed run's config ----

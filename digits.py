@@ -15,6 +15,7 @@ cli.py. Interpolation needs no classifier but is sampling beyond one call of G, 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import shutil
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 
 import evaluate
 from config import Export, GANError, Walk, check_int
-from files import EXPORT_MANIFEST, FolderLock, StopRequest, remove_orphans
+from files import EXPORT_MANIFEST, OLD, PARTIAL, FolderLock, StopRequest, new_folders, remove_orphans, temporary
 from gan import Generator, class_index, class_labels, device_of, draw, generate
 
 # ---- the classifier's view of a sample ----
@@ -151,7 +152,8 @@ def write_labels(folder: Path, fmt: str, labels: np.ndarray) -> None:
     if fmt == "npy":
         np.save(folder / "labels.npy", labels)
     elif fmt == "idx":
-        (folder / "labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x0801, len(labels)) + labels.astype(np.uint8).tobytes())
+        header = struct.pack(">II", 0x0801, len(labels))  # MNIST's: magic, count
+        (folder / "labels-idx1-ubyte").write_bytes(header + labels.astype(np.uint8).tobytes())
 
 
 def export_samples(G: Generator, n: int = Export.n, out: str | Path | None = None, format: str = Export.format,
@@ -174,18 +176,21 @@ def export_samples(G: Generator, n: int = Export.n, out: str | Path | None = Non
     out_dir = Path(ask.out or default_export()).absolute()
     if out_dir.parent == out_dir or not out_dir.name or out_dir.name in (".", ".."):
         raise GANError(f"--out {out_dir} cannot be an export folder: name a new folder, such as synth/")
+    if out_dir.is_symlink():
+        raise GANError(f"--out {out_dir} is a link: name the folder itself")
     index = class_index(G, ask.digit)
     if index is not None and not G.n_classes:
         check_can_keep(G)
-    with FolderLock(out_dir, "--out", beside=True), StopRequest(raise_at_once=True):
-        check_target(out_dir, ask.force)
+    with (StopRequest(raise_at_once=True), new_folders(out_dir.parent, "--out"),
+          FolderLock(out_dir, "--out", beside=True)):
+        before = check_target(out_dir, ask.force)
         remove_orphans(out_dir.parent)
-        tmp = out_dir.with_name(f".{out_dir.name}.partial-{os.getpid()}")
+        tmp = temporary(out_dir, PARTIAL)
         base_seed = ask.seed if ask.seed is not None else int(torch.randint(0, 2**31, ()).item())
         try:
             tmp.mkdir()
             write_export(G, ask, tmp, base_seed, index, batch, progress)
-            replace_folder(tmp, out_dir)
+            replace_folder(tmp, out_dir, before)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
             raise GANError(f"could not write {out_dir}: {e.strerror or e}") from None
@@ -200,10 +205,11 @@ def default_export() -> Path:
     return default_output("export", "")
 
 
-def check_target(out_dir: Path, force: bool) -> None:
-    """An existing --out may be replaced only with --force, and only when it is an earlier export."""
+def check_target(out_dir: Path, force: bool) -> int | None:
+    """An existing --out may be replaced only with --force, and only when it is an earlier export; returns the
+    identity (inode) of the export to replace, or None when there is none."""
     if not out_dir.exists():
-        return
+        return None
     if not force:
         raise GANError(f"{out_dir} already exists: choose another --out, or pass --force to replace an earlier export")
     exported = out_dir.is_dir() and (out_dir / EXPORT_MANIFEST).is_file()
@@ -211,6 +217,7 @@ def check_target(out_dir: Path, force: bool) -> None:
     if not exported or strangers:
         what = f"holds {strangers[0]}, which no export writes" if strangers else "is not an export of this tool"
         raise GANError(f"--force replaces only an earlier export, and {out_dir} {what}: choose another --out")
+    return out_dir.stat().st_ino
 
 
 def is_export_file(name: str) -> bool:
@@ -242,15 +249,27 @@ def write_export(G: Generator, ask: Export, folder: Path, base_seed: int, digit:
     (folder / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
 
 
-def replace_folder(new: Path, target: Path) -> None:
-    """Move a finished folder into place; an old one (--force) goes only once the new one is complete."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(old)
-        new.rename(target)
+def replace_folder(new: Path, target: Path, before: int | None) -> None:
+    """Move a finished folder into place; an old export (--force) goes only once the new one is complete, and only if
+    it is still the one checked at the start. Whatever appeared at `target` meanwhile (a run's folder, a folder of
+    the user's) is never replaced: the rename refuses a folder that is not empty, and the export says so."""
+    old = temporary(target, OLD)
+    if before is not None:
+        target.rename(old)  # atomic: from here the name is free, and the old export is under a name of ours
+        if old.stat().st_ino != before or check_target(old, True) is None:
+            old.rename(target)
+            raise GANError(f"{target} changed while exporting: it is kept, and this export is not written")
+    try:
+        os.rename(new, target)  # fails on a folder that is not empty: nothing of anyone's is replaced
+    except OSError as e:
+        if before is not None:
+            old.rename(target)
+        if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            raise GANError(f"{target} appeared while exporting: it is kept, and this export is not written; choose "
+                           f"another --out") from None
+        raise
+    if before is not None:
         shutil.rmtree(old, ignore_errors=True)
-    else:
-        new.rename(target)
 
 
 # ---- walks through the latent space ----

@@ -39,7 +39,7 @@ from torch import nn
 from checkpoint import check_weights, read_torch_file, save_state
 from config import ClassifierRun, Config, GANError, Scoring
 from device import own_random_state, resolve_device
-from files import make_folder
+from files import new_folders
 from gan import class_labels, generate, load_generator, load_pixels
 from metrics import K, class_coverage, frechet_distance, inception_score, precision_recall, score  # noqa: F401
 from record import check_sample_count
@@ -164,10 +164,10 @@ def load_classifier(path: str | Path = WEIGHTS, device: torch.device | str = "cp
 
 def train_classifier(data_dir: str | Path = ClassifierRun.data_dir, out: str | Path = ClassifierRun.out,
                      epochs: int = ClassifierRun.epochs, seed: int = ClassifierRun.seed,
-                     device: str = ClassifierRun.device, log=print) -> dict:
+                     device: str = ClassifierRun.device, force: bool = ClassifierRun.force, log=print) -> dict:
     """Train the MNIST classifier on MNIST's training set with light augmentation, report its test accuracy and save
     it (never over the shipped one, nor over a file that is not a classifier). About a minute per epoch on 2 cores."""
-    ask = ClassifierRun(data_dir=str(data_dir), out=str(out), epochs=epochs, seed=seed, device=device)
+    ask = ClassifierRun(data_dir=str(data_dir), out=str(out), epochs=epochs, seed=seed, device=device, force=force)
     out = Path(ask.out)
     if out.resolve() == WEIGHTS.resolve():
         raise GANError(f"--out {out} is the classifier that ships with the project, which every score is measured "
@@ -176,13 +176,19 @@ def train_classifier(data_dir: str | Path = ClassifierRun.data_dir, out: str | P
         raise GANError(f"--out {out} is a folder: name the file to write, such as {out / 'classifier.pt'}")
     device = resolve_device(ask.device)
     lens = mnist_lens(ask.data_dir, device, with_classifier=False)
-    make_folder(out.parent, "--out")  # before the minutes of training, not after
     if out.exists():
         try:
             read_torch_file(out, (CLASSIFIER_KIND,), "classifier of this tool")
         except GANError:
             raise GANError(f"{out} is not a classifier of this tool, so it is not replaced: choose another "
                            f"--out") from None
+        if not ask.force:
+            raise GANError(f"{out} already exists: choose another --out, or pass --force to replace that classifier")
+    with new_folders(out.parent, "--out"):  # before the minutes of training; removed again if they are stopped
+        return fit_and_save(lens, ask, out, device, log)
+
+
+def fit_and_save(lens: Lens, ask: ClassifierRun, out: Path, device, log) -> dict:
     t0, scores = time.perf_counter(), []
 
     def report(epoch, loss, model):
@@ -222,7 +228,8 @@ def mnist_lens(data_dir: str | Path, device: torch.device | str = "cpu", with_cl
         cfg = Config(data_dir=str(data_dir))
         test, train = load_pixels(cfg, train=False), load_pixels(cfg, train=True)
         model = load_classifier(WEIGHTS, device) if with_classifier else None
-        _lenses[key] = Lens(model, test, train, model.meta.get("test_accuracy") if model else None, f"the {len(test[0]):,} MNIST test digits",
+        _lenses[key] = Lens(model, test, train, model.meta.get("test_accuracy") if model else None,
+                            f"the {len(test[0]):,} MNIST test digits",
                             [str(d) for d in range(10)], f"{data_dir} holds only {{have}} MNIST {{part}} digits")
     return _lenses[key]
 
@@ -290,7 +297,8 @@ def test_features(lens: Lens) -> torch.Tensor:
 
 # ---- evaluation ----
 
-def compare_images(images: torch.Tensor, reference: torch.Tensor, device: torch.device | str = "cpu", k: int = K) -> dict:
+def compare_images(images: torch.Tensor, reference: torch.Tensor, device: torch.device | str = "cpu",
+                   k: int = K) -> dict:
     """Metrics of MNIST-like images (N, 1, 28, 28) in [0, 1] against reference images of the same kind."""
     model = shipped_classifier(device)
     fake_feats, fake_probs = embed(model, images)
@@ -410,7 +418,8 @@ def evaluate_file(checkpoint: str | Path | None = None, n: int = Scoring.n, data
     scores = evaluate_generator(G, ask.n, lens, seed=ask.seed, device=device)
     agreement = label_agreement(G, max(100, ask.n // G.n_classes), ask.seed, lens=lens) if G.n_classes else None
     accuracy_score = classification_accuracy_score(G, ask.n, lens, ask.seed, device=device) if ask.cas else None
-    return {"checkpoint": G.origin, "note": G.note, "n": ask.n, "seed": ask.seed, "lens": lens.what, "classes": lens.names,
+    return {"checkpoint": G.origin, "note": G.note, "n": ask.n, "seed": ask.seed, "lens": lens.what,
+            "classes": lens.names,
             "classifier_accuracy": lens.accuracy, "generator": scores, "real_floor": floor,
             "label_agreement": agreement, "classification_accuracy": accuracy_score,
             "seconds": round(time.perf_counter() - t0, 2)}

@@ -32,7 +32,7 @@ def atomic_write(path: str | Path, write, replace: bool = True) -> Path:
     `replace=False` an existing `path` is never replaced (FileExistsError), even one made a moment ago.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary(path, TMP)
     try:
         with open(tmp, "wb") as f:
             write(f)
@@ -48,7 +48,8 @@ def atomic_write(path: str | Path, write, replace: bool = True) -> Path:
         raise
     except OSError as e:
         discard(tmp)
-        raise GANError(f"could not write {path}: {e.strerror or e}; anything already saved there is unchanged") from None
+        raise GANError(f"could not write {path}: {e.strerror or e}; anything already saved there is "
+                       f"unchanged") from None
     except BaseException:
         discard(tmp)
         raise
@@ -68,6 +69,7 @@ def write_text(path: str | Path, text: str) -> Path:
 # ---- what a command may replace ----
 
 RUN_TAG = "mnist-gan-run"  # the PNG text field that names the run that drew an epoch grid
+LINEAGE_TAG = "mnist-gan-lineage"  # ... its lineage at that epoch (checkpoint.lineage)
 DRAWING_TAG = "mnist-gan-drawing"  # ... and the one that marks a grid that generate or interpolate drew
 EXPORT_MANIFEST = "export.json"  # marks a folder as an export
 
@@ -90,23 +92,30 @@ def grid_run(path: Path) -> str | None:
 
 
 def is_drawing(path: Path) -> bool:
-    """Whether `path` is a drawing this tool made on request: a PNG grid tagged as one, or an array of images outside
-    any export (an export's images.npy is the export's). A run's grids and plots, an export's files and files of the
-    user's own are not."""
-    if path.suffix.lower() == ".png":
-        tags = png_text(path)
-        return DRAWING_TAG in tags and RUN_TAG not in tags
-    if path.suffix.lower() != ".npy" or not path.is_file() or (path.parent / EXPORT_MANIFEST).exists():
-        return False
-    import numpy as np
+    """Whether `path` is a drawing this tool made on request: a PNG grid tagged as one. A run's grids and plots, an
+    export's files and files of the user's own are not, nor is any .npy array (an array cannot say who wrote it)."""
+    tags = png_text(path) if path.suffix.lower() == ".png" else {}
+    return DRAWING_TAG in tags and RUN_TAG not in tags
+
+
+def holder_of(folder: Path) -> str | None:
+    """Who holds `folder` with a FolderLock now ("process PID"), or None when nobody does."""
+    if fcntl is None or not (folder / ".lock").is_file():
+        return None
     try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, dtype = header(f)
-    except (OSError, ValueError, SyntaxError):
-        return False
-    return dtype == np.float32 and len(shape) == 4 and shape[1] in (1, 3)
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    except OSError:
+        with contextlib.suppress(OSError):
+            return (folder / ".lock").read_text().strip() or "another process"
+        return "another process"
+    finally:
+        os.close(fd)
 
 
 def check_replaceable(out: Path, force: bool) -> None:
@@ -120,16 +129,16 @@ def check_replaceable(out: Path, force: bool) -> None:
     if not force:
         raise BadValue(f"{out} already exists: choose another {{out}}, or pass {{force}} to replace it")
     if not is_drawing(out):
-        raise BadValue(f"{out} is not a drawing that generate or interpolate made (a run's or an export's file, or "
-                       f"one of yours): {{force}} replaces only those; choose another {{out}}")
+        raise BadValue(f"{out} is not a drawing that generate or interpolate made (a run's or an export's file, an "
+                       f"array, or one of yours): {{force}} replaces only those PNGs; choose another {{out}}")
 
 
 def make_folder(path: str | Path, flag: str) -> Path:
     """Create `path` (and its parents) and prove it is writable, or say in one line which option to change."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise GANError(f"{flag} {path} is a file, not a folder: pass a folder")
     try:
+        if path.exists() and not path.is_dir():
+            raise GANError(f"{flag} {path} is a file, not a folder: pass a folder")
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
@@ -149,45 +158,64 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+# What a process leaves while it writes, named so that nothing of the user's is ever taken for it:
+# .NAME.PID.mnist-gan-tmp (a file being written), .NAME.mnist-gan-partial-PID (an export being written),
+# .NAME.mnist-gan-old-PID (an export being replaced), .NAME.mnist-gan-lock (the lock beside a folder or file).
+TMP, PARTIAL, OLD, BESIDE_LOCK = "mnist-gan-tmp", "mnist-gan-partial", "mnist-gan-old", "mnist-gan-lock"
+
+
+def temporary(path: Path, kind: str) -> Path:
+    """The name under which this process writes `path` before it appears whole (kind: PARTIAL or OLD; files: TMP)."""
+    suffix = f"{os.getpid()}.{TMP}" if kind == TMP else f"{kind}-{os.getpid()}"
+    return path.with_name(f".{path.name}.{suffix}")
+
+
 def remove_orphans(folder: Path) -> None:
-    """Tidy what a process killed in mid-write left in `folder`: .NAME.PID.tmp files and .NAME.partial-PID folders
-    whose process is gone are deleted; a .NAME.old-PID folder (an export being replaced) is put back under NAME
-    when NAME is missing, else deleted; a .NAME.lock beside a folder that nobody holds is removed. Never anything
-    of a live process."""
+    """Tidy what a process killed in mid-write left in `folder` (see TMP...): its temporary files and partial
+    exports are deleted; an export being replaced is put back under its name when that name is empty, else deleted;
+    a lock beside a folder that nobody holds is removed. Never anything of a live process, nor any other name."""
     if os.name != "posix" or not folder.is_dir():  # os.kill(pid, 0) kills on Windows
         return
-    for stale in (*folder.glob(".*.tmp"), *folder.glob(".*.partial-*"), *folder.glob(".*.old-*")):
-        pid = stale.name.split(".")[-2] if stale.suffix == ".tmp" else stale.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or process_alive(int(pid)):
+    for stale in folder.glob(".*.*"):
+        name, _, suffix = stale.name[1:].rpartition(".")
+        pid = name.rpartition(".")[2] if suffix == TMP else suffix.rpartition("-")[2]
+        kind = TMP if suffix == TMP else suffix.rpartition("-")[0]
+        if kind not in (TMP, PARTIAL, OLD) or not pid.isdigit() or process_alive(int(pid)):
             continue
-        original = folder / stale.name[1:].rsplit(".old-", 1)[0]
-        if ".old-" in stale.name and not original.exists():
+        original = folder / name
+        if kind == OLD and not original.exists():
             with contextlib.suppress(OSError):
                 stale.rename(original)  # killed between the two renames of a replace: the old export comes back
                 continue
-        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else discard(stale)
-    for lock in folder.glob(".?*.lock"):
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() and not stale.is_symlink() else discard(stale)
+    for lock in folder.glob(f".*.{BESIDE_LOCK}"):
         with contextlib.suppress(OSError), open(lock, "a+") as f:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it: its holder is gone
             lock.unlink()
 
 
 @contextlib.contextmanager
+def new_folders(path: Path, flag: str):
+    """make_folder(path) for some work; the folders it made (path and any missing parents) are removed again when
+    the work ends and they are still empty (it failed, or wrote elsewhere), so a failed command leaves none."""
+    path = Path(path)
+    made = [p for p in (path, *path.parents) if not os.path.lexists(p)][::-1]  # outermost first
+    make_folder(path, flag)
+    try:
+        yield path
+    finally:
+        for p in reversed(made):
+            with contextlib.suppress(OSError):
+                p.rmdir()  # only if empty
+
+
+@contextlib.contextmanager
 def held_folder(folder: str | Path, flag: str):
-    """make_folder, then hold it with a FolderLock, tidied of orphans. A folder this made that holds nothing but its
-    lock when the work ends (it failed before writing anything) is removed again."""
-    folder = Path(folder)
-    created = not folder.exists()
-    make_folder(folder, flag)
-    with FolderLock(folder, flag) as lock:
-        try:
-            remove_orphans(folder)
-            yield lock
-        finally:
-            if created and [p.name for p in folder.iterdir()] == [".lock"]:
-                discard(folder / ".lock")
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
+    """A folder held for one process's work: made if need be (and removed again if the work leaves it empty),
+    locked with a FolderLock, and tidied of what killed processes left in it."""
+    with new_folders(Path(folder), flag) as folder, FolderLock(folder, flag) as lock:
+        remove_orphans(folder)
+        yield lock
 
 
 class FolderLock:
@@ -200,7 +228,7 @@ class FolderLock:
     def __init__(self, folder: str | Path, flag: str, beside: bool = False):
         folder = Path(folder).absolute()
         self.folder, self.flag, self.beside = folder, flag, beside
-        self.path = folder.with_name(f".{folder.name}.lock") if beside else folder / ".lock"
+        self.path = folder.with_name(f".{folder.name}.{BESIDE_LOCK}") if beside else folder / ".lock"
         self.file = self.dir_fd = None
 
     def _lock_folder(self) -> None:
@@ -241,7 +269,8 @@ class FolderLock:
             try:
                 self.file = open(self.path, "a+")
             except OSError as e:
-                raise GANError(f"cannot write to {self.path.parent} ({e.strerror or e}): pass a writable {self.flag}") from None
+                raise GANError(f"cannot write to {self.path.parent} ({e.strerror or e}): pass a writable "
+                               f"{self.flag}") from None
             if fcntl is None:
                 break
             try:
@@ -257,7 +286,8 @@ class FolderLock:
             self.file.close()
             self.file = None
         else:
-            raise GANError(f"{self.folder} is in use by another process: wait for it to finish, or pass another {self.flag}")
+            raise GANError(f"{self.folder} is in use by another process: wait for it to finish, or pass another "
+                           f"{self.flag}")
         try:
             self.file.seek(0)
             self.file.truncate()
@@ -280,8 +310,9 @@ class FolderLock:
 
     def __exit__(self, *exc):
         if self.file is not None:
-            if self.beside:  # removed while still held: whoever opened it meanwhile finds it gone and retries
-                self.path.unlink(missing_ok=True)
+            # removed while still held (the folder's own lock is the guard; the file only names the holder): whoever
+            # opens it meanwhile finds it gone and retries, so nothing of the lock is left behind
+            discard(self.path)
             self.file.close()
             self.file = None
         if self.dir_fd is not None:
@@ -304,7 +335,8 @@ def hold_stop_signals(hold: bool) -> None:
 
 
 class StopRequest:
-    """Turns the first Ctrl-C, SIGTERM or SIGHUP (a closed terminal) into a flag that the work checks at safe moments; a second one stops at
+    """Turns the first Ctrl-C, SIGTERM or SIGHUP (a closed terminal) into a flag that the work checks at safe moments;
+    a second one stops at
     once (every write is atomic anyway). `raise_at_once`: the first signal raises KeyboardInterrupt, for work that
     has no safe moment to stop at but cleans up on the way out."""
 

@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -32,8 +32,7 @@ from config import (DATASETS, R1_EVERY, STAT_NAMES, BadType, BadValue, Config, D
                     resumed)
 from device import autocast, device_of, device_settings, own_random_state, resolve_device, resolve_precision
 from files import TrainingInterrupted  # noqa: F401  (what train raises on Ctrl-C, for callers of gan)
-from record import (check_sample_count, check_tensorboard, format_stats, grid_layout, load_matplotlib, save_drawing,
-                    show_or_save_grid)
+from record import check_sample_count, check_tensorboard, format_stats, load_matplotlib, plot_samples
 import references
 from rundir import Diverged, RunFolder, find_generator
 
@@ -331,7 +330,7 @@ def train(cfg: Config, resume: str | Path | None = None, minutes: float | None =
     device = resolve_device(cfg.device)
     saved = saved if saved is not None or resume is None else load_checkpoint(resume)[0]
     run = RunFolder(cfg.checkpoint_dir, cfg.sample_dir)
-    run.check_not_done(saved, cfg.epochs, resume)
+    run.check_resumable(saved, cfg.epochs, resume)
     with own_random_state(device):  # the caller's random numbers (a notebook's, say) are theirs again afterwards
         images, labels = load_pixels(cfg, say=say)
         cfg = settle_channels(cfg, images)
@@ -471,22 +470,19 @@ def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n
         raise GANError("an unconditional generator cannot be asked for a digit: pass sampler=digits.rejection_sampler()"
                        " (the command line does), or train a conditional model")
     class_labels(generator, 1, ask.digit)  # a class the model does not have is refused before anything is said
-    if getattr(generator, "note", None):
-        print(generator.note, file=sys.stderr)
-    as_array = ask.out is not None and ask.out.lower().endswith(".npy")
+    if sampler is not None and not callable(sampler):
+        raise BadType(f"sampler must be a function (G, n, seed, digit) -> images, got {type(sampler).__name__}")
     shape = getattr(generator, "cfg", None)
-    check_sample_count(ask.n, not as_array, shape.n_channels * shape.size ** 2 if shape else 784)
+    check_sample_count(ask.n, not str(ask.out).lower().endswith(".npy"),
+                       shape.n_channels * shape.size ** 2 if shape else 784)
     images = (sampler or generate)(generator, ask.n, seed=ask.seed, digit=ask.digit)
     if not torch.is_tensor(images) or images.dim() != 4 or len(images) != ask.n:
         raise BadType(f"the sampler returned {type(images).__name__} {tuple(getattr(images, 'shape', ()))}, not "
                       f"{ask.n} images as a tensor (n, channels, height, width)")
-    if as_array:
-        written = save_drawing(images, ask.out, "generated", force=ask.force)
-    else:
-        by_class = ask.digit is None and ask.nrow is None
-        cells, row = grid_layout(images, class_labels(generator, ask.n, None), generator.n_classes) if by_class else (
-            images, ask.nrow or max(1, math.ceil(math.sqrt(ask.n))))
-        written = show_or_save_grid(cells, row, ask.out, show, ask.force)
+    by_class = class_labels(generator, ask.n, None) if ask.digit is None and ask.nrow is None else None
+    written = plot_samples(images, by_class, generator.n_classes, ask.out, ask.nrow, show, ask.force)
+    if getattr(generator, "note", None):  # said once the drawing is done: one line on stderr, never before an error
+        print(generator.note, file=sys.stderr)
     if written is not None and say is not None:
         say(f"wrote {ask.n} images{f' of {ask.digit!r}' if ask.digit is not None else ''} from "
             f"{getattr(generator, 'origin', 'the generator')} to {written}")

@@ -42,9 +42,10 @@ def read_idx(folder: str, data_dir: Path, train: bool) -> tuple[torch.Tensor, to
     except (OSError, ValueError, IndexError, EOFError, KeyError, TypeError, AssertionError, MemoryError) as e:
         # torchvision checks an IDX header with bare asserts and an unknown type code with a dict lookup
         if isinstance(e, OSError) and not any(raw.glob("*-ubyte")):
-            raise GANError(f"cannot use {raw} ({e.strerror or e}): pass a --data-dir that holds {folder}/raw/") from None
+            raise GANError(f"cannot use {raw} ({e.strerror or e}): pass a --data-dir that holds "
+                           f"{folder}/raw/") from None
         raise GANError(f"could not read {folder} from {raw}: {idx_problem(raw, train)}") from None
-    if images.dtype != torch.uint8 or images.dim() != 3 or tuple(images.shape[1:]) != (28, 28) or len(images) != len(labels):
+    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != (28, 28) or len(images) != len(labels):
         raise GANError(f"the files in {raw} do not hold 28x28 images with one label each: they look damaged")
     if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < N_CLASSES:
         raise GANError(f"the labels in {raw} run from {int(labels.min())} to {int(labels.max())}, outside the "
@@ -79,7 +80,8 @@ def idx_problem(raw: Path, train: bool) -> str:
                     f"damaged; delete the damaged files and download again")
         if not dims[0]:
             return f"{name} holds no images; delete the damaged files and download again"
-    return "the IDX files do not match each other (one a label file, the other not?); delete the damaged files and download again"
+    return ("the IDX files do not match each other (one a label file, the other not?); delete the damaged files and "
+            "download again")
 
 
 def unpack_gz(raw: Path) -> None:

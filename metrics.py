@@ -15,7 +15,7 @@ K = 3  # neighbours for precision and recall, as in Kynkaanniemi et al. 2019
 
 
 def _sqrt_psd(matrix: torch.Tensor) -> torch.Tensor:
-    """Square root of a symmetric positive semi-definite matrix by eigendecomposition (tiny negative eigenvalues -> 0)."""
+    """Square root of a symmetric positive semi-definite matrix by eigendecomposition (tiny negative eigenvalues: 0)."""
     values, vectors = torch.linalg.eigh(matrix)
     return (vectors * values.clamp(min=0).sqrt()) @ vectors.T
 
@@ -62,7 +62,8 @@ def _share_inside(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tens
     return inside / len(points)
 
 
-def precision_recall(real_feats: torch.Tensor, fake_feats: torch.Tensor, k: int = K, chunk: int = 1000) -> tuple[float, float]:
+def precision_recall(real_feats: torch.Tensor, fake_feats: torch.Tensor, k: int = K,
+                     chunk: int = 1000) -> tuple[float, float]:
     """Improved precision and recall (Kynkaanniemi et al. 2019): each set's manifold is the union of balls reaching
     from every point to its k-th nearest neighbour; precision is the share of fakes on the real manifold, recall the
     share of reals on the fake one. Distances are computed `chunk` rows at a time to bound memory."""

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from config import MAX_GRID, N_CLASSES, STAT_NAMES, BadValue, GANError, check_int
-from files import (DRAWING_TAG, RUN_TAG, FolderLock, atomic_write, check_replaceable, grid_run, make_folder,  # noqa: F401
-                   write_text)
+from files import (DRAWING_TAG, LINEAGE_TAG, RUN_TAG, FolderLock, atomic_write, check_replaceable,  # noqa: F401
+                   grid_run, holder_of, make_folder, new_folders, remove_orphans, write_text)
 
 
 
@@ -67,10 +67,11 @@ def tensorboard(run, enabled: bool):
 def write_report(run, config: dict, history: list[dict], generator: Path, checkpoint: Path | None) -> Path:
     last = history[-1]
     best_g, best_d = min(history, key=lambda r: r["g_loss"]), min(history, key=lambda r: r["d_loss"])
-    total = sum(r["epoch_time_s"] for r in history)
+    total = sum(float(r.get("epoch_time_s", 0)) for r in history)  # rows of older files may lack it
     lines = ["# Training report", "",
              f"{len(history)} epochs of `{config['arch']}` in {total / 60:.1f} min of training "
-             f"({total / len(history):.1f} s per epoch, {last['images_per_s']:,.0f} images/s in the last, precision "
+             f"({total / len(history):.1f} s per epoch, {float(last.get('images_per_s', 0)):,.0f} images/s in the "
+             f"last, precision "
              f"{last.get('precision', 'fp32')}).", "",
              "| | epoch | D loss | G loss | D(x) | D(G(z)) |", "|---|---|---|---|---|---|",
              *(f"| {name} | {r['epoch']} | {r['d_loss']:.3f} | {r['g_loss']:.3f} | {r['d_real']:.3f} | "
@@ -207,22 +208,24 @@ def make_grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
     return tv_make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
 
 
-def png_bytes(images: torch.Tensor, nrow: int, tag: tuple[str, str]) -> bytes:
-    """A PNG grid of images in [0, 1] with the text field `tag` (name, value) that says who drew it."""
+def png_bytes(images: torch.Tensor, nrow: int, tags: dict) -> bytes:
+    """A PNG grid of images in [0, 1] with the text fields `tags` that say who drew it (empty values left out)."""
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
     pixels = make_grid(images, nrow=nrow).mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
     info, buf = PngInfo(), io.BytesIO()
-    if tag[1]:  # a run from before runs were named has no name to write
-        info.add_text(*tag)
+    for name, value in tags.items():
+        if value:  # a run from before runs were named has no name to write
+            info.add_text(name, value)
     Image.fromarray(pixels).save(buf, format="png", pnginfo=info)
     return buf.getvalue()
 
 
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, run_id: str | None = None) -> Path:
-    """A run's sample grid, written atomically into its held sample folder, with the run's name inside the PNG so
-    that a later run can tell its grids from another's."""
-    data = png_bytes(images, nrow, (RUN_TAG, run_id))
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, run_id: str | None = None,
+              lineage: str | None = None) -> Path:
+    """A run's sample grid, written atomically into its held sample folder, with the run's name and lineage inside
+    the PNG so that a later run can tell its grids from another's, or from another branch's."""
+    data = png_bytes(images, nrow, {RUN_TAG: run_id, LINEAGE_TAG: lineage})
     return atomic_write(path, lambda f: f.write(data))
 
 
@@ -236,12 +239,16 @@ def save_drawing(images: torch.Tensor, out: str | Path | None, kind: str, nrow: 
         np.save(buf, images.numpy().astype(np.float32))
         data = buf.getvalue()
     else:
-        data = png_bytes(images, nrow, (DRAWING_TAG, kind))
+        data = png_bytes(images, nrow, {DRAWING_TAG: kind})
     if out is None:
         return save_new(default_output(kind, ".png"), data)
     out = Path(out)
-    with FolderLock(out, "--out", beside=True):
+    holder = holder_of(out.parent)
+    if holder:  # the run would write over it, or prune it: a drawing goes elsewhere
+        raise GANError(f"--out {out} is in {out.parent}, which a training run ({holder}) holds: choose another --out")
+    with new_folders(out.parent, "--out"), FolderLock(out, "--out", beside=True):
         check_replaceable(out, force)
+        remove_orphans(out.parent)
         return atomic_write(out, lambda f: f.write(data))
 
 
@@ -277,6 +284,18 @@ def load_matplotlib():
 def has_display() -> bool:
     backend = load_matplotlib().get_backend().lower()
     return not any(name in backend for name in ("agg", "pdf", "svg", "ps", "cairo", "template"))
+
+
+def plot_samples(images: torch.Tensor, labels: torch.Tensor | None, n_classes: int, out: str | Path | None,
+                 nrow: int | None, show: bool | None, force: bool = False) -> Path | None:
+    """What generate_and_plot_samples does with its images: an .npy `out` saves the array; else a grid, a row per
+    class when `labels` are given and every class has as many images (else near-square, in label order), shown
+    and/or saved by show_or_save_grid. Returns the file written, if any."""
+    if out is not None and str(out).lower().endswith(".npy"):
+        return save_drawing(images, out, "generated", force=force)
+    if labels is not None or nrow is None:
+        images, nrow = grid_layout(images, labels, n_classes)
+    return show_or_save_grid(images, nrow, out, show, force)
 
 
 def show_or_save_grid(images: torch.Tensor, nrow: int, out: str | Path | None, show: bool | None,

@@ -14,17 +14,18 @@ record.py (metrics, plots, grids); gan.py's loop calls it, never the other way r
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from checkpoint import DIVERGED_ADVICE, TrainingState, data_fingerprint, finished_generator, lineage, origin_of, progress_of
+from checkpoint import (DIVERGED_ADVICE, TrainingState, data_fingerprint, finished_generator, lineage, origin_of,
+                        progress_of)
 from config import STAT_NAMES, BadValue, Config, GANError
-from files import StopRequest, TrainingInterrupted, held_folder, write_text
-from record import (describe, format_stats, grid_run, make_grid, model_summary, save_grid, tensorboard, write_record,
-                    write_report)
+from files import LINEAGE_TAG, RUN_TAG, StopRequest, TrainingInterrupted, held_folder, png_text, write_text
+from record import describe, format_stats, make_grid, model_summary, save_grid, tensorboard, write_record, write_report
 
 SHIPPED_GENERATOR = Path(__file__).resolve().parent / "assets" / "mnist_gan_generator.pth"
 FINAL = "generator_final.pth"
@@ -47,7 +48,7 @@ class RunFolder:
         (resuming a checkpoint of format 3 or older) count as this run's."""
         folders = {}
         for folder, flag in ((self.dir, "--checkpoint-dir"), (self.samples, "--sample-dir")):
-            folders.setdefault(Path(folder).resolve(), flag)  # one folder named twice is held once
+            folders.setdefault(os.path.realpath(folder), flag)  # one folder named twice (a/../a, a link) held once
         with contextlib.ExitStack() as stack:
             for folder, flag in folders.items():
                 stack.enter_context(held_folder(folder, flag))
@@ -55,20 +56,31 @@ class RunFolder:
             yield self
 
     def check_owner(self, s: TrainingState, resume: Path | None, untagged_grids_ok: bool) -> None:
-        """Refuse folders that hold files this run does not own: another run's, or its own from beyond the point it
-        starts at (resuming an older checkpoint would replace them) or from another branch of it."""
-        start = (s.epoch, int(s.pos > 0))
+        """Refuse folders that hold files this run does not own: another run's or the user's, its own from beyond
+        the point it starts at (resuming an older checkpoint would replace them), or another branch's of it."""
+        start, ours = (s.epoch, int(s.pos > 0)), False
         for path in (*self.dir.glob("gan_epoch_*.pth"), self.final_generator):
             if path.exists() and (problem := self.stranger(path, s, start)):
                 raise GANError(self.refusal(problem, path, resume))
+            ours = ours or path.exists()
+        records = [p.name for p in self.records if os.path.lexists(p)]
+        if records and not ours:  # a run writes its records with its first checkpoint: these are someone else's
+            raise GANError(f"{self.dir} holds {records[0]}, which this run did not write: pass a --checkpoint-dir of "
+                           f"its own, or move the file away")
         for grid in sorted(self.samples.glob("epoch_*.png")):
-            owner, epoch = grid_run(grid), grid.stem.removeprefix("epoch_")
-            mine = owner == s.run_id or (owner is None and untagged_grids_ok)
-            if not mine:
+            tags, epoch = png_text(grid), grid.stem.removeprefix("epoch_")
+            owner, mark = tags.get(RUN_TAG), tags.get(LINEAGE_TAG)
+            if not (owner == s.run_id or (owner is None and untagged_grids_ok)):
                 raise GANError(f"{self.samples} already holds another run's sample grids ({grid.name}): pass "
                                f"--sample-dir DIR for this run's grids, or move them away")
             if epoch.isdigit() and int(epoch) > s.epoch:
                 raise GANError(self.refusal("later", grid, resume, "--sample-dir"))
+            if epoch.isdigit() and mark is not None and mark != lineage(s.history[:int(epoch)]):
+                raise GANError(self.refusal("branch", grid, resume, "--sample-dir"))
+
+    @property
+    def records(self) -> tuple[Path, ...]:
+        return self.summary, self.report, self.metrics_csv, self.metrics_json, self.loss_plot
 
     def stranger(self, path: Path, s: TrainingState, start: tuple[int, int]) -> str | None:
         """Why this run must not replace or prune `path` ("other", "later", "branch"), or None when it may."""
@@ -89,24 +101,35 @@ class RunFolder:
         if problem == "other":
             how = f": continue it with `python cli.py resume {newest}`" if newest else f" ({path.name}): keep it"
             return f"{folder} already holds another run{how}, or start this one in a folder of its own with {branch}"
-        if problem == "later":
-            return (f"{flag} {folder} holds {path.name}, from later in this run than {resume}: resuming here would "
-                    f"replace it. Continue from the newest"
-                    + (f" (`python cli.py resume {newest}`)" if newest else "")
-                    + f", or branch from {Path(resume).name if resume else 'here'} into new folders with {branch}")
-        return (f"{folder} holds {path.name} from another branch of this run (resumed from an older checkpoint): "
-                f"give this one new folders with {branch}")
+        if problem == "branch":
+            return (f"{folder} holds {path.name} from another branch of this run (resumed from an older checkpoint): "
+                    f"give this one new folders with {branch}")
+        later = newest is not None and resume is not None and Path(resume).resolve() != newest.resolve() and \
+            named_progress(newest) is not None and named_progress(newest) > (named_progress(Path(resume)) or (0, 0))
+        how = (f"continue from the newest (`python cli.py resume {newest}`)" if later else
+               "move it away (its checkpoints are gone or elsewhere)")
+        return (f"{flag} {folder} holds {path.name}, from later in this run than {resume}: resuming here would "
+                f"replace it. Either {how}, or branch from {Path(resume).name if resume else 'here'} into new folders "
+                f"with {branch}")
 
-    def check_not_done(self, saved: dict | None, epochs: int, resume: Path | None) -> None:
-        """A resume must have epochs left to train; a run that has trained all its epochs but lacks its final
-        generator (stopped while writing it) may resume to write it."""
-        if saved and saved["epoch"] >= epochs:
+    def check_resumable(self, saved: dict | None, epochs: int, resume: Path | None) -> None:
+        """A resume must have epochs left to train (a run that has trained all its epochs but lacks its final
+        generator, stopped while writing it, may resume to write it), and a copy of a run's folder may not draw its
+        grids into the original's sample folder."""
+        if not saved:
+            return
+        if saved["epoch"] >= epochs:
             done = saved["epoch"]
             if saved["pos"]:
                 raise GANError(f"{resume} stopped in the middle of epoch {done + 1}: pass --epochs {done + 1} or more "
                                f"to finish it")
             if done > epochs or finished_generator(Path(resume).parent / FINAL, done):
                 raise GANError(f"{resume} has already trained {done} epochs: pass --epochs larger than {done}")
+        old = Path(saved["config"]["checkpoint_dir"])
+        if self.samples == Path(saved["config"]["sample_dir"]) and not self.samples.is_relative_to(old) and \
+                is_copy(Path(resume).parent, old):
+            raise GANError(f"{resume} is a copy of the run in {old}, which is still there: its grids would go to "
+                           f"{self.samples} beside the original's; pass --sample-dir for this copy's")
 
     def session(self, s: TrainingState, cfg: Config, resume, saved: dict | None, precision: str, minutes, say):
         return Session(self, s, cfg, resume, saved is not None and saved["format"] < 4, precision, minutes, say)
@@ -149,6 +172,15 @@ def named_progress(path: Path) -> tuple[int, int] | None:
     return (int(number), int(path.stem.endswith("_interrupted"))) if number.isdigit() else None
 
 
+def is_copy(here: Path, old: Path) -> bool:
+    """Whether a checkpoint folder is a copy of the run's first folder (which still holds its checkpoints), rather
+    than that folder moved, or the folder itself."""
+    try:
+        return old.is_dir() and here.resolve() != old.resolve() and any(old.glob("gan_epoch_*.pth"))
+    except OSError:
+        return False
+
+
 def newest_checkpoint(folder: str | Path, resumable: bool = False) -> Path | None:
     """The file in `folder` that has trained furthest: the one rule that `generate`, the divergence message and
     the folder check share. Epoch checkpoints are ranked by their names; only generator_final.pth is opened to
@@ -173,7 +205,10 @@ def find_generator(folder: str | Path | None = None) -> tuple[Path, str]:
     folder = Path(folder) if named else Path("checkpoints")
     found = newest_checkpoint(folder) if folder.is_dir() else None
     if found is not None:
-        return found, f"drawing from {found}, the newest checkpoint in {folder}/"
+        unread = sorted(p.name for p in folder.glob("gan_epoch_*.pth")
+                        if (named_progress(p) or (0, 0)) > (named_progress(found) or (0, 0)) and progress_of(p) is None)
+        passed = f" ({', '.join(unread)} does not read, and was passed over)" if unread else ""
+        return found, f"drawing from {found}, the newest checkpoint in {folder}/ that reads{passed}"
     if named:
         raise GANError(f"no checkpoint in {folder}/: train into it first, pass --checkpoint PATH, or leave out "
                        f"--checkpoint-dir to draw from checkpoints/ or the shipped model")
@@ -181,7 +216,8 @@ def find_generator(folder: str | Path | None = None) -> tuple[Path, str]:
     hint = (f"; {others[0]}/ holds a run of other data: pass --checkpoint-dir {others[0]}" if others else
             " (train your own with: python cli.py train)")
     if SHIPPED_GENERATOR.is_file():
-        return SHIPPED_GENERATOR, f"no checkpoint in {folder}/: drawing from the shipped model {SHIPPED_GENERATOR.name}{hint}"
+        return SHIPPED_GENERATOR, (f"no checkpoint in {folder}/: drawing from the shipped model "
+                                   f"{SHIPPED_GENERATOR.name}{hint}")
     raise GANError(f"no checkpoint in {folder}/: train first (python cli.py train) or pass --checkpoint PATH")
 
 
@@ -197,14 +233,15 @@ class Session:
     def __init__(self, run: RunFolder, s: TrainingState, cfg: Config, resume, untagged_ok: bool, precision: str,
                  minutes: float | None, say):
         self.run, self.s, self.cfg, self.resume, self.precision, self.say = run, s, cfg, resume, precision, say
-        self.untagged_ok, self.stack, self.writer, self.stop, self.steps = untagged_ok, contextlib.ExitStack(), None, None, 0
+        self.untagged_ok, self.stack, self.writer, self.stop = untagged_ok, contextlib.ExitStack(), None, None
+        self.steps = 0
         self.deadline = time.perf_counter() + 60 * minutes if minutes else None
         self.minutes = minutes
 
     def __enter__(self):
         with self.stack as stack:
+            self.stop = stack.enter_context(StopRequest())  # first: a signal while the folders are taken is a request
             stack.enter_context(self.run.hold(self.s, self.resume, self.untagged_ok))
-            self.stop = stack.enter_context(StopRequest())
             self.writer = stack.enter_context(tensorboard(self.run, self.cfg.tensorboard))
             self.stack = stack.pop_all()
         return self
@@ -231,9 +268,6 @@ class Session:
         shape = "x".join(map(str, images.shape[1:]))
         self.say(f"{describe(self.cfg)}: {len(images):,} images ({shape}) on {device}, precision {self.precision}"
                  + (f" (--precision {self.cfg.precision})" if self.cfg.precision != self.precision else ""))
-        write_text(self.run.summary, model_summary(self.s.G, self.s.D, f"{describe(self.cfg)}, precision "
-                                                                        f"{self.precision}") + "\n")
-        write_record(self.run, self.s.history)
 
     def should_stop(self) -> bool:
         return self.stop.signal_name is not None or (self.deadline is not None and time.perf_counter() > self.deadline)
@@ -254,10 +288,15 @@ class Session:
             notes.append(str(s.last_checkpoint))
         if epoch % cfg.sample_every == 0 or last:
             images, row_length = grid()
-            notes.insert(0, str(save_grid(images, self.run.sample_grid(epoch), nrow=row_length, run_id=s.run_id)))
+            notes.insert(0, str(save_grid(images, self.run.sample_grid(epoch), nrow=row_length, run_id=s.run_id,
+                                          lineage=lineage(s.history))))
             if self.writer:
                 self.writer.add_image("samples", make_grid(images, nrow=row_length), epoch)
-        write_record(self.run, s.history, self.writer)
+        if s.last_checkpoint or self.resume:  # the records come with the run's first checkpoint, never before it
+            if not self.run.summary.exists():
+                write_text(self.run.summary, model_summary(s.G, s.D, f"{describe(cfg)}, precision {self.precision}")
+                           + "\n")
+            write_record(self.run, s.history, self.writer)
         fid = f"  FID {row['fid']:.2f}" if "fid" in row else ""
         self.say(f"epoch {epoch}/{cfg.epochs}  {format_stats(means, row['images_per_s'])}{fid}  {s.seconds:.1f}s"
                  + (f"  -> {', '.join(notes)}" if notes else ""))

@@ -78,7 +78,7 @@ def test_train_writes_checkpoints_samples_and_records(tmp_path, run_cli, train_a
     # the default model is conditional: each grid is 10 x 10, one row per digit
     assert Image.open(samples / "epoch_0001.png").size == grid_size(100, 10)
     assert Image.open(samples / "epoch_0002.png").size == grid_size(100, 10)
-    assert not list(ckpt.glob(".*.tmp")) and not list(samples.glob(".*.tmp"))
+    assert not list(ckpt.glob(".*")) and not list(samples.glob(".*"))  # no temporary file, and no lock once done
 
     state = torch.load(ckpt / "gan_epoch_2.pth", weights_only=True)
     assert state["epoch"] == 2 and state["format"] == checkpoint.FORMAT

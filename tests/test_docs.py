@@ -68,7 +68,7 @@ def test_run_files_the_docs_name_are_the_ones_runs_write():
     written = {p.name for p in (run.summary, run.report, run.metrics_csv, run.metrics_json, run.loss_plot,
                                 run.final_generator)} | {"gan_epoch_N.pth", "gan_epoch_N_interrupted.pth", "epoch_NNNN.png"}
     for doc in DOCS:
-        named = set(re.findall(r"`(?:[\w./-]*/)?((?:gan_epoch|generator|metrics|training_loss|summary|report)\w*\.\w+)`",
+        named = set(re.findall(r"`(?:[\w./-]*/)?((?:gan_epoch|generator|metrics|training_loss|summary|report)\w*\.(?:pth|png|csv|json|md|txt))`",
                                doc.read_text()))
         strange = {n for n in named if n not in written and not re.fullmatch(r"gan_epoch_\d+(_interrupted)?\.pth", n)}
         assert not strange, f"{doc.name} names files no run writes: {strange}"

@@ -2,9 +2,12 @@
 file replaced or pruned, a silent corruption, a hang, a traceback, a leftover) and checks what happens now. Races and
 signals run as real processes."""
 
+import dataclasses
 import errno
 import os
+import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
+import checkpoint
 import files
 import gan
 import rundir
@@ -46,7 +50,7 @@ def copy_run(run3: Path, to: Path) -> Path:
 def test_resuming_an_older_checkpoint_never_replaces_the_runs_later_files(tmp_path, run3, run_cli):
     run = copy_run(run3, tmp_path / "run")
     before = snapshot(run)
-    result = run_cli("resume", run / "ck" / "gan_epoch_1.pth", "--epochs", "3")
+    result = run_cli("resume", run / "ck" / "gan_epoch_1.pth", "--epochs", "3", "--sample-dir", run / "samples")
     assert_refused(result, r"holds gan_epoch_(2|3)\.pth, from later in this run than .*gan_epoch_1\.pth",
                    r"python cli\.py resume .*gan_epoch_3\.pth", r"branch .* --checkpoint-dir DIR --sample-dir DIR")
     assert snapshot(run) == before
@@ -54,8 +58,8 @@ def test_resuming_an_older_checkpoint_never_replaces_the_runs_later_files(tmp_pa
     for p in (run / "ck").glob("gan_epoch_[23].pth"):
         p.unlink()
     (run / "ck" / "generator_final.pth").unlink()
-    assert_refused(run_cli("resume", run / "ck" / "gan_epoch_1.pth", "--epochs", "3"),
-                   r"--sample-dir .*samples holds epoch_0002\.png, from later in this run")
+    assert_refused(run_cli("resume", run / "ck" / "gan_epoch_1.pth", "--epochs", "3", "--sample-dir", run / "samples"),
+                   r"--sample-dir .*samples holds epoch_0002\.png, from later in this run", r"move it away")
     # branching into new folders is the way: the original stays as it was
     result = run_cli("resume", run / "ck" / "gan_epoch_1.pth", "--epochs", "2", "--checkpoint-dir", tmp_path / "b",
                      "--sample-dir", tmp_path / "b-samples")
@@ -431,10 +435,8 @@ def test_one_folder_named_twice_is_held_once(tmp_path, small_data, run_cli):
         result = run_cli("train", *SMALL, "--epochs", "1", "--data-dir", small_data, "--checkpoint-dir",
                          tmp_path / "a", "--sample-dir", samples)
         assert result.exit_code == 0, result
-        for p in (tmp_path / "a").glob("*.pth"):
-            p.unlink()
-        for p in (tmp_path / "a").glob("*.png"):
-            p.unlink()
+        assert (tmp_path / "a" / "epoch_0001.png").is_file() and (tmp_path / "a" / "gan_epoch_1.pth").is_file()
+        shutil.rmtree(tmp_path / "a")
 
 
 def test_failed_commands_leave_no_folders_or_locks_behind(tmp_path, run_cli, monkeypatch):
@@ -444,18 +446,22 @@ def test_failed_commands_leave_no_folders_or_locks_behind(tmp_path, run_cli, mon
 
 
 def test_an_export_killed_mid_write_is_tidied_by_the_next(tmp_path, run3, run_cli):
-    """A SIGKILL leaves .ex.lock and .ex.partial-PID, or (between the renames of --force) only .ex.old-PID: the next
-    export into the folder removes the first two and puts the old export back."""
+    """A SIGKILL leaves .ex.mnist-gan-lock and .ex.mnist-gan-partial-PID, or (between the renames of --force) only
+    .ex.mnist-gan-old-PID: the next export into the folder removes the first two and puts the old export back; files
+    of the user's own that merely look alike are never touched."""
     generator = run3 / "ck" / "generator_final.pth"
     dead = subprocess.Popen(["true"])
     dead.wait()
-    (tmp_path / ".ex.partial-{}".format(dead.pid)).mkdir()
-    (tmp_path / ".ex.lock").write_text(f"process {dead.pid}")
-    old = tmp_path / f".kept.old-{dead.pid}"
+    (tmp_path / f".ex.mnist-gan-partial-{dead.pid}").mkdir()
+    (tmp_path / ".ex.mnist-gan-lock").write_text(f"process {dead.pid}")
+    old = tmp_path / f".kept.mnist-gan-old-{dead.pid}"
     old.mkdir()
     (old / "export.json").write_text("{}")
+    mine = [".notes.99999999.tmp", ".thesis.partial-99999999", ".photos.old-99999999", ".mydb.lock"]
+    for name in mine:
+        (tmp_path / name).write_text("mine")
     assert run_cli("export", "--checkpoint", generator, "--n", "10", "--out", tmp_path / "ex").exit_code == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ex", "kept"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ex", "kept", *mine])
     assert (tmp_path / "kept" / "export.json").is_file()
 
 
@@ -508,3 +514,188 @@ def test_image_folders_say_which_class_does_not_decode_and_what_is_too_large(tmp
     huge = tmp_path / "huge.png"
     Image.new("L", (14000, 14000)).save(huge)  # 196 megapixels: past PIL's decompression-bomb limit
     assert decode(huge) == "too large to decode"
+
+
+# ---- the second hostile pass (683 cases): what it found, each pinned ----
+
+def test_a_folder_that_appears_at_an_exports_out_meanwhile_is_kept(tmp_path, run3, monkeypatch):
+    """export renamed whatever stood at --out when it finished (a run's folder started meanwhile, a user's mkdir)."""
+    import digits
+    write = digits.write_export
+
+    def someone_takes_the_name(G, ask, folder, *args):
+        write(G, ask, folder, *args)
+        (tmp_path / "ex").mkdir()
+        (tmp_path / "ex" / "important.txt").write_text("work")
+    monkeypatch.setattr(digits, "write_export", someone_takes_the_name)
+    G, _ = gan.load_generator(run3 / "ck" / "generator_final.pth")
+    with pytest.raises(gan.GANError, match=r"ex appeared while exporting: it is kept"):
+        digits.export_samples(G, 10, tmp_path / "ex", "npy", seed=0)
+    assert (tmp_path / "ex" / "important.txt").read_text() == "work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ex"]  # and no partial export left
+
+
+def test_a_new_run_never_writes_over_the_users_files_in_its_folder(tmp_path, small_data, run_cli):
+    for name in ("report.md", "metrics.csv", "summary.txt", "training_loss.png"):
+        ck = tmp_path / name.replace(".", "_")
+        ck.mkdir()
+        (ck / name).write_text("mine")
+        result = run_cli("train", *SMALL, "--epochs", "1", "--data-dir", small_data, "--checkpoint-dir", ck,
+                         "--sample-dir", tmp_path / "s" / name)
+        assert_refused(result, rf"holds {re.escape(name)}, which this run did not write")
+        assert (ck / name).read_text() == "mine" and sorted(p.name for p in ck.iterdir()) == [name]
+
+
+def test_config_values_of_numpy_and_torch_types_become_plain_ones(tmp_path, small_data):
+    """They trained, then the run's own checkpoints were refused as foreign (numpy scalars pickle as code)."""
+    cfg = config(tmp_path, small_data, epochs=np.int64(1), lr=np.float64(1e-3), beta1=np.float32(0.5),
+                 keep_last=torch.tensor(2))
+    assert type(cfg.epochs) is int and type(cfg.lr_g) is float and type(cfg.beta1) is float and cfg.keep_last == 2
+    last = gan.train(cfg, console=quiet())
+    assert gan.load_checkpoint(last)[1].lr_g == 1e-3
+    for bad, said in (({"conditional": "no"}, r"conditional must be True or False"),
+                      ({"tensorboard": 0}, r"tensorboard must be True or False"),
+                      ({"classes": ["a"]}, r"classes are the class folders of images DIR"),
+                      ({"eval_n": 10**13}, r"eval_n must be between 100 and 100,000")):
+        with pytest.raises(gan.GANError, match=said):
+            config(tmp_path, small_data, epochs=1, **bad)
+
+
+@pytest.mark.parametrize("how, said", [
+    ("zeroed random state", r"random-number state is not one this torch takes"),
+    ("negative BatchNorm variance", r"negative BatchNorm variance"),
+    ("huge running sums", r"running sums, finite and of losses' size"),
+    ("NaN in the history", r"history is not one record of finite numbers"),
+    ("history out of order", r"history is not one record of finite numbers"),
+    ("negative optimizer step", r"optimizer state \(opt_g\) with NaN, infinite, negative"),
+])
+def test_more_damage_that_loads_is_refused_before_any_training(how, said, tmp_path, run_cli, small_data):
+    cfg = gan.Config(arch="mlp-bn", batch_size=32, device="cpu", epochs=1, data_dir=str(small_data),
+                     checkpoint_dir=str(tmp_path / "ck"), sample_dir=str(tmp_path / "samples"))
+    s = gan.new_training_state(cfg, torch.device("cpu"))
+    images, labels = gan.load_pixels(cfg)
+    s.data = checkpoint.data_fingerprint(images, labels)
+    gan.run_epoch(s, cfg, images, labels, should_stop=lambda: s.pos >= 64)  # mid-epoch: sums and order saved
+    state = torch.load(s.save(tmp_path / "ok.pth", dataclasses.asdict(cfg)), weights_only=True)
+    state["history"] = [{"epoch": 1, "d_loss": 1.0, "g_loss": 1.0, "d_real": 0.5, "d_fake": 0.5}]
+    state["epoch"] = 1
+    if how == "zeroed random state":
+        state["rng"]["cpu"].zero_()
+    elif how == "negative BatchNorm variance":
+        key = next(k for k in state["G"] if k.endswith("running_var"))
+        state["G"][key].fill_(-1.0)
+    elif how == "huge running sums":
+        state["sums"].fill_(1e38)
+    elif how == "NaN in the history":
+        state["history"][0]["g_loss"] = float("nan")
+    elif how == "history out of order":
+        state["history"][0]["epoch"] = 7
+    else:
+        state["opt_g"]["state"][0]["step"].fill_(-100)
+    torch.save(state, tmp_path / "bad.pth")
+    assert_refused(run_cli("resume", tmp_path / "bad.pth", "--epochs", "3", "--checkpoint-dir", tmp_path / "out"),
+                   r"bad\.pth", said)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_files_optimizer_settings_are_the_configs_not_the_files(tmp_path, run3):
+    """maximize=True or a huge weight decay in a file resumed and trained the wrong way, silently."""
+    state = torch.load(run3 / "ck" / "gan_epoch_1.pth", weights_only=True)
+    for group in state["opt_g"]["param_groups"]:
+        group.update(maximize=True, weight_decay=1e30, amsgrad=True)
+    torch.save(state, tmp_path / "odd.pth")
+    saved, cfg = gan.load_checkpoint(tmp_path / "odd.pth")
+    s = gan.new_training_state(cfg, torch.device("cpu"))
+    s.restore(saved, torch.device("cpu"), cfg.lr_g, cfg.lr_d, tmp_path / "odd.pth")
+    group = s.opt_g.param_groups[0]
+    assert group["maximize"] is False and group["weight_decay"] == 0 and group["amsgrad"] is False
+    assert group["betas"] == (cfg.beta1, 0.999) and group["lr"] == cfg.lr_g
+
+
+def test_paths_the_system_refuses_are_one_line(tmp_path, small_data, run_cli):
+    (tmp_path / "l1").symlink_to(tmp_path / "l2")
+    (tmp_path / "l2").symlink_to(tmp_path / "l1")
+    for folder in (tmp_path / "l1" / "ck", tmp_path / ("x" * 300)):
+        result = run_cli("train", *SMALL, "--epochs", "1", "--data-dir", small_data, "--checkpoint-dir", folder,
+                         "--sample-dir", tmp_path / "s")
+        assert_refused(result, r"cannot|loop|too long")
+    assert_refused(run_cli("train-classifier", "--data-dir", small_data, "--out", tmp_path / ("c" * 300 + ".pt")),
+                   r"cannot|too long")
+
+
+def test_force_never_replaces_an_array_and_a_held_folder_takes_no_drawing(tmp_path, run3, run_cli, small_data):
+    mine = tmp_path / "mydata.npy"
+    np.save(mine, np.random.rand(5, 1, 28, 28).astype("float32"))
+    before = sha(mine)
+    assert_refused(run_cli("generate", "--checkpoint", run3 / "ck" / "generator_final.pth", "--out", mine, "--force"),
+                   r"replaces only those PNGs")
+    assert sha(mine) == before
+    ck = tmp_path / "ck"
+    first = long_run_holding(ck, small_data, tmp_path / "s")
+    try:
+        time.sleep(0.3)
+        result = run_cli("generate", "--checkpoint", run3 / "ck" / "generator_final.pth", "--out",
+                         tmp_path / "s" / "epoch_0012.png")
+        assert_refused(result, rf"is in .*s, which a training run \(process {first.pid}\) holds")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+
+
+def test_a_copy_of_a_run_never_draws_into_the_originals_grids(tmp_path, small_data, run_cli):
+    original = config(tmp_path / "run", small_data, epochs=2)
+    gan.train(original, console=quiet())
+    shutil.copytree(tmp_path / "run" / "ck", tmp_path / "copy")
+    grids = snapshot(tmp_path / "run" / "samples")
+    assert_refused(run_cli("resume", tmp_path / "copy" / "gan_epoch_2.pth", "--epochs", "3"),
+                   r"is a copy of the run in .*run/ck, which is still there.*pass --sample-dir")
+    assert snapshot(tmp_path / "run" / "samples") == grids
+    # a branch from epoch 1 into new folders, then pointed at the original's grids: refused as another branch
+    branch = run_cli("resume", tmp_path / "run" / "ck" / "gan_epoch_1.pth", "--epochs", "2", "--lr", "1e-3",
+                     "--checkpoint-dir", tmp_path / "b", "--sample-dir", tmp_path / "bs")
+    assert branch.exit_code == 0, branch
+    assert_refused(run_cli("resume", tmp_path / "b" / "gan_epoch_2.pth", "--epochs", "3", "--sample-dir",
+                           tmp_path / "run" / "samples"), r"epoch_0002\.png from another branch of this run")
+    assert snapshot(tmp_path / "run" / "samples") == grids
+
+
+def test_what_a_run_or_a_failed_command_leaves_behind(tmp_path, small_data, run_cli, run3):
+    done = run_cli("train", *SMALL, "--epochs", "1", "--data-dir", small_data, "--checkpoint-dir", tmp_path / "ck",
+                   "--sample-dir", tmp_path / "s")
+    assert done.exit_code == 0 and not list((tmp_path / "ck").glob(".*")) and not list((tmp_path / "s").glob(".*"))
+    failed = run_cli("train", *SMALL, "--batch-size", "4096", "--data-dir", small_data, "--checkpoint-dir",
+                     tmp_path / "a" / "b" / "ck", "--sample-dir", tmp_path / "x" / "y")
+    assert failed.exit_code != 0 and not (tmp_path / "a").exists() and not (tmp_path / "x").exists()
+    (tmp_path / "link").symlink_to(tmp_path / "ck")
+    assert_refused(run_cli("export", "--checkpoint", run3 / "ck" / "generator_final.pth", "--n", "5", "--out",
+                           tmp_path / "link", "--force"), r"is a link: name the folder itself")
+
+
+def test_the_newest_checkpoint_that_does_not_read_is_named(tmp_path, run3, run_cli):
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    (ck / "gan_epoch_1.pth").write_bytes((run3 / "ck" / "gan_epoch_1.pth").read_bytes())
+    (ck / "gan_epoch_5.pth").write_bytes(b"damaged")
+    result = run_cli("generate", "--checkpoint-dir", ck, "--out", tmp_path / "x.png")
+    assert result.exit_code == 0, result
+    assert "gan_epoch_5.pth does not read, and was passed over" in result.stderr
+
+
+def test_python_api_arguments_of_the_wrong_kind_name_themselves(run3, tmp_path):
+    generator = run3 / "ck" / "generator_final.pth"
+    with pytest.raises(TypeError, match=r"^checkpoint_dir must be a path, got 123"):
+        gan.generate_and_plot_samples(checkpoint_dir=123, out=tmp_path / "x.png")
+    with pytest.raises(TypeError, match=r"^sampler must be a function"):
+        gan.generate_and_plot_samples(generator, out=tmp_path / "x.png", sampler=5)
+    cfg = gan.Config(lr_g=np.float32(1e-3))
+    assert type(cfg.lr_g) is float and cfg.lr_g == pytest.approx(1e-3)
+
+
+def test_train_classifier_replaces_a_classifier_only_with_force(tmp_path, small_data, run_cli):
+    out = tmp_path / "c.pt"
+    args = ["train-classifier", "--data-dir", small_data, "--out", out, "--epochs", "1", "--device", "cpu"]
+    assert run_cli(*args).exit_code == 0
+    before = sha(out)
+    assert_refused(run_cli(*args), r"already exists: choose another --out, or pass --force")
+    assert sha(out) == before
+    assert run_cli(*args, "--force", "--seed", "1").exit_code == 0 and sha(out) != before

@@ -32,7 +32,7 @@ import gan
 import checkpoint
 
 SMALL = ("--batch-size", "32", "--device", "cpu")  # options train and resume both take
-TEMP_NAME = re.compile(r"^\..+\.\d+\.tmp$")  # atomic_write's temporary files: .NAME.PID.tmp
+TEMP_NAME = re.compile(r"^\..+\.\d+\.mnist-gan-tmp$")  # atomic_write's temporary files: .NAME.PID.mnist-gan-tmp
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1", "COLUMNS": "200"}
 
 
@@ -51,7 +51,7 @@ def check_folder(folder: Path) -> list[str]:
     files that killed writes left behind: hidden names (.NAME.PID.tmp), never a checkpoint's."""
     left = []
     for path in sorted(folder.iterdir()):
-        if path.name.endswith(".tmp"):
+        if path.name.endswith(".mnist-gan-tmp"):
             assert TEMP_NAME.match(path.name), f"unexpected temporary file {path.name}"
             left.append(path.name)
         elif path.suffix == ".pth":
@@ -229,7 +229,7 @@ def test_second_ctrl_c_exits_at_once_and_corrupts_nothing(fork, tmp_path, small_
     before = sha(ck / "gan_epoch_1.pth")
     run.signal(signal.SIGINT)
     # aim the second Ctrl-C at the save the first one started (which pauses 3 s with its temporary file open)
-    assert wait_for(lambda: any(ck.glob(".gan_epoch_*_interrupted.pth.*.tmp")), 30, run.alive, poll=0.0005), run.log()
+    assert wait_for(lambda: any(ck.glob(".gan_epoch_*_interrupted.pth.*.mnist-gan-tmp")), 30, run.alive, poll=0.0005), run.log()
     run.signal(signal.SIGINT)
     second = time.monotonic()
     assert run.wait(60) == 130, run.log()
@@ -258,7 +258,7 @@ def test_sigkill_at_random_moments_never_leaves_a_half_written_checkpoint(fork, 
         if i == 0:  # let the first run write something to come back to, then kill it at once
             assert wait_for(lambda: (ck / "gan_epoch_1.pth").exists(), 120, run.alive), run.log()
         elif i % 2:  # inside a save: a temporary checkpoint file is being written
-            assert wait_for(lambda: any(ck.glob(f".gan_epoch_*.pth.{run.pid}.tmp")), 60, run.alive, poll=0.0005), run.log()
+            assert wait_for(lambda: any(ck.glob(f".gan_epoch_*.pth.{run.pid}.mnist-gan-tmp")), 60, run.alive, poll=0.0005), run.log()
             time.sleep(rng.uniform(0, 0.02))
         else:
             time.sleep(rng.uniform(0.05, 1.0))  # a few epochs in: steps, grids, records and saves alike

@@ -152,12 +152,12 @@ def test_two_exports_started_together_to_one_folder_one_is_refused(tmp_path, gen
 
 def test_export_stopped_by_sigterm_leaves_nothing_and_stale_partials_are_cleaned(tmp_path, generator_file):
     out = tmp_path / "big"
-    stale = tmp_path / ".big.partial-999999"  # left by a process that no longer exists
+    stale = tmp_path / ".big.mnist-gan-partial-999999"  # left by a process that no longer exists
     stale.mkdir()
     (stale / "images.npy").write_bytes(b"x" * 1000)
     export = cli_process("export", "--checkpoint", generator_file, "--n", "2000000", "--out", out, "--format", "png")
     deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".big.partial-*[!9]")) and time.monotonic() < deadline:
+    while not [p for p in tmp_path.glob(".big.mnist-gan-partial-*") if p != stale] and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)
     export.send_signal(signal.SIGTERM)

@@ -187,5 +187,26 @@ def grid_size(n: int, nrow: int) -> tuple[int, int]:
     return (nrow * 30 + 2, rows * 30 + 2)
 
 
+@pytest.fixture
+def run_bench(monkeypatch, capsys):
+    """bench.py's main() in this process (no second interpreter to import torch): exit code, stdout, stderr."""
+    def run(*args, cwd=None):
+        import bench
+        monkeypatch.setattr(sys, "argv", ["bench.py", *map(str, args)])
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            bench.main()
+            code = 0
+        except SystemExit as e:  # as the interpreter would: a message goes to stderr with status 1
+            code = e.code if isinstance(e.code, int) else 1 if e.code else 0
+            if isinstance(e.code, str):
+                print(e.code, file=sys.stderr)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+    return run
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU (tests/test_gpu.py); run them with `bash .ci/gpu`")

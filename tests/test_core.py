@@ -293,18 +293,17 @@ def test_resume_offers_only_what_may_change_and_shows_no_defaults(run_cli):
     assert "[default:" not in help_text and "--arch" not in help_text and "--width" not in help_text
 
 
-def test_bench_quick_speed_table_runs_on_the_real_loading_code(mnist_dir, tmp_path):
+def test_bench_quick_speed_table_runs_on_the_real_loading_code(mnist_dir, tmp_path, run_bench):
     """The benchmark's smoke mode: every arch row filled with positive numbers, and the JSON beside it."""
     out = tmp_path / "bench.json"
-    result = subprocess.run([sys.executable, str(ROOT / "bench.py"), "--data-dir", str(mnist_dir), "--quick",
-                             "--speed-only", "--json", str(out)], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    code, stdout, stderr = run_bench("--data-dir", mnist_dir, "--quick", "--speed-only", "--json", out, cwd=tmp_path)
+    assert code == 0, stderr
     batch = gan.Config().batch_size
-    assert "| fp32 |" in result.stdout and f"| mlp | {batch} | fp32 |" in result.stdout and f"| mlp | {batch} | bf16 |" in result.stdout
-    assert "speed-up" in result.stdout and "--precision auto" in result.stdout
+    assert "| fp32 |" in stdout and f"| mlp | {batch} | fp32 |" in stdout and f"| mlp | {batch} | bf16 |" in stdout
+    assert "speed-up" in stdout and "--precision auto" in stdout
     for run in ("the default (`python cli.py train`)", "the previous default", "the default's networks in a typical",
                 "PyTorch-GAN's dcgan.py as its users run it"):
-        assert f"| {run}" in result.stdout
+        assert f"| {run}" in stdout
     numbers = json.loads(out.read_text())
     assert numbers["rates"]["fp32"] > 0 and numbers["rates"]["bf16"] > 0
     assert len(numbers["headline"]["images_per_s"]) == 4 and min(numbers["headline"]["images_per_s"].values()) > 0
@@ -313,17 +312,16 @@ def test_bench_quick_speed_table_runs_on_the_real_loading_code(mnist_dir, tmp_pa
         assert arch["images_per_s"] > 0 and arch["baseline_images_per_s"] > 0 and arch["flops_per_image"] > 1e6
 
 
-def test_bench_refuses_bad_arguments_in_one_line_before_any_work(tmp_path):
+def test_bench_refuses_bad_arguments_in_one_line_before_any_work(tmp_path, run_bench):
     """They used to surface as tracebacks after the runs: --n 0 in the evaluation, a --json folder after the whole
     speed run (its numbers lost), missing data as a GANError traceback."""
     for args, said in ((["--n", "0"], "--n 0 is too few samples"), (["--json", str(tmp_path)], "already exists"),
                        (["--json", str(tmp_path / "no" / "b.json")], "does not exist"),
                        (["--data-dir", str(tmp_path / "none")], "MNIST is not in"),
                        (["--json", "/proc/bench.json"], "cannot be written")):
-        result = subprocess.run([sys.executable, str(ROOT / "bench.py"), "--quick", *args], capture_output=True,
-                                text=True, timeout=120, cwd=tmp_path)
-        assert result.returncode == 1 and result.stdout == "", result
-        one_clear_line(result.stderr, said)
+        code, stdout, stderr = run_bench("--quick", *args, cwd=tmp_path)
+        assert code == 1 and stdout == "", (code, stdout, stderr)
+        one_clear_line(stderr, said)
 
 
 # ---- the GAN objective itself ----

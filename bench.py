@@ -128,9 +128,10 @@ def tried_table(default: gan.Config, data, seconds: float) -> tuple[list[str], l
     return lines, rows
 
 
-def timed(run, seconds: float, batch: int, repeats: int = 3) -> float:
-    """Warm up (allocator, oneDNN kernel choice), then the best images/s of `repeats` runs of about
-    `seconds / repeats` each: on a shared machine the best run is the one least disturbed by others."""
+def timed(run, seconds: float, batch: int) -> float:
+    """Warm up (allocator, oneDNN kernel choice), then the best images/s of 3 runs of about `seconds / 3` each:
+    on a shared machine the best run is the one least disturbed by others (--quick, a smoke test: one run)."""
+    repeats = 3 if seconds >= 1 else 1
     rate = run(2)
     steps = max(2, int(seconds / repeats * rate / batch))
     return max(run(steps) for _ in range(repeats))
@@ -311,10 +312,10 @@ def speed(args) -> None:
     """The speed tables: the machine's matmul rate in each precision, each setup's training speed in each
     precision beside the typical example (fp32, what its users run), and what was tried."""
     from device import native_bf16
-    seconds = 1.0 if args.quick else 20.0
+    seconds = 0.2 if args.quick else 20.0
     size = 256 if args.quick else 1024
-    rates = {"fp32": matmul_rate(torch.float32, size, seconds=0.5 if args.quick else 3),
-             "bf16": matmul_rate(torch.bfloat16, size, seconds=0.5 if args.quick else 3)}
+    rates = {"fp32": matmul_rate(torch.float32, size, seconds=0.2 if args.quick else 3),
+             "bf16": matmul_rate(torch.bfloat16, size, seconds=0.2 if args.quick else 3)}
     bf16 = native_bf16(torch.device("cpu"))
     print(f"AMX {torch.cpu._is_amx_tile_supported()}, AVX512-BF16 {torch.cpu._is_avx512_bf16_supported()}: "
           f"--precision auto {'picks bf16 for the DCGANs' if bf16 else 'keeps fp32'} here\n")

@@ -244,13 +244,7 @@ class FolderLock:
         except OSError:
             os.close(self.dir_fd)
             self.dir_fd = None
-            try:
-                self.file = open(self.path)
-                holder = self._holder()
-                self.file.close()
-            except OSError:
-                holder = "another process"
-            self.file = None
+            holder = self._holder_of_folder()
             raise GANError(f"{self.folder} is in use by {holder}: wait for it to finish, or pass another "
                            f"{self.flag}") from None
 
@@ -298,6 +292,21 @@ class FolderLock:
                 raise GANError(f"cannot write to {self.path.parent} ({e.strerror or e}): pass a writable "
                                f"{self.flag}") from None
         return self
+
+    def _holder_of_folder(self) -> str:
+        """Who holds the folder: its holder creates `.lock` just after locking the folder, so give it a moment."""
+        for _ in range(25):
+            try:
+                self.file = open(self.path)
+            except OSError:
+                time.sleep(0.02)
+                continue
+            try:
+                return self._holder()
+            finally:
+                self.file.close()
+                self.file = None
+        return "another process"
 
     def _holder(self) -> str:
         """Who holds the lock, as its holder wrote it; a holder that has just taken it gets a moment to write."""

@@ -19,16 +19,11 @@ from PIL import Image
 import checkpoint
 import gan
 import rundir
-from conftest import ROOT, assert_refused, config, make_mnist, one_clear_line, quiet, write_idx
+from conftest import ROOT, assert_refused, cli_process, config, make_mnist, one_clear_line, quiet, write_idx
 from files import FolderLock
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1", "COLUMNS": "200"}
-SMALL = ("--arch", "mlp", "--batch-size", "32", "--device", "cpu")
-
-
-def cli_process(*argv) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "cli.py", *map(str, argv)], cwd=ROOT, env=ENV, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+SMALL = ("--arch", "dcgan", "--width", "4", "--batch-size", "32", "--device", "cpu")  # 1 MB checkpoints
 
 
 def run_files(folder: Path) -> dict[str, str]:
@@ -56,10 +51,10 @@ def test_two_trains_started_together_into_one_folder_one_is_refused(tmp_path, sm
     assert len(list((tmp_path / "ck").glob("gan_epoch_*.pth"))) == 2
 
 
-def long_run_holding(ck, small_data, samples):
+def long_run_holding(ck, small_data, samples, *extra):
     """A real `train` process of 1000 epochs, returned once it has locked `ck` (kill it when done)."""
     first = cli_process("train", *SMALL, "--epochs", "1000", "--data-dir", small_data, "--checkpoint-dir", ck,
-                        "--sample-dir", samples)
+                        "--sample-dir", samples, *extra)
     deadline = time.monotonic() + 60
     while not (ck / ".lock").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -68,7 +63,7 @@ def long_run_holding(ck, small_data, samples):
 
 def test_a_run_holds_its_folder_until_it_ends_even_before_its_first_checkpoint(tmp_path, small_data, run_cli):
     ck = tmp_path / "ck"
-    first = long_run_holding(ck, small_data, tmp_path / "samples")
+    first = long_run_holding(ck, small_data, tmp_path / "samples", "--keep-last", "0")  # epoch 1 stays
     try:
         # the folder is locked before any checkpoint exists: a second run is told who holds it
         second = run_cli("train", *SMALL, "--epochs", "1", "--data-dir", small_data, "--checkpoint-dir", ck,
@@ -98,6 +93,23 @@ def test_a_lock_taken_a_moment_ago_is_refused_naming_its_holder(tmp_path):
         threading.Timer(0.1, lambda: (held.write("process 4242"), held.flush())).start()
         with pytest.raises(gan.GANError, match=r"ck is in use by process 4242: wait for it to finish"):
             FolderLock(tmp_path / "ck", "--checkpoint-dir").__enter__()
+
+
+def test_a_folder_locked_before_its_lock_file_exists_is_refused_naming_its_holder(tmp_path):
+    """The holder locks the folder, then creates `.lock`: a second comer in between said 'another process' (two
+    trains forked at the same moment); it waits a moment for the file and the name in it."""
+    import fcntl
+    import threading
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        threading.Timer(0.1, lambda: (folder / ".lock").write_text("process 4343")).start()
+        with pytest.raises(gan.GANError, match=r"ck is in use by process 4343: wait for it to finish"):
+            FolderLock(folder, "--checkpoint-dir").__enter__()
+    finally:
+        os.close(fd)
 
 
 # ---- (2, 3) export --force and two exports at once ----
@@ -374,9 +386,7 @@ def test_python_callers_are_told_the_argument_in_pythons_words(kwargs, error, pa
 
 
 def test_two_generates_at_once_never_write_over_each_other(tmp_path, generator_file):
-    runs = [subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "generate", "--checkpoint", str(generator_file),
-                              "--seed", str(seed)], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, text=True)
-            for seed in (1, 2)]
+    runs = [cli_process("generate", "--checkpoint", generator_file, "--seed", seed, cwd=tmp_path) for seed in (1, 2)]
     assert [p.wait(120) for p in runs] == [0, 0]
     grids = sorted((tmp_path / "samples").glob("generated_*.png"))
     assert len(grids) == 2 and grids[0].read_bytes() != grids[1].read_bytes(), grids

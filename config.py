@@ -174,8 +174,16 @@ class Config:
 
 
 def validate(cfg: Config) -> None:
-    """Reject values that cannot train, with a message that names the option to fix (the first one wrong); values
-    of numpy's or torch's types become Python's, so that what a checkpoint stores is plain."""
+    """Reject values that cannot train, with a message that names the option to fix (the first one wrong)."""
+    check_types(cfg)
+    for ok, message in rules(cfg):
+        if not ok:
+            raise BadValue(message)
+
+
+def check_types(cfg: Config) -> None:
+    """Each value of the type its option takes; values of numpy's or torch's types become Python's, so that what a
+    checkpoint stores is plain."""
     for name in ("epochs", "batch_size", "latent_dim", "width", "save_every", "sample_every", "size", "eval_n"):
         setattr(cfg, name, check_int(name, getattr(cfg, name), 1))
     cfg.keep_last, cfg.eval_every = check_int("keep_last", cfg.keep_last, 0), check_int("eval_every", cfg.eval_every, 0)
@@ -195,8 +203,12 @@ def validate(cfg: Config) -> None:
         raise BadValue("{classes} are the class folders of {images} DIR, read from the folder: leave them out")
     for name in ("arch", "g_act", "precision", "channels", "size"):
         check_choice(name, getattr(cfg, name), Config)
+
+
+def rules(cfg: Config) -> list[tuple[bool, str]]:
+    """What the values must be together: (holds, the message when it does not), in the order they are checked."""
     defaults = {f.name: f.default for f in fields(Config)}
-    rules = [
+    return [
         (cfg.dataset in DATASETS or cfg.images is not None,
          f"unknown {{dataset}} {cfg.dataset!r}: choose one of {', '.join(DATASETS)}, or pass {{images}} DIR"),
         (cfg.latent_dim <= 10_000, f"{{latent_dim}} {cfg.latent_dim} is too large (at most 10,000): the networks "
@@ -231,9 +243,6 @@ def validate(cfg: Config) -> None:
         (not cfg.eval_every or cfg.dataset == "mnist",
          "{eval_every} measures digits with an MNIST classifier: use it with {dataset} mnist only"),
     ]
-    for ok, message in rules:
-        if not ok:
-            raise BadValue(message)
 
 
 MODEL_FIELDS = tuple(f.name for f in fields(Config) if f.metadata["model"] and f.metadata["cli"])

@@ -417,6 +417,7 @@ def check_args(args) -> None:
     if args.json:
         try:
             open(args.json, "x").close()
+            args.reserved = True
         except OSError as e:
             raise gan.GANError(f"--json {args.json} cannot be written ({e.strerror}): pass a writable path") from None
     try:
@@ -427,6 +428,7 @@ def check_args(args) -> None:
     except BaseException:
         if args.json:
             args.json.unlink()
+            args.reserved = False
         raise
 
 
@@ -447,6 +449,7 @@ def main() -> None:
     parser.add_argument("--sample-dir", type=Path, default=Path("samples/bench"),
                         help="where the quality runs' sample grids go")
     args = parser.parse_args()
+    args.reserved = False  # set once --json is created empty by this run: only then is it this run's to remove
     from files import StopRequest, new_folders
     try:
         with StopRequest(raise_at_once=True):  # SIGTERM and SIGHUP end it as Ctrl-C does
@@ -458,7 +461,7 @@ def main() -> None:
     except gan.GANError as e:
         raise SystemExit(f"Error: {e}") from None
     finally:
-        if args.json and args.json.is_file() and args.json.stat().st_size == 0:
+        if args.reserved and args.json.is_file() and args.json.stat().st_size == 0:
             args.json.unlink()  # reserved at the start, never filled: nothing is left behind
 
 

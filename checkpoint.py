@@ -56,12 +56,12 @@ def upgrade_config(saved: dict, file_format: int) -> dict:
     return config
 
 
-def save_state(path: str | Path, state: dict) -> Path:
+def save_state(path: str | Path, state: dict, replace: bool = True) -> Path:
     """torch.save through atomic_write, serialised in memory first: torch's file writer turns a full disk or a
     Ctrl-C in mid-write into an opaque RuntimeError, where a plain write raises OSError or KeyboardInterrupt."""
     buf = io.BytesIO()
     torch.save(state, buf)
-    return atomic_write(path, lambda f: f.write(buf.getbuffer()))
+    return atomic_write(path, lambda f: f.write(buf.getbuffer()), replace=replace)
 
 
 def get_rng_state(device: torch.device) -> dict:
@@ -255,9 +255,10 @@ def read_checkpoint_file(path: str | Path) -> dict:
                        f"understands ({FORMAT}): update this tool")
     if not isinstance(state.get("config"), dict):
         raise GANError(f"{path} has no config: it is not a complete checkpoint of this tool")
-    if not isinstance(state.get("run"), (str, type(None))):
-        raise GANError(f"{path} names its run with {type(state['run']).__name__} {state['run']!r}, not a text: the "
-                       f"file is damaged")
+    for key, what in (("run", "names its run"), ("lineage", "gives its lineage")):
+        if not isinstance(state.get(key), (str, type(None))):
+            raise GANError(f"{path} {what} with {type(state[key]).__name__} {state[key]!r}, not a text: the file is "
+                           f"damaged")
     state["config"] = upgrade_config(state["config"], state["format"])
     return state
 
@@ -289,7 +290,7 @@ def read_training_checkpoint(path: str | Path, build_generator, build_discrimina
     rows = fixed_rows(cfg)
     if not fixed_noise_ok(state["fixed_z"], rows, cfg.latent_dim):
         raise GANError(f"{path} is damaged or inconsistent (its fixed noise is not {rows} x {cfg.latent_dim} "
-                       f"finite floats): use another checkpoint")
+                       f"floats of normal noise): use another checkpoint")
     return state, cfg
 
 
@@ -393,7 +394,7 @@ def check_weights(net: nn.Module, weights, path, what: str) -> None:
 
 def fixed_noise_ok(fixed_z, rows: int, latent_dim: int) -> bool:
     return (torch.is_tensor(fixed_z) and fixed_z.dtype == torch.float32 and tuple(fixed_z.shape) == (rows, latent_dim)
-            and bool(torch.isfinite(fixed_z).all()))
+            and bool(torch.isfinite(fixed_z).all()) and float(fixed_z.abs().max()) < 100)  # N(0, 1) noise
 
 
 def peek(path: Path) -> dict | None:

@@ -126,6 +126,7 @@ def with_options(owner, *extras: inspect.Parameter, for_resume: bool = False, le
 
 
 def fail(message: str, code: int = 1):
+    message = message.replace("\r", "\\r").replace("\n", "\\n")  # one line, even for a name with a newline
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -144,7 +145,11 @@ def run_gan(action):
     """Run `action`, turning the GAN's user errors into one line on stderr and a non-zero exit."""
     from files import TrainingInterrupted, hold_stop_signals
     try:
-        import gan  # Ctrl-C is held back while torch loads (see the top of this file), and let through now
+        try:
+            import gan  # Ctrl-C is held back while torch loads (see the top of this file), and let through now
+        except (ImportError, OSError) as e:  # under `ulimit -v`, torch's libraries fail to map
+            fail(f"cannot load PyTorch ({str(e).splitlines()[0][:160]}): raise the process's memory limit "
+                 f"(ulimit -v) or reinstall torch")
         hold_stop_signals(False)
         return action(gan)
     except TrainingInterrupted as e:  # saved, and says how to continue: not an error
@@ -231,7 +236,10 @@ class TrainingBars:
 
 def start_training(cfg_or_overrides, resume: Path | None, minutes: float | None):
     """Train anew from a Config, or resume `resume` with only the options the user gave changed."""
-    config.check_minutes(minutes)
+    try:
+        config.check_minutes(minutes)
+    except BadValue as e:
+        fail(e.for_cli())
 
     def action(gan):
         import evaluate
@@ -290,8 +298,9 @@ def generate(ctx: typer.Context, **options):
     """Draw new images from a trained generator into a PNG grid or an .npy array."""
     fmt = options.pop("fmt")
     if fmt is not None:  # the older spelling of `export`
-        options.pop("nrow")
-        return export_command({**options, "format": fmt})
+        if options.pop("nrow") is not None:
+            fail("--nrow lays out a grid, and --format writes a dataset folder instead: give one of them")
+        return export_command({**options, "format": getattr(fmt, "value", fmt)})
     ask = asked(Drawing, **options)
     from files import check_replaceable
     try:

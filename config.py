@@ -267,6 +267,7 @@ class Source:
             check_folder_name(name, getattr(self, name))
         self.checkpoint = None if self.checkpoint is None else str(self.checkpoint)
         self.checkpoint_dir = None if self.checkpoint_dir is None else str(self.checkpoint_dir)
+        check_flags(self)
 
 
 def seed_field(what: str = "repeatable results"):
@@ -344,6 +345,9 @@ class Export(Source):
         check_confidence(self.min_confidence)
         check_choice("format", self.format, Export)
         check_folder_name("out", self.out)
+        if self.out is not None and Path(self.out).suffix.lower() in (".png", ".npy", ".csv", ".json", ".pt", ".pth"):
+            raise BadValue(f"{{out}} {self.out} names a file, but an export is a folder of files: name a folder, "
+                           f"such as synth/")
 
 
 MAX_EXPORT = 10_000_000  # 7.8 GB of idx images; more is a mistake more often than a wish
@@ -410,9 +414,17 @@ class ClassifierRun:
         check_folder_name("data_dir", self.data_dir)
         check_folder_name("out", self.out)
         self.epochs, self.seed = check_int("epochs", self.epochs, 1, 1000), check_seed("seed", self.seed)
+        check_flags(self)
 
 
 # ---- checks, each naming the option it is about ----
+
+def check_flags(options) -> None:
+    """Each yes/no option of a command's dataclass is True or False: `force="no"` would read as yes."""
+    for f in fields(options):
+        if f.type in ("bool", bool) and not isinstance(getattr(options, f.name), bool):
+            raise BadType(f"{f.name} must be True or False, got {getattr(options, f.name)!r}")
+
 
 def check_int(name: str, value, minimum: int | None = None, maximum: int | None = None, counted: bool = False) -> int:
     """`value` as a Python int in [minimum, maximum] (a bool or a float is refused, not rounded; numpy's and torch's

@@ -39,7 +39,7 @@ from torch import nn
 from checkpoint import check_weights, read_torch_file, save_state
 from config import ClassifierRun, Config, GANError, Scoring
 from device import own_random_state, resolve_device
-from files import new_folders
+from files import FolderLock, new_folders
 from gan import class_labels, generate, load_generator, load_pixels
 from metrics import K, class_coverage, frechet_distance, inception_score, precision_recall, score  # noqa: F401
 from record import check_sample_count
@@ -139,11 +139,11 @@ def fit_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int, seed
     return model.eval()
 
 
-def save_classifier(model: Classifier, path: Path, meta: dict) -> None:
+def save_classifier(model: Classifier, path: Path, meta: dict, replace: bool = True) -> None:
     state = {"format": FORMAT, "kind": CLASSIFIER_KIND, "n_features": Classifier.n_features, **meta,
              "channels": model.shape[0], "size": model.shape[1], "n_classes": model.n_classes,
              "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    save_state(path, state)
+    save_state(path, state, replace=replace)
 
 
 def load_classifier(path: str | Path = WEIGHTS, device: torch.device | str = "cpu") -> Classifier:
@@ -176,19 +176,27 @@ def train_classifier(data_dir: str | Path = ClassifierRun.data_dir, out: str | P
         raise GANError(f"--out {out} is a folder: name the file to write, such as {out / 'classifier.pt'}")
     device = resolve_device(ask.device)
     lens = mnist_lens(ask.data_dir, device, with_classifier=False)
-    if out.exists():
-        try:
-            read_torch_file(out, (CLASSIFIER_KIND,), "classifier of this tool")
-        except GANError:
-            raise GANError(f"{out} is not a classifier of this tool, so it is not replaced: choose another "
-                           f"--out") from None
-        if not ask.force:
-            raise GANError(f"{out} already exists: choose another --out, or pass --force to replace that classifier")
-    with new_folders(out.parent, "--out"):  # before the minutes of training; removed again if they are stopped
-        return fit_and_save(lens, ask, out, device, log)
+    # the folder made before the minutes of training (removed again if they are stopped), and --out held meanwhile
+    with new_folders(out.parent, "--out"), FolderLock(out, "--out", beside=True):
+        replaces = check_classifier_out(out, ask.force)
+        return fit_and_save(lens, ask, out, device, log, replaces)
 
 
-def fit_and_save(lens: Lens, ask: ClassifierRun, out: Path, device, log) -> dict:
+def check_classifier_out(out: Path, force: bool) -> bool:
+    """Whether `out` is an earlier classifier that --force replaces; anything else there is refused."""
+    if not out.exists() and not out.is_symlink():
+        return False
+    try:
+        read_torch_file(out, (CLASSIFIER_KIND,), "classifier of this tool")
+    except GANError:
+        raise GANError(f"{out} is not a classifier of this tool, so it is not replaced: choose another "
+                       f"--out") from None
+    if not force:
+        raise GANError(f"{out} already exists: choose another --out, or pass --force to replace that classifier")
+    return True
+
+
+def fit_and_save(lens: Lens, ask: ClassifierRun, out: Path, device, log, replaces: bool) -> dict:
     t0, scores = time.perf_counter(), []
 
     def report(epoch, loss, model):
@@ -197,7 +205,13 @@ def fit_and_save(lens: Lens, ask: ClassifierRun, out: Path, device, log) -> dict
             f"{time.perf_counter() - t0:.0f}s")
     model = fit_classifier(*lens.train, ask.epochs, ask.seed, device=device, on_epoch=report)
     meta = {"test_accuracy": scores[-1], "epochs": ask.epochs, "seed": ask.seed}
-    save_classifier(model, out, meta)
+    if replaces:  # still the classifier it was when training began, or refused now
+        check_classifier_out(out, force=True)
+    try:
+        save_classifier(model, out, meta, replace=replaces)
+    except FileExistsError:
+        raise GANError(f"{out} appeared while the classifier trained, and is kept: the new classifier was not "
+                       f"saved; run again with another --out") from None
     log(f"saved {out} (test accuracy {scores[-1]:.2%}{'' if scores[-1] >= 0.99 else ', below 99%: train longer'})")
     return meta
 

@@ -339,8 +339,16 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SI
 def hold_stop_signals(hold: bool) -> None:
     """Hold back (True) or let through (False) Ctrl-C, SIGTERM and SIGHUP. cli.py holds them while torch loads, which
     swallows a Ctrl-C mid-import and leaves numpy half loaded; one that came meanwhile arrives on release."""
+    if not hold:  # a SIGTERM or SIGHUP held meanwhile must not kill the process silently: it interrupts, as Ctrl-C
+        for sig in STOP_SIGNALS:
+            if sig != signal.SIGINT and signal.getsignal(sig) == signal.SIG_DFL:
+                signal.signal(sig, _interrupt)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_BLOCK if hold else signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 class StopRequest:

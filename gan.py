@@ -424,8 +424,12 @@ def class_index(G: Generator, digit: int | str | None) -> int | None:
     if isinstance(digit, str):
         names = cfg.classes if cfg is not None and cfg.conditional and cfg.classes else None
         if names is None:
-            raise BadValue(f"{{class_name}} picks a class of a model trained on --images DIR with a subfolder per "
-                           f"class; {getattr(G, 'origin', 'this generator')} has none: use {{digit}}")
+            origin = getattr(G, "origin", "this generator")
+            if cfg is not None and cfg.images is not None:
+                raise BadValue(f"{origin} was trained on a folder without class subfolders: it has no classes to "
+                               f"ask for {digit!r}; leave the class out")
+            raise BadValue(f"{origin} has no class named {digit!r}: classes by name belong to models trained on "
+                           f"--images DIR with a subfolder per class; ask for a digit by its number ({{digit}} 0-9)")
         if digit not in names:
             raise BadValue(f"{getattr(G, 'origin', 'this generator')} has no class {digit!r}: it knows "
                            f"{', '.join(names)}")
@@ -441,6 +445,20 @@ def class_labels(G: Generator, n: int, digit: int | str | None) -> torch.Tensor 
     if not G.n_classes:
         return None
     return torch.full((n,), digit) if digit is not None else torch.arange(n) % G.n_classes
+
+
+def check_drawn(images, n: int) -> torch.Tensor:
+    """What a sampler returned, if it is n images (n, 1 or 3, H, W) of floats in [0, 1]; else one line saying what."""
+    if not torch.is_tensor(images) or images.dim() != 4 or len(images) != n or images.shape[1] not in (1, 3) \
+            or not images.is_floating_point():
+        what = " ".join(str(x) for x in (type(images).__name__, tuple(getattr(images, "shape", ())),
+                                         getattr(images, "dtype", "")) if x != "")
+        raise BadType(f"the sampler returned {what}, not {n} images as a float tensor (n, 1 or 3, height, width)")
+    if not bool(((images >= 0) & (images <= 1)).all()):
+        raise BadValue(f"the sampler returned values outside [0, 1] (from {float(images.min()):g} to "
+                       f"{float(images.max()):g}{', or NaN' if bool(images.isnan().any()) else ''}): images are "
+                       f"floats in [0, 1]")
+    return images
 
 
 def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n: int = Drawing.n,
@@ -475,10 +493,7 @@ def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n
     shape = getattr(generator, "cfg", None)
     check_sample_count(ask.n, not str(ask.out).lower().endswith(".npy"),
                        shape.n_channels * shape.size ** 2 if shape else 784)
-    images = (sampler or generate)(generator, ask.n, seed=ask.seed, digit=ask.digit)
-    if not torch.is_tensor(images) or images.dim() != 4 or len(images) != ask.n:
-        raise BadType(f"the sampler returned {type(images).__name__} {tuple(getattr(images, 'shape', ()))}, not "
-                      f"{ask.n} images as a tensor (n, channels, height, width)")
+    images = check_drawn((sampler or generate)(generator, ask.n, seed=ask.seed, digit=ask.digit), ask.n)
     by_class = class_labels(generator, ask.n, None) if ask.digit is None and ask.nrow is None else None
     written = plot_samples(images, by_class, generator.n_classes, ask.out, ask.nrow, show, ask.force)
     if getattr(generator, "note", None):  # said once the drawing is done: one line on stderr, never before an error

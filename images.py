@@ -33,11 +33,14 @@ def decode(path: Path, size: int = 28, channels: str = "1") -> torch.Tensor | st
     try:
         with warnings.catch_warnings(), Image.open(path) as image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # a large photo is no attack here
-            if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit or float grey: scale, do not clip
+            if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit, 32-bit or float grey: scale
                 pixels = np.asarray(image, dtype=np.float32)
                 top = float(pixels.max())
-                scale = 1.0 if top <= 255 else 257.0 if top <= 65535 else top / 255  # 16 bits: 65535 is white
-                image = Image.fromarray((pixels / scale).clip(0, 255).astype(np.uint8))
+                # 16 bits (PNG's 16-bit grey opens as I;16 or I): 65535 is white, whatever the brightest pixel;
+                # floats: 1.0 is white where all are within [0, 1], 255 within [0, 255]; wider: the brightest pixel
+                scale = (257.0 if image.mode != "F" and top <= 65535 else 1 / 255 if top <= 1 else 1.0 if top <= 255
+                         else top / 255)
+                image = Image.fromarray(np.rint(pixels / scale).clip(0, 255).astype(np.uint8))
             if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:  # transparent: laid on white
                 rgba = image.convert("RGBA")
                 image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)

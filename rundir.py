@@ -59,24 +59,34 @@ class RunFolder:
         """Refuse folders that hold files this run does not own: another run's or the user's, its own from beyond
         the point it starts at (resuming an older checkpoint would replace them), or another branch's of it."""
         start, ours = (s.epoch, int(s.pos > 0)), False
-        for path in (*self.dir.glob("gan_epoch_*.pth"), self.final_generator):
-            if path.exists() and (problem := self.stranger(path, s, start)):
-                raise GANError(self.refusal(problem, path, resume))
-            ours = ours or path.exists()
+        # each folder is checked for both kinds of files: another run's grids in --checkpoint-dir, or its
+        # checkpoints in --sample-dir, would mix two runs' files as surely as the usual places
+        both = [(self.dir, "--checkpoint-dir"), (self.samples, "--sample-dir")]
+        both = both[:1] if os.path.realpath(self.dir) == os.path.realpath(self.samples) else both
+        for folder, flag in both:
+            for path in (*folder.glob("gan_epoch_*.pth"), folder / FINAL):
+                if path.exists() and (problem := self.stranger(path, s, start)):
+                    raise GANError(self.refusal(problem, path, resume, flag))
+                ours = ours or (path.exists() and folder == self.dir)
         records = [p.name for p in self.records if os.path.lexists(p)]
         if records and not ours:  # a run writes its records with its first checkpoint: these are someone else's
             raise GANError(f"{self.dir} holds {records[0]}, which this run did not write: pass a --checkpoint-dir of "
                            f"its own, or move the file away")
-        for grid in sorted(self.samples.glob("epoch_*.png")):
+        for folder, flag in both:
+            self.check_grids(folder, flag, s, resume, untagged_grids_ok)
+
+    def check_grids(self, folder: Path, flag: str, s: TrainingState, resume: Path | None, untagged_ok: bool) -> None:
+        """The epoch grids in `folder` are this run's, of its own branch, and from no later than where it starts."""
+        for grid in sorted(folder.glob("epoch_*.png")):
             tags, epoch = png_text(grid), grid.stem.removeprefix("epoch_")
             owner, mark = tags.get(RUN_TAG), tags.get(LINEAGE_TAG)
-            if not (owner == s.run_id or (owner is None and untagged_grids_ok)):
-                raise GANError(f"{self.samples} already holds another run's sample grids ({grid.name}): pass "
-                               f"--sample-dir DIR for this run's grids, or move them away")
+            if not (owner == s.run_id or (owner is None and untagged_ok)):
+                raise GANError(f"{folder} already holds another run's sample grids ({grid.name}): pass "
+                               f"{flag} DIR for this run's files, or move them away")
             if epoch.isdigit() and int(epoch) > s.epoch:
-                raise GANError(self.refusal("later", grid, resume, "--sample-dir"))
+                raise GANError(self.refusal("later", grid, resume, flag))
             if epoch.isdigit() and mark is not None and mark != lineage(s.history[:int(epoch)]):
-                raise GANError(self.refusal("branch", grid, resume, "--sample-dir"))
+                raise GANError(self.refusal("branch", grid, resume, flag))
 
     @property
     def records(self) -> tuple[Path, ...]:

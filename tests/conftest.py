@@ -153,12 +153,13 @@ class CliProcess:
     pid, poll, wait, communicate, send_signal, kill, returncode. Signals and exit codes are the real ones."""
 
     count = 0
-    started = []
+    started, logs = [], []
 
     def __init__(self, *argv, cwd=ROOT):
         import tempfile
         CliProcess.count += 1
         logs = Path(tempfile.mkdtemp(prefix="cli-"))
+        CliProcess.logs.append(logs)
         self.out, self.err = logs / "out", logs / "err"
         self.process = forkserver().Process(target=_cli_in_fork, args=([str(a) for a in argv], str(self.out),
                                                                           str(self.err), str(cwd)))
@@ -200,12 +201,15 @@ def cli_process(*argv, cwd=ROOT) -> CliProcess:
 
 @pytest.fixture(scope="session", autouse=True)
 def no_command_left_running():
-    """A failed test leaves no forked command running behind it."""
+    """A failed test leaves no forked command running behind it, and no log folder."""
     yield
     for process in CliProcess.started:
         if process.is_alive():
             process.kill()
             process.join()
+    import shutil
+    for logs in CliProcess.logs:
+        shutil.rmtree(logs, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -292,21 +292,23 @@ def test_a_fifo_named_like_a_checkpoint_never_hangs_a_command(tmp_path, run3, sm
 
 def test_a_ctrl_c_early_in_train_is_never_lost(tmp_path, small_data):
     """A Ctrl-C while torch was loading was swallowed inside its import: training ran on, or numpy broke."""
-    for delay in (0.3, 1.5):  # in the import of torch, and in that of the GAN's modules
+    # in the import of torch, then in that of the GAN's modules and after it, before training took the signals over:
+    # a SIGTERM or SIGHUP there (third pass) killed the process with no word
+    for delay, sig in ((0.3, signal.SIGINT), (1.5, signal.SIGTERM), (2.2, signal.SIGHUP)):
         ck = tmp_path / f"ck{delay}"
         proc = subprocess.Popen([sys.executable, "cli.py", "train", *SMALL, "--epochs", "100000", "--data-dir",
                                  str(small_data), "--checkpoint-dir", str(ck), "--sample-dir", str(tmp_path / f"s{delay}")],
                                 cwd=ROOT, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         try:
             code = proc.wait(60)
         except subprocess.TimeoutExpired:
             proc.kill()
             pytest.fail(f"a Ctrl-C {delay} s after the start was lost: training ran on")
         _, err = proc.communicate()
-        assert code == 130, (delay, err)
-        one_clear_line(err, r"^Error: interrupted$|stopped by SIGINT")
+        assert code == 130, (delay, sig, err)
+        one_clear_line(err, rf"^Error: interrupted$|stopped by {sig.name}")
 
 
 def test_sighup_saves_like_ctrl_c(tmp_path, small_data):
@@ -397,7 +399,7 @@ def test_an_unknown_mplbackend_is_one_line_from_python_too(run3, monkeypatch):
 
 
 def test_a_sampler_that_returns_no_tensor_is_told_so(run3, tmp_path):
-    with pytest.raises(TypeError, match=r"the sampler returned list \(\), not 4 images as a tensor"):
+    with pytest.raises(TypeError, match=r"the sampler returned list \(\), not 4 images as a float tensor"):
         gan.generate_and_plot_samples(run3 / "ck" / "generator_final.pth", n=4, out=tmp_path / "x.png",
                                       sampler=lambda G, n, seed=None, digit=None: [1, 2, 3])
     assert not (tmp_path / "x.png").exists()
@@ -701,3 +703,130 @@ def test_train_classifier_replaces_a_classifier_only_with_force(tmp_path, small_
     assert_refused(run_cli(*args), r"already exists: choose another --out, or pass --force")
     assert sha(out) == before
     assert run_cli(*args, "--force", "--seed", "1").exit_code == 0 and sha(out) != before
+
+
+# ---- a third hostile pass (560 cases): what it found ----
+
+@pytest.mark.parametrize("minutes", ["0", "-1", "nan", "inf"])
+def test_minutes_out_of_range_is_one_line(minutes, tmp_path, small_data, run_cli):
+    """It was a 42-line traceback ending in BadValue, with `{minutes}` where `--minutes` belongs."""
+    result = run_cli("train", *SMALL, "--epochs", "1", "--minutes", minutes, "--data-dir", small_data,
+                     "--checkpoint-dir", tmp_path / "ck", "--sample-dir", tmp_path / "s")
+    assert_refused(result, r"^Error: --minutes must be a positive number")
+    assert not (tmp_path / "ck").exists()
+
+
+def test_torch_that_cannot_load_is_one_line(tmp_path, small_data, run_cli, monkeypatch):
+    """Under `ulimit -v 1500000` torch's libraries fail to map: a 48-line ImportError."""
+    monkeypatch.setitem(sys.modules, "gan", None)  # `import gan` raises ImportError, as a failed mapping does
+    result = run_cli("train", *SMALL, "--epochs", "1", "--data-dir", small_data, "--checkpoint-dir", tmp_path / "ck")
+    assert_refused(result, r"cannot load PyTorch .*memory limit \(ulimit -v\)")
+
+
+def test_bench_never_deletes_a_json_file_it_did_not_create(tmp_path, run_bench):
+    """Refused as existing, the user's empty --json file was then deleted by bench's clean-up."""
+    mine = tmp_path / "mine.json"
+    mine.touch()
+    for extra in ((), ("--n", "5")):
+        code, _, err = run_bench("--quick", "--json", mine, "--data-dir", tmp_path, *extra, cwd=tmp_path)
+        assert code != 0 and err.startswith("Error:") and mine.exists(), err
+
+
+def test_train_classifier_keeps_a_file_that_appears_at_out_while_it_trains(tmp_path, small_data, run_cli,
+                                                                            monkeypatch):
+    """The check ran before the minutes of training only: a file written meanwhile was replaced at the save."""
+    import evaluate
+    out, fit = tmp_path / "cl" / "mine.pt", evaluate.fit_classifier
+
+    def fit_while_a_file_appears(*args, **kwargs):
+        out.write_text("my precious notes")
+        return fit(*args, **kwargs)
+    monkeypatch.setattr(evaluate, "fit_classifier", fit_while_a_file_appears)
+    result = run_cli("train-classifier", "--data-dir", small_data, "--out", out, "--epochs", "1", "--device", "cpu")
+    assert_refused(result, r"mine\.pt appeared while the classifier trained, and is kept")
+    assert out.read_text() == "my precious notes"
+
+
+def test_two_train_classifiers_on_one_out_never_both_write(tmp_path, small_data):
+    """Both exited 0, the second silently replacing the first: --out is held while a classifier trains."""
+    out = tmp_path / "cl.pt"
+    runs = [cli_process("train-classifier", "--data-dir", small_data, "--out", out, "--epochs", "3", "--device", "cpu")
+            for _ in range(2)]
+    results = [(p.wait(120), p.communicate()[1]) for p in runs]
+    assert sorted(code for code, _ in results) == [0, 1], results
+    refused = next(err for code, err in results if code == 1)
+    one_clear_line(refused, r"cl\.pt is in use by process \d+|cl\.pt already exists")
+
+
+@pytest.mark.parametrize("value, expected", [(255, 1), (256, 1), (30000, 117), (65535, 255)])
+def test_16_bit_grey_is_scaled_by_its_bit_depth_not_its_brightest_pixel(value, expected, tmp_path):
+    """A 16-bit picture whose brightest pixel was <= 255 read as 8-bit: 255 became white and 256 black."""
+    import images
+    path = tmp_path / "deep.png"
+    Image.fromarray(np.full((28, 28), value, dtype=np.uint16)).save(path)
+    assert Image.open(path).mode.startswith("I")
+    assert int(images.decode(path).max()) == expected
+
+
+def test_api_flags_and_what_a_sampler_returns_are_checked(tmp_path):
+    """force="no" replaced a drawing; a sampler's 5-channel, uint8 or NaN images met PIL's or torch's errors, or were
+    saved as they were."""
+    G = gan.build_generator(gan.Config(arch="dcgan", width=4))
+    with pytest.raises(gan.BadType, match=r"force must be True or False, got 'no'"):
+        gan.generate_and_plot_samples(G, n=4, out=tmp_path / "a.png", force="no")
+    for images, error in ((torch.zeros(4, 5, 28, 28), "not 4 images as a float tensor"),
+                          (torch.zeros(4, 1, 28, 28, dtype=torch.uint8), "not 4 images as a float tensor"),
+                          (torch.full((4, 1, 28, 28), float("nan")), r"outside \[0, 1\].*NaN"),
+                          (torch.full((4, 1, 28, 28), 2.0), r"outside \[0, 1\] \(from 2 to 2\)")):
+        with pytest.raises(gan.GANError, match=error):
+            gan.generate_and_plot_samples(G, n=4, out=tmp_path / "b.png", sampler=lambda *a, images=images, **k: images)
+    assert not list(tmp_path.iterdir())
+
+
+def test_class_names_format_and_out_messages_say_what_to_do(tmp_path, run3, run_cli):
+    """A class name for an MNIST model pointed at a `--class-name` that does not exist; `generate --format` took
+    --nrow silently, printed `format.png`, and made a folder named b.npy."""
+    final = run3 / "ck" / "generator_final.pth"
+    result = run_cli("generate", "--checkpoint", final, "--class", "cat", "--out", tmp_path / "c.png")
+    assert_refused(result, r"has no class named 'cat'.*--digit 0-9")
+    with pytest.raises(gan.BadValue, match=r"has no class named '3'.*\(digit 0-9\)"):
+        gan.generate_and_plot_samples(final, n=4, digit="3", out=tmp_path / "d.png")
+    assert_refused(run_cli("generate", "--checkpoint", final, "--format", "png", "--nrow", "3", "--out", tmp_path / "e"),
+                   r"--nrow lays out a grid, and --format writes a dataset folder")
+    assert_refused(run_cli("export", "--checkpoint", final, "--n", "5", "--out", tmp_path / "b.npy"),
+                   r"--out .*b\.npy names a file, but an export is a folder")
+    result = run_cli("generate", "--checkpoint", final, "--format", "png", "--n", "5", "--out", tmp_path / "f")
+    assert result.exit_code == 0 and "(png)" in result.stdout and "format." not in result.stdout, result.stdout
+    assert not list(tmp_path.glob("*.npy")) and not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize("role", ["--sample-dir", "--checkpoint-dir"])
+def test_a_run_never_writes_into_another_runs_folder_of_the_other_kind(role, tmp_path, run3, run_cli, small_data):
+    """--sample-dir pointed at another run's checkpoint folder (or --checkpoint-dir at its grids) was accepted: two
+    runs' files mixed, and `generate --checkpoint-dir` drew from the wrong one."""
+    theirs = run3 / ("ck" if role == "--sample-dir" else "samples")
+    before = snapshot(run3)
+    folders = {"--checkpoint-dir": tmp_path / "ck", "--sample-dir": tmp_path / "s", role: theirs}
+    result = run_cli("train", *SMALL, "--epochs", "1", "--data-dir", small_data, *[str(x) for kv in folders.items()
+                                                                                    for x in kv])
+    assert_refused(result, rf"{re.escape(str(theirs))} already holds another run")
+    assert snapshot(run3) == before
+
+
+def test_an_error_naming_a_path_with_a_newline_is_one_line(tmp_path, run_cli):
+    odd = tmp_path / "two\nlines.pth"
+    result = run_cli("generate", "--checkpoint", odd)
+    assert result.exit_code == 1 and "two\\nlines.pth" in result.stderr
+    one_clear_line(result.stderr, r"^Error: no checkpoint at")
+
+
+@pytest.mark.parametrize("damage, said", [
+    (lambda s: s["fixed_z"].fill_(1e30), r"fixed noise is not .*floats of normal noise"),
+    (lambda s: s.update(lineage=12345), r"gives its lineage with int 12345, not a text")])
+def test_damage_that_loads_but_draws_noise_is_refused(damage, said, tmp_path, run3, run_cli):
+    """A fixed noise of 1e30 (finite) drew a noise pattern without comment; an integer lineage was taken."""
+    state = torch.load(run3 / "ck" / "gan_epoch_3.pth", weights_only=True)
+    damage(state)
+    bad = tmp_path / "gan_epoch_3.pth"
+    torch.save(state, bad)
+    assert_refused(run_cli("resume", bad, "--epochs", "4"), said)

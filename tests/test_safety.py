@@ -102,11 +102,11 @@ def slow_down_checkpoint_writes(seconds: float, ending: str = ".pth") -> None:
     disk does: a signal aimed at the moment that file appears then lands inside the write, every time."""
     original = checkpoint.atomic_write
 
-    def atomic_write(path, write):
+    def atomic_write(path, write, **options):
         def slowly(f):
             time.sleep(seconds)
             write(f)
-        return original(path, slowly if str(path).endswith(ending) else write)
+        return original(path, slowly if str(path).endswith(ending) else write, **options)
 
     checkpoint.atomic_write = atomic_write
 

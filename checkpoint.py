@@ -14,6 +14,7 @@ import io
 import json
 import math
 import pickle
+import re
 import uuid
 import warnings
 import zipfile
@@ -100,6 +101,14 @@ def lineage(history: list[dict]) -> str:
     differ at the same epoch come from two branches of it (one resumed from an older checkpoint of the other)."""
     rows = [[row.get("epoch"), *(row.get(k) for k in STAT_NAMES)] for row in history]
     return f"{zlib.crc32(json.dumps(rows).encode()):08x}"
+
+
+def own_lineage(state: dict) -> bool:
+    """Whether a checkpoint's lineage is the fingerprint of the history it holds."""
+    try:
+        return isinstance(state["history"], list) and state["lineage"] == lineage(state["history"])
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 @dataclass
@@ -259,6 +268,8 @@ def read_checkpoint_file(path: str | Path) -> dict:
         if not isinstance(state.get(key), (str, type(None))):
             raise GANError(f"{path} {what} with {type(state[key]).__name__} {state[key]!r}, not a text: the file is "
                            f"damaged")
+    if state.get("lineage") is not None and not re.fullmatch(r"[0-9a-f]{8}", state["lineage"]):
+        raise GANError(f"{path} gives a lineage that is not the fingerprint of its own history: the file is damaged")
     state["config"] = upgrade_config(state["config"], state["format"])
     return state
 
@@ -291,6 +302,8 @@ def read_training_checkpoint(path: str | Path, build_generator, build_discrimina
     if not fixed_noise_ok(state["fixed_z"], rows, cfg.latent_dim):
         raise GANError(f"{path} is damaged or inconsistent (its fixed noise is not {rows} x {cfg.latent_dim} "
                        f"floats of normal noise): use another checkpoint")
+    if state.get("lineage") is not None and not own_lineage(state):
+        raise GANError(f"{path} gives a lineage that is not the fingerprint of its own history: the file is damaged")
     return state, cfg
 
 

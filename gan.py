@@ -449,8 +449,9 @@ def class_labels(G: Generator, n: int, digit: int | str | None) -> torch.Tensor 
 
 def check_drawn(images, n: int) -> torch.Tensor:
     """What a sampler returned, if it is n images (n, 1 or 3, H, W) of floats in [0, 1]; else one line saying what."""
-    if not torch.is_tensor(images) or images.dim() != 4 or len(images) != n or images.shape[1] not in (1, 3) \
-            or not images.is_floating_point():
+    if not torch.is_tensor(images) or images.layout != torch.strided or images.is_meta or images.dim() != 4 or \
+            len(images) != n or images.shape[1] not in (1, 3) or min(images.shape[2:]) < 1 or \
+            not images.is_floating_point():
         what = " ".join(str(x) for x in (type(images).__name__, tuple(getattr(images, "shape", ())),
                                          getattr(images, "dtype", "")) if x != "")
         raise BadType(f"the sampler returned {what}, not {n} images as a float tensor (n, 1 or 3, height, width)")
@@ -458,7 +459,7 @@ def check_drawn(images, n: int) -> torch.Tensor:
         raise BadValue(f"the sampler returned values outside [0, 1] (from {float(images.min()):g} to "
                        f"{float(images.max()):g}{', or NaN' if bool(images.isnan().any()) else ''}): images are "
                        f"floats in [0, 1]")
-    return images
+    return images.detach().float()
 
 
 def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n: int = Drawing.n,
@@ -488,8 +489,11 @@ def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n
         raise GANError("an unconditional generator cannot be asked for a digit: pass sampler=digits.rejection_sampler()"
                        " (the command line does), or train a conditional model")
     class_labels(generator, 1, ask.digit)  # a class the model does not have is refused before anything is said
-    if sampler is not None and not callable(sampler):
-        raise BadType(f"sampler must be a function (G, n, seed, digit) -> images, got {type(sampler).__name__}")
+    for name, f in (("sampler", sampler), ("say", say)):
+        if f is not None and not callable(f):
+            raise BadType(f"{name} must be a function, got {type(f).__name__}")
+    if show is not None and not isinstance(show, bool):
+        raise BadType(f"show must be True, False or None, got {show!r}")
     shape = getattr(generator, "cfg", None)
     check_sample_count(ask.n, not str(ask.out).lower().endswith(".npy"),
                        shape.n_channels * shape.size ** 2 if shape else 784)

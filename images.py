@@ -40,7 +40,11 @@ def decode(path: Path, size: int = 28, channels: str = "1") -> torch.Tensor | st
                 # floats: 1.0 is white where all are within [0, 1], 255 within [0, 255]; wider: the brightest pixel
                 scale = (257.0 if image.mode != "F" and top <= 65535 else 1 / 255 if top <= 1 else 1.0 if top <= 255
                          else top / 255)
-                image = Image.fromarray(np.rint(pixels / scale).clip(0, 255).astype(np.uint8))
+                clear = pixels == image.info["transparency"] if "transparency" in image.info else None
+                pixels = np.rint(pixels / scale).clip(0, 255)
+                if clear is not None:  # the transparent grey value: laid on white, as 8-bit transparency is
+                    pixels[clear] = 255
+                image = Image.fromarray(pixels.astype(np.uint8))
             if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:  # transparent: laid on white
                 rgba = image.convert("RGBA")
                 image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)

@@ -582,7 +582,7 @@ def test_more_damage_that_loads_is_refused_before_any_training(how, said, tmp_pa
     gan.run_epoch(s, cfg, images, labels, should_stop=lambda: s.pos >= 64)  # mid-epoch: sums and order saved
     state = torch.load(s.save(tmp_path / "ok.pth", dataclasses.asdict(cfg)), weights_only=True)
     state["history"] = [{"epoch": 1, "d_loss": 1.0, "g_loss": 1.0, "d_real": 0.5, "d_fake": 0.5}]
-    state["epoch"] = 1
+    state["epoch"], state["lineage"] = 1, checkpoint.lineage(state["history"])  # sound, but for the damage below
     if how == "zeroed random state":
         state["rng"]["cpu"].zero_()
     elif how == "negative BatchNorm variance":
@@ -830,3 +830,51 @@ def test_damage_that_loads_but_draws_noise_is_refused(damage, said, tmp_path, ru
     bad = tmp_path / "gan_epoch_3.pth"
     torch.save(state, bad)
     assert_refused(run_cli("resume", bad, "--epochs", "4"), said)
+
+
+# ---- a fourth hostile pass (over 400 cases): what it found ----
+
+def test_bench_without_a_loadable_torch_is_one_line():
+    """Under `ulimit -v` bench.py's own import of torch failed with a traceback."""
+    code = "import sys; sys.modules['torch'] = None; sys.argv = ['bench.py', '--quick']; import bench"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    one_clear_line(result.stderr, r"^Error: cannot load PyTorch .*ulimit -v")
+
+
+def test_what_a_sampler_returns_and_the_apis_callbacks_are_checked_before_anything_is_written(tmp_path):
+    """An empty picture was saved before a raw error; bf16 or a tensor that requires grad met numpy's errors; a
+    sparse one NotImplementedError; say=5 wrote the PNG, then failed; show='no' read as yes."""
+    G = gan.build_generator(gan.Config(arch="dcgan", width=4))
+    refused = ((torch.rand(4, 1, 0, 28), "not 4 images as a float tensor"),
+               (torch.zeros(4, 1, 28, 28).to_sparse(), "not 4 images as a float tensor"),
+               (torch.zeros(4, 1, 28, 28, device="meta"), "not 4 images as a float tensor"))
+    for images, error in refused:
+        with pytest.raises(gan.BadType, match=error):
+            gan.generate_and_plot_samples(G, n=4, out=tmp_path / "a.npy", sampler=lambda *a, images=images, **k: images)
+    for kwargs, error in ((dict(say=5), "say must be a function"), (dict(show="no"), "show must be True, False or None")):
+        with pytest.raises(gan.BadType, match=error):
+            gan.generate_and_plot_samples(G, n=4, out=tmp_path / "b.png", **kwargs)
+    assert not list(tmp_path.iterdir())
+    half = torch.full((4, 1, 28, 28), 0.5, dtype=torch.bfloat16, requires_grad=True)  # taken, as float32
+    images = gan.generate_and_plot_samples(G, n=4, out=tmp_path / "c.npy", sampler=lambda *a, **k: half)
+    assert images.dtype == torch.float32 and np.load(tmp_path / "c.npy").tolist() == images.numpy().tolist()
+
+
+def test_transparent_pixels_of_16_bit_grey_are_laid_on_white(tmp_path):
+    import images
+    pixels = np.full((28, 28), 1000, dtype=np.uint16)
+    pixels[:14] = 0
+    Image.fromarray(pixels).save(tmp_path / "t.png", transparency=0)
+    decoded = images.decode(tmp_path / "t.png")
+    assert decoded[0, :14].unique().tolist() == [255] and decoded[0, 14:].unique().tolist() == [4]
+
+
+@pytest.mark.parametrize("mark", ["", "a\nb", "x" * 100, "0000000g", "deadbeef"])
+def test_a_lineage_that_is_not_the_files_own_is_damage_not_another_branch(mark, tmp_path, run3, run_cli):
+    """An empty, odd or wrong lineage was taken as 'another branch of this run', naming the file being resumed."""
+    state = torch.load(run3 / "ck" / "gan_epoch_3.pth", weights_only=True)
+    state["lineage"] = mark
+    bad = tmp_path / "gan_epoch_3.pth"
+    torch.save(state, bad)
+    assert_refused(run_cli("resume", bad, "--epochs", "4"), r"lineage that is not the fingerprint of its own history")

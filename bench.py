@@ -30,11 +30,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from config import torch_failed
+
 try:
     import torch
-except (ImportError, OSError) as e:  # under `ulimit -v`, torch's libraries fail to map
-    raise SystemExit(f"Error: cannot load PyTorch ({str(e).splitlines()[0][:160]}): raise the process's memory "
-                     f"limit (ulimit -v) or reinstall torch") from None
+except (ImportError, OSError) as e:
+    raise SystemExit(f"Error: {torch_failed(e)}") from None
 from torch import nn
 
 import evaluate

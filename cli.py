@@ -147,9 +147,8 @@ def run_gan(action):
     try:
         try:
             import gan  # Ctrl-C is held back while torch loads (see the top of this file), and let through now
-        except (ImportError, OSError) as e:  # under `ulimit -v`, torch's libraries fail to map
-            fail(f"cannot load PyTorch ({str(e).splitlines()[0][:160]}): raise the process's memory limit "
-                 f"(ulimit -v) or reinstall torch")
+        except (ImportError, OSError) as e:
+            fail(config.torch_failed(e))
         hold_stop_signals(False)
         return action(gan)
     except TrainingInterrupted as e:  # saved, and says how to continue: not an error

@@ -192,9 +192,7 @@ def check_types(cfg: Config) -> None:
     for name in ("beta1", "r1", "d_dropout", "ema", "label_smoothing"):
         if getattr(cfg, name) is not None or name != "label_smoothing":
             setattr(cfg, name, check_real(name, getattr(cfg, name)))
-    for name in ("conditional", "tensorboard"):
-        if not isinstance(getattr(cfg, name), bool):
-            raise BadType(f"{name} must be True or False, got {getattr(cfg, name)!r}")
+    check_flags(cfg)
     for name in ("arch", "g_act", "dataset", "device", "precision", "channels", "data_dir"):
         if not isinstance(getattr(cfg, name), str):
             raise BadType(f"{name} must be a text, got {getattr(cfg, name)!r}")
@@ -474,6 +472,12 @@ def check_drawing_name(out) -> str:
         raise BadValue(f"{{out}} {out}: use a .png (grid) or .npy (array) file name (the export command writes "
                        f"folders)")
     return str(out)
+
+
+def torch_failed(e: BaseException) -> str:
+    """What to say when torch itself cannot be imported (under `ulimit -v` its libraries fail to map)."""
+    return (f"cannot load PyTorch ({str(e).splitlines()[0][:160]}): raise the process's memory limit (ulimit -v) or "
+            f"reinstall torch")
 
 
 def check_minutes(minutes) -> None:

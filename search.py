@@ -1,0 +1,204 @@
+"""The quality search of issue 28: each lever alone against the default, per epoch, through the real training loop.
+
+    python search.py --data-dir ../shared/data --lever "beta1=0" --seed 0 --epochs 30 --at 10 20 30 > rows.jsonl
+
+Each run trains the labelled default (`python cli.py train`: DCGAN width 16, batch 256, Adam 8e-4, bf16 where the CPU
+is fast at it) with one lever changed, and scores G's moving average at the epochs --at names with the built-in
+evaluation (n = 10,000 against the MNIST test set: FID, precision, recall). The levers that are not options of the
+product are defined here, as small changes to gan.py's step and networks; the moving-average decay is measured in
+every run at once, from extra averages of the same G. No checkpoints are written: it is a measurement, not a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import time
+from dataclasses import replace
+from unittest import mock
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import evaluate
+import gan
+from device import resolve_precision
+
+# Moving averages kept side by side in every run; with the warm-up (1 + t) / (10 + t), a higher decay is the same as
+# 0.999 for the first 30 epochs.
+DECAYS = (0.98, 0.99, 0.995, 0.999)
+
+
+# ---- the levers that are not product options ----
+
+def no_batchnorm(cfg):
+    """D as the DCGAN's, without BatchNorm: it sees real and fake in one pass."""
+    w = [cfg.width << i for i in range(gan.dcgan_stages(cfg))]
+    layers = gan.down(cfg.n_channels, w[0], norm=False)
+    for i in range(1, len(w)):
+        layers += gan.down(w[i - 1], w[i], kernel=3 if cfg.size == 28 and i == 2 else 4, norm=False)
+    D = gan.Discriminator(nn.Sequential(*layers, nn.Flatten()), w[-1] * 16, cfg.n_classes)
+    D.features.apply(gan.init_dcgan_weights), D.head.apply(gan.init_dcgan_weights)
+    return D
+
+
+def spectral(cfg):
+    """No BatchNorm, and spectral normalisation on every weight of D (Miyato et al. 2018)."""
+    D = no_batchnorm(cfg)
+    for m in list(D.modules()):
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding)):
+            nn.utils.parametrizations.spectral_norm(m)
+    return D
+
+
+def translate_cutout(x: torch.Tensor) -> torch.Tensor:
+    """DiffAugment (Zhao et al. 2020) for digits: a shift of up to 1/8 of the side and a cutout of half the side,
+    differentiable, the same kind of change for real and fake images."""
+    b, _, h, w = x.shape
+    s = h // 8
+    shift = torch.randint(-s, s + 1, (2,)).tolist()  # one shift per batch: torch.roll, then zero what wrapped round
+    x = torch.roll(x, shifts=shift, dims=(2, 3))
+    mask = torch.ones(b, 1, h, w, device=x.device, dtype=x.dtype)
+    cy, cx = torch.randint(0, h, (b,)), torch.randint(0, w, (b,))
+    ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+    hole = ((ys - cy.view(b, 1, 1)).abs() < h // 4) & ((xs - cx.view(b, 1, 1)).abs() < w // 4)
+    mask[:, 0][hole.to(x.device)] = 0
+    return (x + 1) * mask - 1  # cut to black (-1), the background of digits
+
+
+def translate_only(x: torch.Tensor) -> torch.Tensor:
+    """DiffAugment's shift alone."""
+    s = x.size(2) // 8
+    return torch.roll(x, shifts=torch.randint(-s, s + 1, (2,)).tolist(), dims=(2, 3))
+
+
+def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None, every: int = gan.R1_EVERY):
+    """A train_step like gan.train_step with a choice of loss (bce: the default's; rp: relativistic pairing, R3GAN),
+    lazy R1 and R2 penalties (every `every` steps, weight times `every`), and an augmentation of D's inputs."""
+    count = {"step": 0}
+    aug = augment or (lambda x: x)
+
+    def d_pair(D, real, fake, labels, fake_labels):
+        if D.batchnorm:
+            return D(aug(real), labels).float(), D(aug(fake), fake_labels).float()
+        both = torch.cat([labels, fake_labels]) if labels is not None else None
+        return D(aug(torch.cat([real, fake])), both).float().split(real.size(0))
+
+    def step(G, D, opt_g, opt_d, real, labels, real_target, _r1=0.0, amp=None):
+        lazy = count["step"] % every == 0
+        count["step"] += 1
+        z = torch.randn(real.size(0), G.latent_dim, device=real.device)
+        fake_labels = torch.randint(0, G.n_classes, (real.size(0),), device=real.device) if G.n_classes else None
+        with amp():
+            fake = G(z, fake_labels)
+        fake_in = fake.detach().float()
+        penal = lazy and (r1 or r2)
+        if penal:
+            real, fake_in = real.detach().requires_grad_(True), fake_in.requires_grad_(True)
+        with amp():
+            d_real, d_fake = d_pair(D, real, fake_in, labels, fake_labels)
+            if loss == "rp":
+                d_loss = F.softplus(-(d_real - d_fake)).mean()
+            else:
+                d_loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        if penal:
+            g_real, g_fake = torch.autograd.grad((d_real.sum(), d_fake.sum()), (real, fake_in), create_graph=True)
+            d_loss = d_loss + every / 2 * (r1 * g_real.float().pow(2).flatten(1).sum(1).mean()
+                                           + r2 * g_fake.float().pow(2).flatten(1).sum(1).mean())
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+        D.requires_grad_(False)
+        with amp():
+            if loss == "rp":
+                d_real_g, d_fake_g = d_pair(D, real.detach(), fake, labels, fake_labels)
+                g_loss = F.softplus(-(d_fake_g - d_real_g)).mean()
+            else:
+                d_fake_g = D(aug(fake), fake_labels).float()
+                g_loss = F.softplus(-d_fake_g).mean()
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        D.requires_grad_(True)
+        return torch.stack([d_loss, g_loss, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean()]).detach()
+
+    return step
+
+
+BEFORE = {"beta1": 0.5, "ema": 0.999}  # the labelled default before this search, which every lever changes
+LEVERS = {  # name -> (config changes, discriminator builder or None, train_step or None)
+    "baseline": ({}, None, None),
+    "beta1=0": ({"beta1": 0.0}, None, None),
+    "no-bn D, beta1=0": ({"beta1": 0.0}, no_batchnorm, None),
+    "spectral norm D": ({}, spectral, None),
+    "diffaugment": ({}, None, make_step(augment=translate_cutout)),
+    "diffaugment, translation only": ({}, None, make_step(augment=translate_only)),
+    "R1+R2 0.3, no-bn D": ({}, no_batchnorm, make_step(r1=0.3, r2=0.3)),
+    "rp, R1+R2 0.3, no-bn D, beta1=0": ({"beta1": 0.0}, no_batchnorm, make_step("rp", r1=0.3, r2=0.3)),
+    "rp, R1+R2 0.3, no-bn D, beta1=0, Adam 2e-4": ({"beta1": 0.0, "lr_g": 2e-4, "lr_d": 2e-4}, no_batchnorm,
+                                                   make_step("rp", r1=0.3, r2=0.3)),
+}
+
+
+def run(lever: str, seed: int, epochs: int, at: list[int], data_dir: str, n: int) -> list[dict]:
+    """Train the default before, with `lever` changed, for `epochs` epochs, scoring at the epochs `at` names: a row
+    (a dict, also printed as a JSON line) per score. gan.py is as it was again when it returns."""
+    changes, build_d, step = LEVERS[lever]
+    cfg = replace(gan.Config(data_dir=data_dir, seed=seed, device="cpu"), **{**BEFORE, **changes})
+    torch.manual_seed(seed)
+    images, labels = gan.load_pixels(cfg)
+    with contextlib.ExitStack() as patches:
+        if build_d:
+            patches.enter_context(mock.patch.object(gan, "build_discriminator", build_d))
+        if step:
+            patches.enter_context(mock.patch.object(gan, "train_step", step))
+        s = gan.new_training_state(cfg, torch.device("cpu"))
+        emas = {d: s.G_ema if d == cfg.ema else copy.deepcopy(s.G_ema) for d in DECAYS}
+        update = gan.update_ema
+        patches.enter_context(mock.patch.object(gan, "update_ema", lambda _, G, __, t: [
+            update(e, G, d, t) for d, e in emas.items()]))
+        return train_and_score(s, cfg, images, labels, emas, epochs, at, n, lever)
+
+
+def train_and_score(s, cfg, images, labels, emas: dict, epochs: int, at: list[int], n: int, lever: str) -> list[dict]:
+    """Epochs of gan.run_epoch, every moving average scored at the last mark, the default's at the others."""
+    precision = resolve_precision(cfg.precision, torch.device("cpu"), cfg.arch, cfg.batch_size)
+    lens, rows, seconds = evaluate.mnist_lens(cfg.data_dir), [], 0.0
+    while s.epoch < epochs:
+        t = time.perf_counter()
+        gan.run_epoch(s, cfg, images, labels, lambda: False, precision=precision)
+        seconds += time.perf_counter() - t
+        if s.epoch not in at:
+            continue
+        for decay, G in emas.items() if s.epoch == max(at) else [(cfg.ema, s.G_ema)]:
+            try:
+                scores = evaluate.evaluate_generator(G, n, lens, seed=0)
+            except torch.linalg.LinAlgError:  # features with NaN in them: a run that fell apart
+                scores = dict.fromkeys(("fid", "precision", "recall"), float("nan"))
+            rows.append({"lever": lever, "seed": cfg.seed, "epoch": s.epoch, "ema": decay,
+                         "s_per_epoch": seconds / s.epoch, **{k: scores[k] for k in ("fid", "precision", "recall")}})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--lever", choices=list(LEVERS), required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--at", type=int, nargs="+", default=[5, 10], help="epochs to score at")
+    p.add_argument("--n", type=int, default=10_000, help="samples per score")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    run(a.lever, a.seed, a.epochs, a.at, a.data_dir, a.n)
+
+
+if __name__ == "__main__":
+    main()

@@ -46,6 +46,7 @@ def upgrade_config(saved: dict, file_format: int) -> dict:
     --precision existed, so that `auto` does not switch one to bf16 on resume; format 1: unconditional, without
     EMA)."""
     before_5 = {"size": 28, "channels": "1"} if file_format < 5 else {}  # every run before colour was 28x28 grey
+    before_5["beta1"] = 0.5  # files store their beta1; one without it trained at the default of then, 0.5
     if file_format >= 3:
         return {"precision": "fp32", **before_5, **saved}
     if file_format == 2:

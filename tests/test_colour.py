@@ -194,4 +194,7 @@ def test_mnist_networks_and_files_from_before_colour_are_unchanged(tmp_path):
         gan.resume(checkpoint, {"epochs": 2, "data_dir": str(data), "sample_dir": str(tmp_path / run / "s")},
                    console=quiet())
     assert_identical_runs(tmp_path / "a" / "gan_epoch_2.pth", tmp_path / "b" / "gan_epoch_2.pth")
-    assert torch.load(tmp_path / "a" / "gan_epoch_2.pth", weights_only=True)["format"] == 5
+    resumed = torch.load(tmp_path / "a" / "gan_epoch_2.pth", weights_only=True)
+    assert resumed["format"] == 5
+    assert (resumed["config"]["beta1"], resumed["config"]["ema"]) == (0.5, 0.999)  # its own, not today's defaults
+    assert resumed["opt_g"]["param_groups"][0]["betas"] == (0.5, 0.999)

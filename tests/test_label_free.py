@@ -23,11 +23,32 @@ def test_the_defaults_depend_on_labels_and_what_is_given_wins():
     assert (typed.lr_g, typed.lr_d, typed.r1) == (2e-4, 1e-4, 0.0)
 
 
+def test_adam_momentum_and_the_moving_average_depend_on_labels_and_reach_the_optimizers():
+    """Issue 28's search: with labels, beta1 0 and a moving average of decay 0.99; without, the DCGAN paper's 0.5
+    and 0.999, which were not searched again. What is given wins, 0 included (no moving average)."""
+    labelled, label_free = gan.Config(), gan.Config(conditional=False)
+    assert (labelled.beta1, labelled.ema, label_free.beta1, label_free.ema) == (0.0, 0.99, 0.5, 0.999)
+    assert (gan.Config(beta1=0.5).beta1, gan.Config(ema=0).ema, gan.Config(conditional=False, beta1=0).beta1) == (
+        0.5, 0.0, 0.0)
+    for cfg in (labelled, label_free, gan.Config(beta1=0.3)):
+        opt_g, opt_d = gan.make_optimizers(*gan.build_networks(cfg), cfg)
+        assert opt_g.param_groups[0]["betas"] == opt_d.param_groups[0]["betas"] == (cfg.beta1, 0.999)
+    assert gan.new_training_state(gan.Config(ema=0), torch.device("cpu")).G_ema is None
+
+
+def test_a_checkpoint_without_beta1_is_read_as_the_old_default_and_one_with_it_keeps_it():
+    """Every file stores its beta1; one that did not would have trained with the DCGAN paper's 0.5, not today's 0."""
+    from checkpoint import upgrade_config
+    for file_format in (1, 2, 3, 4, 5):
+        assert upgrade_config({"conditional": True}, file_format)["beta1"] == 0.5
+        assert upgrade_config({"conditional": True, "beta1": 0.0}, file_format)["beta1"] == 0.0
+
+
 
 def test_train_help_states_the_defaults_the_code_uses(run_cli):
     text = " ".join(re.sub("[│╭╮╰╯─]", " ", run_cli("train", "--help").output).split())  # Rich's box, unwrapped
-    for name in ("batch_size", "epochs"):
-        assert f"default: ({gan.LABELS[name]} with labels, {gan.LABEL_FREE[name]} with --no-conditional)" in text
+    for name in ("batch_size", "epochs", "beta1", "ema"):
+        assert f"default: ({gan.LABELS[name]:g} with labels, {gan.LABEL_FREE[name]:g} with --no-conditional)" in text
     assert f"default: ({gan.LABELS['lr_g']:g} with or without labels)" in text and gan.LABELS["lr_g"] == gan.LABEL_FREE["lr_g"]
 
 

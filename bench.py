@@ -1,7 +1,7 @@
 """How fast this GAN trains here, against this machine's own limits and against typical single-file examples.
 
     python bench.py --data-dir ../shared/data --speed-only     # the speed tables (about 15 minutes on 2 cores)
-    python bench.py --data-dir ../shared/data --quality-only   # quality against time (about 50 minutes)
+    python bench.py --data-dir ../shared/data --quality-only   # quality against time (about 25 minutes)
     python bench.py --data-dir ../shared/data --quick          # a smoke run of both, under a minute
 
 It prints markdown tables (docs/speed.md carries them):
@@ -14,9 +14,9 @@ It prints markdown tables (docs/speed.md carries them):
    same networks in a typical example's loop (DataLoader with ToTensor + Normalize per image, Sigmoid + BCELoss,
    .item() every step, fp32);
 4. what was tried and not kept (torch.compile, thread counts), against the loop as shipped;
-5. quality against wall-clock time, side by side: the previous default, the default (and, where `auto` picks bf16,
-   the default in fp32) and the label-free default, scored after 2.5, 5 and 10 minutes of training (or at their
-   end), next to the real-data floor.
+5. quality against wall-clock time, side by side: the labelled default before the quality search (docs/results.md)
+   and the default now, scored after 2.5, 5 and 10 minutes of training (or at their end), next to the real-data
+   floor.
 Timings on a shared machine are noisy: compare ratios measured in one run, not numbers across runs.
 """
 
@@ -352,29 +352,18 @@ def speed(args) -> None:
 
 
 def quality(args) -> None:
-    """Quality against training time, side by side: the previous default (fp32, batch 64), the default in the
-    precision `auto` picks here and, where that is bf16, in fp32 too, and the label-free default."""
+    """Quality against training time, side by side in one run: the labelled default as it was before the quality
+    search of issue 28 (Adam beta1 0.5, a moving average of decay 0.999) and the default now, in the precision
+    `auto` picks here."""
     n = 500 if args.quick else args.n
-    print(f"\nQuality against training time of the default run (`python cli.py train`, {gan.Config().epochs} epochs) "
-          f"and of the same without labels (`--no-conditional`, with its own defaults), n = {n}:\n")
-    before, now = gan.Config(conditional=False, lr_g=2e-4, lr_d=2e-4, r1=0.0), gan.Config(conditional=False)
-    data, seconds = gan.load_pixels(gan.Config(data_dir=args.data_dir)), 1.0 if args.quick else 20.0
-    speeds = [(our_speed(before, data, seconds), our_speed(now, data, seconds)) for _ in range(3)]  # interleaved
-    slow, fast = (max(s[i] for s in speeds) for i in (0, 1))
-    print(f"Label-free training runs at {fast:,.0f} images/s with its defaults (R1 every {gan.R1_EVERY} steps) and "
-          f"{slow:,.0f} without the penalty (the defaults before it): {fast / slow:.2f}x, best of 3 each.\n")
+    default = gan.Config()
+    print(f"\nQuality against training time of the default run (`python cli.py train`, {default.epochs} epochs) and of "
+          f"the default before it, n = {n}:\n")
     marks = (0.1, 0.2) if args.quick else (2.5, 5, 10)
     floor = evaluate.real_floor(args.data_dir, n)
     print("\n".join(QUALITY_HEADER + [quality_row("real data (floor)", "", "", floor, floor)]), flush=True)
-    from device import resolve_precision
-    default = gan.Config()
-    auto = resolve_precision("auto", torch.device("cpu"), default.arch, default.batch_size)
-    runs = {"previous default (fp32, batch 64, 2e-4)": replace(default, batch_size=64, lr_g=2e-4, lr_d=2e-4,
-                                                                precision="fp32"),
-            f"default ({auto} here)": default}
-    if auto != "fp32":
-        runs["default in fp32 (--precision fp32)"] = replace(default, precision="fp32")
-    runs["--no-conditional"] = gan.Config(conditional=False)
+    runs = {"default before (beta1 0.5, EMA 0.999)": replace(default, beta1=0.5, ema=0.999),
+            f"default (beta1 {default.beta1:g}, EMA {default.ema:g})": default}
     for name, cfg in runs.items():
         quality_over_time(name, cfg, args.data_dir, marks, n, floor, args.sample_dir)
 
@@ -473,7 +462,8 @@ def main() -> None:
 def run(args) -> None:
     """The tables the arguments ask for."""
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}\n")
+          f"{torch.backends.cpu.get_cpu_capability()}, AMX {torch.cpu._is_amx_tile_supported()}, AVX512-BF16 "
+          f"{torch.cpu._is_avx512_bf16_supported()}\n")
     if args.device:
         device_speed(args)
     if not args.device and not args.quality_only:

@@ -197,7 +197,10 @@ def main() -> None:
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    run(a.lever, a.seed, a.epochs, a.at, a.data_dir, a.n)
+    try:
+        run(a.lever, a.seed, a.epochs, a.at, a.data_dir, a.n)
+    except gan.GANError as e:  # data that cannot be read, say: one line, as from every command of the project
+        raise SystemExit(f"Error: {e}") from None
 
 
 if __name__ == "__main__":

@@ -46,10 +46,11 @@ def no_batchnorm(cfg):
 
 
 def spectral(cfg):
-    """No BatchNorm, and spectral normalisation on every weight of D (Miyato et al. 2018)."""
+    """No BatchNorm, and spectral normalisation on D's convolutions and head (Miyato et al. 2018; not on the class
+    embedding, which starts at zero, where the normalisation divides 0 by 0)."""
     D = no_batchnorm(cfg)
     for m in list(D.modules()):
-        if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding)):
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.utils.parametrizations.spectral_norm(m)
     return D
 
@@ -172,6 +173,7 @@ def train_and_score(s, cfg, images, labels, emas: dict, epochs: int, at: list[in
         t = time.perf_counter()
         gan.run_epoch(s, cfg, images, labels, lambda: False, precision=precision)
         seconds += time.perf_counter() - t
+        gan.check_finite(s.sums, s.epoch, len(images) // cfg.batch_size)  # a NaN loss ends the run in one line
         if s.epoch not in at:
             continue
         for decay, G in emas.items() if s.epoch == max(at) else [(cfg.ema, s.G_ema)]:

@@ -237,7 +237,7 @@ def rules(cfg: Config) -> list[tuple[bool, str]]:
          f"{{arch}} {cfg.arch} draws 28x28 grey images only: use {{arch}} dcgan for {{size}} {cfg.size} or colour"),
         (cfg.label_smoothing is None or 0.5 < cfg.label_smoothing <= 1,
          f"{{label_smoothing}} is the target for real labels and must be in (0.5, 1], got {cfg.label_smoothing}"),
-        (0 <= cfg.ema < 1, f"{{ema}} is a decay in [0, 1) (0: off, 0.999 typical), got {cfg.ema}"),
+        (0 <= cfg.ema < 1, f"{{ema}} is a decay in [0, 1) (0: off, 0.99 typical), got {cfg.ema}"),
         (100 <= cfg.eval_n <= 100_000, f"{{eval_n}} must be between 100 and 100,000, got {cfg.eval_n}"),
         (cfg.images is None or not any(Path(d).resolve().is_relative_to(Path(cfg.images).resolve()) for d in
                                        (cfg.checkpoint_dir, cfg.sample_dir)),

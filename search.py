@@ -197,6 +197,10 @@ def main() -> None:
     p.add_argument("--n", type=int, default=10_000, help="samples per score")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
     a = p.parse_args()
+    if a.epochs < 1 or not all(1 <= e <= a.epochs for e in a.at) or a.n < 100 or a.threads < 0:
+        raise SystemExit(f"Error: pass --epochs 1 or more, --at epochs between 1 and --epochs ({a.epochs}), --n 100 or "
+                         f"more and --threads 0 or more (got --epochs {a.epochs}, --at {a.at}, --n {a.n}, --threads "
+                         f"{a.threads})")
     if a.threads:
         torch.set_num_threads(a.threads)
     try:

@@ -76,6 +76,13 @@ def translate_only(x: torch.Tensor) -> torch.Tensor:
     return torch.roll(x, shifts=torch.randint(-s, s + 1, (2,)).tolist(), dims=(2, 3))
 
 
+def penalty(d_real, d_fake, real, fake, r1: float, r2: float) -> torch.Tensor:
+    """R1 and R2: half the weighted squared norm of D's gradient at the real and at the fake images."""
+    g_real, g_fake = torch.autograd.grad((d_real.sum(), d_fake.sum()), (real, fake), create_graph=True)
+    squared = lambda g: g.float().pow(2).flatten(1).sum(1).mean()  # noqa: E731
+    return (r1 * squared(g_real) + r2 * squared(g_fake)) / 2
+
+
 def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None, every: int = gan.R1_EVERY):
     """A train_step like gan.train_step with a choice of loss (bce: the default's; rp: relativistic pairing, R3GAN),
     lazy R1 and R2 penalties (every `every` steps, weight times `every`), and an augmentation of D's inputs."""
@@ -106,9 +113,7 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
             else:
                 d_loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
         if penal:
-            g_real, g_fake = torch.autograd.grad((d_real.sum(), d_fake.sum()), (real, fake_in), create_graph=True)
-            d_loss = d_loss + every / 2 * (r1 * g_real.float().pow(2).flatten(1).sum(1).mean()
-                                           + r2 * g_fake.float().pow(2).flatten(1).sum(1).mean())
+            d_loss = d_loss + every * penalty(d_real, d_fake, real, fake_in, r1, r2)
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()

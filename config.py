@@ -249,6 +249,11 @@ def rules(cfg: Config) -> list[tuple[bool, str]]:
 
 
 MODEL_FIELDS = tuple(f.name for f in fields(Config) if f.metadata["model"] and f.metadata["cli"])
+# What a run keeps for its whole life without defining the networks: its recipe (beta1, label smoothing), its moving
+# average of G (--ema 0 would drop it) and its seed (the checkpoint's random state is restored, so a new one would
+# change nothing but the record). The resume command does not offer them; neither does `train --resume`.
+KEPT_FIELDS = tuple(f.name for f in fields(Config) if f.metadata["cli"] and not f.metadata["model"]
+                    and not f.metadata["resume"])
 LR_HELP = "Adam learning rate for both networks: sets --lr-g and --lr-d where they are not given."
 
 
@@ -513,14 +518,20 @@ def check_rate(name: str, value) -> float:
 
 def resumed(saved: Config, overrides: dict, checkpoint: str | Path) -> Config:
     """The config a resume of `checkpoint` trains with: the saved one, changed only by `overrides` (the options the
-    user gave; `lr` sets both rates unless one is given). Options that would change the networks are refused. The
-    run writes where the checkpoint now is, unless --checkpoint-dir says otherwise, so a moved run folder resumes
-    in place; its sample grids move along when they lived inside the checkpoint folder."""
+    user gave; `lr` sets both rates unless one is given). Options that would change the networks, and those a run
+    keeps for life (KEPT_FIELDS), are refused. The run writes where the checkpoint now is, unless --checkpoint-dir
+    says otherwise, so a moved run folder resumes in place; its sample grids move along when they lived inside the
+    checkpoint folder."""
     changed = [name for name in MODEL_FIELDS if name in overrides and overrides[name] != getattr(saved, name)]
     if changed:
         raise BadValue(f"{', '.join('{' + n + '}' for n in changed)} would change the networks saved in {checkpoint}: "
                        f"leave them out when resuming (start a new run in another {{checkpoint_dir}} to train a "
                        f"different model)")
+    kept = [name for name in KEPT_FIELDS if name in overrides and overrides[name] != getattr(saved, name)]
+    if kept:
+        raise BadValue(f"{', '.join('{' + n + '}' for n in kept)} stay as {checkpoint} saved them for the rest of its "
+                       f"run: leave them out when resuming (start a new run in another {{checkpoint_dir}} to train "
+                       f"with other values)")
     overrides = dict(overrides)
     lr = overrides.pop("lr", None)
     if lr is not None:

@@ -433,6 +433,11 @@ def test_resume_refuses_files_and_flags_that_do_not_fit(tmp_path, run_cli, train
     for flag in (["--arch", "mlp"], ["--latent-dim", "64"]):
         result = run_cli("train", "--resume", trained, *flag, *SMALL, *folders(tmp_path, small_data))
         assert_refused(result, re.escape(flag[0]), r"would change the networks")
+    # what a run keeps for life: a new beta1 would be overwritten by the saved optimizer, --ema 0 would drop G's average
+    for flag in (["--ema", "0"], ["--beta1", "0.9"], ["--seed", "12345"], ["--label-smoothing", "0.9"]):
+        result = run_cli("train", "--resume", trained, *flag, "--epochs", "2", *SMALL, *folders(tmp_path, small_data))
+        assert_refused(result, re.escape(flag[0]), r"stay as .* saved them")
+    assert not (tmp_path / "ck").exists()
     assert_refused(run_cli("resume", trained, "--epochs", "1", *SMALL, *folders(tmp_path, small_data)),
                    r"already trained 1 epochs")
 

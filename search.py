@@ -55,6 +55,34 @@ def spectral(cfg):
     return D
 
 
+DEFAULT_D = gan.build_discriminator  # gan's own, kept here: a run patches gan.build_discriminator with a lever's
+
+
+class MinibatchStd(nn.Module):
+    """StyleGAN's minibatch standard deviation (Karras et al. 2018): one more channel holding how much the images of
+    each group of 4 differ, so D can tell a batch of too-similar fakes from a real one."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        g = 4 if b % 4 == 0 else 1
+        spread = x.float().view(g, b // g, c, h, w).std(dim=0, correction=0).mean(dim=(1, 2, 3))  # (b / g,)
+        return torch.cat([x, spread.to(x.dtype).repeat(g).view(b, 1, 1, 1).expand(b, 1, h, w)], dim=1)
+
+
+def minibatch_std(cfg):
+    """The default D with the minibatch standard deviation before its head."""
+    D = DEFAULT_D(cfg)
+    c = D.head.in_features // 16
+    D = gan.Discriminator(nn.Sequential(*D.features[:-1], MinibatchStd(), nn.Flatten()), (c + 1) * 16, cfg.n_classes)
+    D.head.apply(gan.init_dcgan_weights)
+    return D
+
+
+def second_half_decay(epoch: int, epochs: int) -> float:
+    """The learning rate's factor in `epoch` (0-based): 1 for the first half, then straight down towards 0."""
+    return min(1.0, 2 * (epochs - epoch) / epochs)
+
+
 def translate_cutout(x: torch.Tensor) -> torch.Tensor:
     """DiffAugment (Zhao et al. 2020) for digits: a shift of up to 1/8 of the side and a cutout of half the side,
     differentiable, the same kind of change for real and fake images."""
@@ -136,7 +164,8 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
 
 
 BEFORE = {"beta1": 0.5, "ema": 0.999}  # the labelled default before this search, which every lever changes
-LEVERS = {  # name -> (config changes, discriminator builder or None, train_step or None)
+NOW = {"beta1": 0.0, "ema": 0.99}  # the labelled default after it, which the second round's levers change
+LEVERS = {  # name -> (config changes, discriminator builder or None, train_step or None[, learning-rate factor])
     "baseline": ({}, None, None),
     "beta1=0": ({"beta1": 0.0}, None, None),
     "no-bn D, beta1=0": ({"beta1": 0.0}, no_batchnorm, None),
@@ -147,13 +176,18 @@ LEVERS = {  # name -> (config changes, discriminator builder or None, train_step
     "rp, R1+R2 0.3, no-bn D, beta1=0": ({"beta1": 0.0}, no_batchnorm, make_step("rp", r1=0.3, r2=0.3)),
     "rp, R1+R2 0.3, no-bn D, beta1=0, Adam 2e-4": ({"beta1": 0.0, "lr_g": 2e-4, "lr_d": 2e-4}, no_batchnorm,
                                                    make_step("rp", r1=0.3, r2=0.3)),
+    # the second round, for recall at the default's 30 epochs
+    "default": (NOW, None, None),
+    "default, minibatch std D": (NOW, minibatch_std, None),
+    "default, rate down in the second half": (NOW, None, None, second_half_decay),
+    "default, D at half the rate": ({**NOW, "lr_d": 4e-4}, None, None),
 }
 
 
 def run(lever: str, seed: int, epochs: int, at: list[int], data_dir: str, n: int) -> list[dict]:
     """Train the default before, with `lever` changed, for `epochs` epochs, scoring at the epochs `at` names: a row
     (a dict, also printed as a JSON line) per score. gan.py is as it was again when it returns."""
-    changes, build_d, step = LEVERS[lever]
+    changes, build_d, step, *rate = LEVERS[lever]
     cfg = replace(gan.Config(data_dir=data_dir, seed=seed, device="cpu"), **{**BEFORE, **changes})
     torch.manual_seed(seed)
     images, labels = gan.load_pixels(cfg)
@@ -167,14 +201,18 @@ def run(lever: str, seed: int, epochs: int, at: list[int], data_dir: str, n: int
         update = gan.update_ema
         patches.enter_context(mock.patch.object(gan, "update_ema", lambda _, G, __, t: [
             update(e, G, d, t) for d, e in emas.items()]))
-        return train_and_score(s, cfg, images, labels, emas, epochs, at, n, lever)
+        return train_and_score(s, cfg, images, labels, emas, epochs, at, n, lever, *rate)
 
 
-def train_and_score(s, cfg, images, labels, emas: dict, epochs: int, at: list[int], n: int, lever: str) -> list[dict]:
-    """Epochs of gan.run_epoch, every moving average scored at the last mark, the default's at the others."""
+def train_and_score(s, cfg, images, labels, emas: dict, epochs: int, at: list[int], n: int, lever: str,
+                    rate=lambda epoch, epochs: 1.0) -> list[dict]:
+    """Epochs of gan.run_epoch, every moving average scored at the last mark, the default's at the others; `rate`
+    scales the learning rates per epoch."""
     precision = resolve_precision(cfg.precision, torch.device("cpu"), cfg.arch, cfg.batch_size)
     lens, rows, seconds = evaluate.mnist_lens(cfg.data_dir), [], 0.0
     while s.epoch < epochs:
+        for opt, lr in ((s.opt_g, cfg.lr_g), (s.opt_d, cfg.lr_d)):
+            opt.param_groups[0]["lr"] = lr * rate(s.epoch, epochs)
         t = time.perf_counter()
         gan.run_epoch(s, cfg, images, labels, lambda: False, precision=precision)
         seconds += time.perf_counter() - t

@@ -3,6 +3,7 @@ scored, and gan.py is left as it was."""
 
 import math
 
+import config
 import gan
 import search
 
@@ -10,10 +11,12 @@ import search
 def test_each_kind_of_lever_trains_and_is_scored_and_gan_is_restored(mnist_dir, capsys):
     before = (gan.build_discriminator, gan.train_step, gan.update_ema)
     levers = ("baseline", "beta1=0", "spectral norm D", "diffaugment",  # a config change, a D, an augmented step,
-              "rp, R1+R2 0.3, no-bn D, beta1=0")                          # another loss with both penalties
+              "rp, R1+R2 0.3, no-bn D, beta1=0",                          # another loss with both penalties,
+              "default, minibatch std D", "default, rate down in the second half")  # a layer, a schedule
     for lever in levers:
         rows = search.run(lever, seed=0, epochs=2, at=[1, 2], data_dir=str(mnist_dir), n=100)
-        assert [(r["epoch"], r["ema"]) for r in rows] == [(1, 0.999)] + [(2, d) for d in search.DECAYS], lever
+        ema = 0.99 if lever.startswith("default") else 0.999
+        assert [(r["epoch"], r["ema"]) for r in rows] == [(1, ema)] + [(2, d) for d in search.DECAYS], lever
         assert (gan.build_discriminator, gan.train_step, gan.update_ema) == before, lever
         assert all(math.isfinite(r["fid"]) and 0 <= r["recall"] <= 1 for r in rows), lever  # none is NaN
     assert capsys.readouterr().out.count('"lever": "baseline"') == 5  # a JSON line per score
@@ -27,3 +30,31 @@ def test_the_levers_do_what_their_names_say():
     black = (search.translate_cutout(x) == -1).flatten(1).sum(1)
     assert ((black >= 7 * 7) & (black <= 13 * 13)).all() and black.float().mean() > 100
     assert search.LEVERS["beta1=0"][0] == {"beta1": 0.0} and search.BEFORE == {"beta1": 0.5, "ema": 0.999}
+
+
+def test_the_second_round_levers_do_what_their_names_say():
+    same, varied = gan.torch.ones(8, 3, 4, 4), gan.torch.randn(8, 3, 4, 4)
+    assert search.MinibatchStd()(same).shape == (8, 4, 4, 4) and (search.MinibatchStd()(same)[:, 3] == 0).all()
+    assert (search.MinibatchStd()(varied)[:, 3] > 0.5).all()  # the spread of N(0, 1) samples, in groups of 4
+    D = search.minibatch_std(gan.Config(width=4))
+    assert D.head.in_features == (16 + 1) * 16 and D(varied.new_zeros(8, 1, 28, 28), gan.torch.arange(8)).shape == (8,)
+    assert [search.second_half_decay(e, 30) for e in (0, 14, 15, 29)] == [1, 1, 1, 1 / 15]
+    assert search.LEVERS["default"][0] == search.NOW == {"beta1": 0.0, "ema": 0.99}
+    assert search.NOW == {k: config.LABELS[k] for k in search.NOW}  # the default it names is the default
+
+
+def test_a_rate_factor_sets_both_learning_rates_per_epoch(mnist_dir):
+    seen = []
+    cfg = gan.Config(data_dir=str(mnist_dir), width=4, batch_size=64, device="cpu", ema=0.99)
+    s = gan.new_training_state(cfg, gan.torch.device("cpu"))
+    images, labels = gan.load_pixels(cfg)
+    run_epoch = gan.run_epoch
+    def spy(s, *args, **kwargs):
+        seen.append((s.opt_g.param_groups[0]["lr"], s.opt_d.param_groups[0]["lr"]))
+        return run_epoch(s, *args, **kwargs)
+    gan.run_epoch = spy
+    try:
+        search.train_and_score(s, cfg, images, labels, {0.99: s.G_ema}, 4, [4], 100, "x", search.second_half_decay)
+    finally:
+        gan.run_epoch = run_epoch
+    assert seen == [(cfg.lr_g * f, cfg.lr_d * f) for f in (1, 1, 1, 0.5)]

@@ -516,29 +516,45 @@ def check_rate(name: str, value) -> float:
 
 # ---- a resumed run's config ----
 
+def same_value(name: str, given, saved) -> bool:
+    """Whether an option given for a resume says what the checkpoint saved (no label smoothing is a target of 1.0;
+    channels auto is whatever the run settled on)."""
+    if name == "label_smoothing":
+        given, saved = (1.0 if v is None else v for v in (given, saved))
+    return given == saved or (name == "channels" and given == "auto")
+
+
+def check_unchanged(saved: Config, values: dict, checkpoint: str | Path, how: str = "leave them out when resuming"
+                    ) -> dict:
+    """`values` (options given for a resume of `checkpoint`; None: not given) without those that are None or say
+    what it saved (its value is kept, not a float32 or an int that compares equal). Those that would change the
+    networks, or what a run keeps for life (KEPT_FIELDS), are refused in one line that names them all."""
+    fixed = MODEL_FIELDS + KEPT_FIELDS
+    values = {k: v for k, v in values.items()
+              if v is not None and not (k in fixed and same_value(k, v, getattr(saved, k)))}
+    model, kept = ([n for n in names if n in values] for names in (MODEL_FIELDS, KEPT_FIELDS))
+    listed = lambda names: ", ".join("{" + n + "}" for n in names)  # noqa: E731
+    why = ([f"{listed(model)} would change the networks saved in {checkpoint}"] if model else []) + (
+        [f"{listed(kept)} stay as {checkpoint} saved them for the rest of its run"] if kept else [])
+    if why:
+        raise BadValue(f"{' and '.join(why)}: {how} (start a new run in another {{checkpoint_dir}} to train a "
+                       f"different model or with other values)")
+    return values
+
+
 def resumed(saved: Config, overrides: dict, checkpoint: str | Path) -> Config:
     """The config a resume of `checkpoint` trains with: the saved one, changed only by `overrides` (the options the
     user gave; `lr` sets both rates unless one is given). Options that would change the networks, and those a run
     keeps for life (KEPT_FIELDS), are refused. The run writes where the checkpoint now is, unless --checkpoint-dir
     says otherwise, so a moved run folder resumes in place; its sample grids move along when they lived inside the
     checkpoint folder."""
-    changed = [name for name in MODEL_FIELDS if name in overrides and overrides[name] != getattr(saved, name)]
-    if changed:
-        raise BadValue(f"{', '.join('{' + n + '}' for n in changed)} would change the networks saved in {checkpoint}: "
-                       f"leave them out when resuming (start a new run in another {{checkpoint_dir}} to train a "
-                       f"different model)")
-    kept = [name for name in KEPT_FIELDS if name in overrides and overrides[name] != getattr(saved, name)]
-    if kept:
-        raise BadValue(f"{', '.join('{' + n + '}' for n in kept)} stay as {checkpoint} saved them for the rest of its "
-                       f"run: leave them out when resuming (start a new run in another {{checkpoint_dir}} to train "
-                       f"with other values)")
-    overrides = dict(overrides)
+    overrides = check_unchanged(saved, overrides, checkpoint)
     lr = overrides.pop("lr", None)
     if lr is not None:
         check_rate("lr", lr)
         for name in ("lr_g", "lr_d"):
             overrides.setdefault(name, lr)
-    config = {**asdict(saved), **{k: v for k, v in overrides.items() if v is not None}}
+    config = {**asdict(saved), **overrides}
     here, old = Path(checkpoint).parent, Path(saved.checkpoint_dir)
     if overrides.get("checkpoint_dir") is None:
         config["checkpoint_dir"] = str(here)

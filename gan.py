@@ -28,8 +28,8 @@ from torch import nn
 
 from checkpoint import TrainingState, read_generator, read_training_checkpoint
 from config import LABEL_FREE, LABELS  # noqa: F401  (the label-dependent defaults, for readers of gan.LABELS)
-from config import (DATASETS, R1_EVERY, STAT_NAMES, BadType, BadValue, Config, Drawing, GANError, check_minutes,
-                    resumed)
+from config import (DATASETS, KEPT_FIELDS, MODEL_FIELDS, R1_EVERY, STAT_NAMES, BadType, BadValue, Config, Drawing,
+                    GANError, check_minutes, check_unchanged, resumed)
 from device import autocast, device_of, device_settings, own_random_state, resolve_device, resolve_precision
 from files import TrainingInterrupted  # noqa: F401  (what train raises on Ctrl-C, for callers of gan)
 from record import check_sample_count, check_tensorboard, format_stats, load_matplotlib, plot_samples
@@ -328,7 +328,10 @@ def train(cfg: Config, resume: str | Path | None = None, minutes: float | None =
     load_matplotlib()  # the loss plot needs it: a broken MPLBACKEND is said now, not after the first epoch
     check_tensorboard(cfg.tensorboard)
     device = resolve_device(cfg.device)
-    saved = saved if saved is not None or resume is None else load_checkpoint(resume)[0]
+    if resume is not None and saved is None:  # train(cfg, resume=path): cfg must be that run's
+        saved, saved_cfg = load_checkpoint(resume)
+        check_unchanged(saved_cfg, {name: getattr(cfg, name) for name in MODEL_FIELDS + KEPT_FIELDS}, resume,
+                        "pass the saved values, or call gan.resume(path, overrides), which starts from them")
     run = RunFolder(cfg.checkpoint_dir, cfg.sample_dir)
     run.check_resumable(saved, cfg.epochs, resume)
     with own_random_state(device):  # the caller's random numbers (a notebook's, say) are theirs again afterwards

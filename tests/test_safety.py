@@ -6,6 +6,7 @@ milliseconds rather than seconds), signals are real signals, and every bad file 
 the real commands. Only the sizes are small: an MLP GAN on a few hundred synthetic digits.
 """
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -438,8 +439,34 @@ def test_resume_refuses_files_and_flags_that_do_not_fit(tmp_path, run_cli, train
         result = run_cli("train", "--resume", trained, *flag, "--epochs", "2", *SMALL, *folders(tmp_path, small_data))
         assert_refused(result, re.escape(flag[0]), r"stay as .* saved them")
     assert not (tmp_path / "ck").exists()
+    result = run_cli("train", "--resume", trained, "--width", "8", "--ema", "0", *SMALL, *folders(tmp_path, small_data))
+    assert_refused(result, r"--width would change the networks .* and --ema stay as")  # both kinds, in one line
     assert_refused(run_cli("resume", trained, "--epochs", "1", *SMALL, *folders(tmp_path, small_data)),
                    r"already trained 1 epochs")
+
+
+def test_a_resume_keeps_the_saved_values_of_what_it_cannot_change(trained):
+    """Found by a hostile pass: None (not given), 1.0 for a run saved without label smoothing, or a numpy float equal to
+    the saved value were refused or stored as another number (0.9900000095), which a later resume then refused."""
+    saved = gan.load_checkpoint(trained)[1]
+    assert saved.label_smoothing is None and saved.ema == 0.99
+    same = {"ema": np.float32(0.99), "label_smoothing": 1.0, "seed": np.int64(saved.seed), "beta1": None, "arch": None}
+    resumed = gan.resumed(saved, {**same, "epochs": 2}, trained)
+    assert (resumed.ema, resumed.label_smoothing, resumed.seed, resumed.epochs) == (0.99, None, saved.seed, 2)
+    assert type(resumed.ema) is float and type(resumed.seed) is int
+
+
+def test_train_with_resume_from_python_refuses_another_run_s_config(tmp_path, trained, small_data):
+    """gan.train(cfg, resume=path) skipped the check: a config of other networks raised a state_dict traceback, and
+    ema=0 dropped G's moving average."""
+    before = {p: p.read_bytes() for p in trained.parent.rglob("*") if p.is_file()}
+    for change, pattern in (({"width": 8}, r"width would change the networks"), ({"ema": 0.0}, r"ema stay as"),
+                            ({"beta1": 0.5, "seed": 5}, r"beta1, seed stay as")):
+        cfg = dataclasses.replace(config(tmp_path, small_data, epochs=2), **change)
+        with pytest.raises(gan.BadValue, match=pattern + r".*gan\.resume\(path, overrides\)"):
+            gan.train(cfg, resume=trained, console=quiet())
+    assert {p: p.read_bytes() for p in trained.parent.rglob("*") if p.is_file()} == before
+    assert not (tmp_path / "ck").exists()
 
 
 # ---- bad arguments and environments ----

@@ -58,3 +58,12 @@ def test_a_rate_factor_sets_both_learning_rates_per_epoch(mnist_dir):
     finally:
         gan.run_epoch = run_epoch
     assert seen == [(cfg.lr_g * f, cfg.lr_d * f) for f in (1, 1, 1, 0.5)]
+
+
+def test_the_third_round_levers_widen_what_their_names_say():
+    cfg = gan.Config(width=4)
+    wide = search.wider_d(4)(cfg)  # D's channels 16, 32, 64 instead of 4, 8, 16; G untouched
+    assert [m.out_channels for m in wide.features if isinstance(m, gan.torch.nn.Conv2d)] == [16, 32, 64]
+    assert wide.head.in_features == 64 * 16 and wide(gan.torch.zeros(2, 1, 28, 28), gan.torch.arange(2)).shape == (2,)
+    assert search.LEVERS["default, width 24"][0] == {**search.NOW, "width": 24}
+    assert search.LEVERS["default, D at twice the rate"][0] == {**search.NOW, "lr_d": 2 * config.LABELS["lr_d"]}

@@ -87,8 +87,8 @@ class Config:
     arch: str = option("dcgan", "Network (mlp-bn: the MLP with BatchNorm and no biases; dcgan-tf: the TensorFlow "
                        "tutorial's DCGAN).", "model", choices=ARCHS, model=True)
     latent_dim: int = option(100, "Size of the noise vector z.", "model", model=True)
-    width: int = option(16, "dcgan only: channels of D's first layer; compute grows with its square (paper: 64).",
-                        "model", model=True)
+    width: int = option(16, "dcgan only: D's channels start at this and double per layer, G's halve from 8x it; "
+                        "compute grows with its square (paper: 64).", "model", model=True)
     g_act: str = option("relu", "mlp only: generator activation.", "model", choices=("relu", "leaky"), model=True)
     d_dropout: float = option(0.0, "mlp/mlp-bn only: dropout after each hidden layer of D (0: none).", "model",
                               model=True)

@@ -79,9 +79,9 @@ def minibatch_std(cfg):
 
 
 def wider_d(factor: int):
-    """The default D with `factor` times the channels (G keeps its width). At the same width D costs a twentieth of
-    G's multiply-adds, but its multiply-adds grow with the square of the factor and it runs three times a step (real
-    and fake for D's loss, fake again for G's): four times as wide, the run took 3.5x as long per epoch."""
+    """The default D with `factor` times the channels (G keeps its width). At the same width D costs about a sixth of
+    G's multiply-adds, but its cost grows with the square of the factor and it runs three times a step (real and fake
+    for D's loss, fake again for G's): four times as wide, the run took 3.5x as long per epoch."""
     def build(cfg):
         return DEFAULT_D(replace(cfg, width=cfg.width * factor))
     return build
@@ -246,7 +246,8 @@ def train_and_score(s, cfg, images, labels, emas: dict, epochs: int, at: list[in
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", required=True)
-    p.add_argument("--lever", choices=list(LEVERS), required=True)
+    p.add_argument("--lever", choices=list(LEVERS), required=True, metavar="LEVER",
+                   help="one of: " + "; ".join(LEVERS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--at", type=int, nargs="+", default=[5, 10], help="epochs to score at")

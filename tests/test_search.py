@@ -2,6 +2,7 @@
 scored, and gan.py is left as it was."""
 
 import math
+from unittest import mock
 
 import config
 import gan
@@ -62,8 +63,12 @@ def test_a_rate_factor_sets_both_learning_rates_per_epoch(mnist_dir):
 
 def test_the_third_round_levers_widen_what_their_names_say():
     cfg = gan.Config(width=4)
-    wide = search.wider_d(4)(cfg)  # D's channels 16, 32, 64 instead of 4, 8, 16; G untouched
-    assert [m.out_channels for m in wide.features if isinstance(m, gan.torch.nn.Conv2d)] == [16, 32, 64]
+    with mock.patch.object(gan, "build_discriminator", search.wider_d(4)):  # as search.run patches it
+        s = gan.new_training_state(cfg, gan.torch.device("cpu"))
+    wide, convs = s.D, lambda net: [m.out_channels for m in net.modules() if isinstance(m, gan.torch.nn.Conv2d)]
+    assert convs(wide) == [16, 32, 64] and convs(gan.build_discriminator(cfg)) == [4, 8, 16]  # D four times as wide
+    channels = [p.shape for p in s.G.parameters()]
+    assert channels == [p.shape for p in gan.build_generator(cfg).parameters()]  # G as the default's
     assert wide.head.in_features == 64 * 16 and wide(gan.torch.zeros(2, 1, 28, 28), gan.torch.arange(2)).shape == (2,)
     assert search.LEVERS["default, width 24"][0] == {**search.NOW, "width": 24}
     assert search.LEVERS["default, D at twice the rate"][0] == {**search.NOW, "lr_d": 2 * config.LABELS["lr_d"]}

@@ -1,7 +1,7 @@
 """How fast this GAN trains here, against this machine's own limits and against typical single-file examples.
 
     python bench.py --data-dir ../shared/data --speed-only     # the speed tables (about 15 minutes on 2 cores)
-    python bench.py --data-dir ../shared/data --quality-only   # quality against time (about 25 minutes)
+    python bench.py --data-dir ../shared/data --quality-only   # quality against time (about 40 minutes)
     python bench.py --data-dir ../shared/data --quick          # a smoke run of both, under a minute
 
 It prints markdown tables (docs/speed.md carries them):
@@ -15,8 +15,8 @@ It prints markdown tables (docs/speed.md carries them):
    .item() every step, fp32);
 4. what was tried and not kept (torch.compile, thread counts), against the loop as shipped;
 5. quality against wall-clock time, side by side: the labelled default before the quality search (docs/results.md)
-   and the default now, scored after 2.5, 5 and 10 minutes of training (or at their end), next to the real-data
-   floor.
+   the default now and the default at --width 24, scored after 2.5, 5 and 10 minutes of training (or at their
+   end), next to the real-data floor.
 Timings on a shared machine are noisy: compare ratios measured in one run, not numbers across runs.
 """
 
@@ -353,17 +353,18 @@ def speed(args) -> None:
 
 def quality(args) -> None:
     """Quality against training time, side by side in one run: the labelled default as it was before the quality
-    search of issue 28 (Adam beta1 0.5, a moving average of decay 0.999) and the default now, in the precision
-    `auto` picks here."""
+    search of issue 28 (Adam beta1 0.5, a moving average of decay 0.999), the default now, and the default at width
+    24 (more variety per epoch at 1.8x the time per epoch), in the precision `auto` picks here."""
     n = 500 if args.quick else args.n
     default = gan.Config()
     print(f"\nQuality against training time of the default run (`python cli.py train`, {default.epochs} epochs) and of "
-          f"the default before it, n = {n}:\n")
+          f"the default before it and at --width 24, n = {n}:\n")
     marks = (0.1, 0.2) if args.quick else (2.5, 5, 10)
     floor = evaluate.real_floor(args.data_dir, n)
     print("\n".join(QUALITY_HEADER + [quality_row("real data (floor)", "", "", floor, floor)]), flush=True)
     runs = {"default before (beta1 0.5, EMA 0.999)": replace(default, beta1=0.5, ema=0.999),
-            f"default (beta1 {default.beta1:g}, EMA {default.ema:g})": default}
+            f"default (beta1 {default.beta1:g}, EMA {default.ema:g})": default,
+            "the default at --width 24": replace(default, width=24)}  # the README's option for more variety
     for name, cfg in runs.items():
         quality_over_time(name, cfg, args.data_dir, marks, n, floor, args.sample_dir)
 

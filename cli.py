@@ -310,7 +310,7 @@ def generate(ctx: typer.Context, **options):
     def action(gan):
         import digits
         gan.generate_and_plot_samples(ask.checkpoint, n=ask.n, nrow=ask.nrow, seed=ask.seed, out=ask.out, show=False,
-                                      digit=ask.digit, sampler=digits.rejection_sampler(ask.min_confidence),
+                                      digit=ask.digit, sampler=digits.rejection_sampler(ask.min_confidence, ask.spread),
                                       checkpoint_dir=ask.checkpoint_dir, device=ask.device, force=ask.force,
                                       say=typer.echo)
     run_gan(action)
@@ -335,8 +335,9 @@ def export_command(options: dict) -> None:
             quiet_when_piped(progress.console)
             task = progress.add_task(f"writing {ask.format}", total=ask.n)
             target = digits.export_samples(G, ask.n, ask.out, ask.format, ask.seed, ask.digit, ask.min_confidence,
-                                           ask.force, progress=lambda k: progress.advance(task, k))
-        typer.echo(f"wrote {ask.n} images with labels from {G.origin} to {target}/ ({ask.format})"
+                                           ask.force, progress=lambda k: progress.advance(task, k), spread=ask.spread)
+        typer.echo(f"wrote {ask.n} images with labels from {G.origin} to {target}/ ({ask.format}"
+                   + (f", noise spread {ask.spread:g})" if ask.spread != 1 else ")")
                    + (f"; {G.note}" if G.note else ""))
     run_gan(action)
 
@@ -395,7 +396,7 @@ def evaluate(ctx: typer.Context,
 
         import evaluate as ev
         report = ev.evaluate_file(ask.checkpoint, ask.n, ask.data_dir, ask.checkpoint_dir, ask.seed, ask.device,
-                                  ask.cas, log=lambda line: typer.echo(line, err=True))
+                                  ask.cas, log=lambda line: typer.echo(line, err=True), spread=ask.spread)
         if as_json:
             typer.echo(json.dumps(report, indent=1))
         elif report["lens"] is None:
@@ -431,8 +432,9 @@ def print_report(report: dict) -> None:
     console = Console()
     accuracy = report["classifier_accuracy"]
     accuracy = f" (its classifier: {accuracy:.2%} test accuracy)" if accuracy else ""
-    console.print(f"{report['note'] or report['checkpoint']}: {report['n']:,} samples vs {report['lens']}{accuracy}, "
-                  f"{report['seconds']:.1f}s", markup=False, highlight=False)
+    spread = f" (noise spread {report['spread']:g})" if report["spread"] != 1 else ""
+    console.print(f"{report['note'] or report['checkpoint']}: {report['n']:,} samples{spread} vs {report['lens']}"
+                  f"{accuracy}, {report['seconds']:.1f}s", markup=False, highlight=False)
     console.print(table)
     if report["label_agreement"]:
         typer.echo("classifier agrees with the asked-for class: " +

@@ -53,7 +53,7 @@ def is_mnist(G: Generator) -> bool:
 # ---- a chosen digit: asked of a conditional generator, or kept from an unconditional one ----
 
 def keep_digit(G: Generator, n: int, digit: int, seed: int | None = None, min_confidence: float = 0.9,
-               max_draws: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               max_draws: int | None = None, spread: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """n images of `digit` from an unconditional MNIST generator and the classifier's confidence in each: samples
     are kept only when the classifier calls them `digit` with at least `min_confidence` (rejection sampling), up to
     max_draws draws (default 50 n + 10,000)."""
@@ -63,7 +63,7 @@ def keep_digit(G: Generator, n: int, digit: int, seed: int | None = None, min_co
     rng = torch.Generator().manual_seed(seed) if seed is not None else None
     kept, confidences, found, drawn = [], [], 0, 0
     while found < n and drawn < max_draws:
-        z = torch.randn(min(1000, max_draws - drawn), G.latent_dim, generator=rng)
+        z = torch.randn(min(1000, max_draws - drawn), G.latent_dim, generator=rng) * spread
         images = draw(G, z.to(device_of(G)))
         labels, confidence = classify(images)
         hit = (labels == digit) & (confidence >= min_confidence)
@@ -85,28 +85,29 @@ def check_can_keep(G: Generator) -> None:
                        f"ask for: train with a subfolder per class (or, for MNIST, without --no-conditional)")
 
 
-def rejection_sampler(min_confidence: float = 0.9):
-    """A sampler for gan.generate_and_plot_samples that draws a chosen digit from any MNIST generator."""
+def rejection_sampler(min_confidence: float = 0.9, spread: float = 1.0):
+    """A sampler for gan.generate_and_plot_samples that draws a chosen digit from any MNIST generator, its noise
+    scaled by `spread`."""
     def sample(G: Generator, n: int, seed: int | None = None, digit: int | str | None = None) -> torch.Tensor:
         if digit is None or G.n_classes:
-            return generate(G, n, seed=seed, digit=digit)
+            return generate(G, n, seed=seed, digit=digit, spread=spread)
         check_can_keep(G)
-        return keep_digit(G, n, digit, seed, min_confidence)[0]
+        return keep_digit(G, n, digit, seed, min_confidence, spread=spread)[0]
     return sample
 
 
 # ---- bulk export ----
 
-def labelled(G: Generator, n: int, seed: int, digit: int | None, min_confidence: float):
+def labelled(G: Generator, n: int, seed: int, digit: int | None, min_confidence: float, spread: float = 1.0):
     """n images with a label each (-1: none known) and the MNIST classifier's confidence that the image is that digit
     (NaN where there is no classifier to ask: the label is the model's condition, or none)."""
     if not is_mnist(G):
-        images, labels = generate(G, n, seed=seed, digit=digit), class_labels(G, n, digit)
+        images, labels = generate(G, n, seed=seed, digit=digit, spread=spread), class_labels(G, n, digit)
         return images, labels if labels is not None else torch.full((n,), -1), torch.full((n,), float("nan"))
     if digit is not None and not G.n_classes:
-        images, confidence = keep_digit(G, n, digit, seed, min_confidence)
+        images, confidence = keep_digit(G, n, digit, seed, min_confidence, spread=spread)
         return images, torch.full((n,), digit), confidence
-    images, labels = generate(G, n, seed=seed, digit=digit), class_labels(G, n, digit)
+    images, labels = generate(G, n, seed=seed, digit=digit, spread=spread), class_labels(G, n, digit)
     probs = class_probabilities(images)
     labels = labels if labels is not None else probs.argmax(dim=1)
     return images, labels, probs[torch.arange(n), labels]
@@ -159,17 +160,18 @@ def write_labels(folder: Path, fmt: str, labels: np.ndarray) -> None:
 def export_samples(G: Generator, n: int = Export.n, out: str | Path | None = None, format: str = Export.format,
                    seed: int | None = None, digit: int | str | None = None,
                    min_confidence: float = Export.min_confidence, force: bool = Export.force, batch: int = 1000,
-                   progress=None) -> Path:
+                   progress=None, spread: float = Export.spread) -> Path:
     """Write n generated images and their labels to the folder `out`, a batch at a time (memory stays bounded).
 
     png: 00000.png ...; npy: images.npy, float32 (n, C, H, W) in [0, 1], and labels.npy; idx: MNIST's own format
     (images-idx3-ubyte, labels-idx1-ubyte; 28x28 grey only), which torchvision and most MNIST loaders read. Every
     format also gets labels.csv (the label, the MNIST classifier's confidence in it, and a class's name) and
-    export.json, what was written. The folder appears whole at the end, and no other export writes it meanwhile; an
-    existing one is replaced only with `force`, and only if it is an earlier export. Ctrl-C leaves nothing behind.
+    export.json, what was written (the seed and the noise's `spread` included). The folder appears whole at the end,
+    and no other export writes it meanwhile; an existing one is replaced only with `force`, and only if it is an
+    earlier export. Ctrl-C leaves nothing behind.
     """
     ask = Export(n=n, out=None if out is None else str(out), format=format, seed=seed, digit=digit,
-                 min_confidence=min_confidence, force=force)
+                 min_confidence=min_confidence, force=force, spread=spread)
     if ask.format == "idx" and (G.cfg.size, G.cfg.n_channels) != (28, 1):
         raise GANError(f"--format idx holds 28x28 grey images only; {getattr(G, 'origin', 'this model')} draws "
                        f"{G.cfg.size}x{G.cfg.size} {'colour' if G.cfg.n_channels == 3 else 'grey'}: use png or npy")
@@ -236,7 +238,7 @@ def write_export(G: Generator, ask: Export, folder: Path, base_seed: int, digit:
         table.writerow(["index", "label", "confidence", *(["class"] if names else [])])
         for start in range(0, n, batch):
             count = min(batch, n - start)  # each batch its own seed: repeatable, and no giant noise tensor
-            images, labels, confidence = labelled(G, count, base_seed + start, digit, ask.min_confidence)
+            images, labels, confidence = labelled(G, count, base_seed + start, digit, ask.min_confidence, ask.spread)
             images_out.write(images)
             all_labels[start:start + count] = labels.numpy()
             table.writerows([start + i, int(label), f"{float(c):.4f}", *([names[int(label)]] if names else [])]
@@ -244,7 +246,8 @@ def write_export(G: Generator, ask: Export, folder: Path, base_seed: int, digit:
             if progress:
                 progress(count)
     write_labels(folder, ask.format, all_labels)
-    manifest = {"n": n, "format": ask.format, "seed": base_seed, "digit": digit, "dataset": cfg.dataset,
+    manifest = {"n": n, "format": ask.format, "seed": base_seed, "spread": ask.spread, "digit": digit,
+                "dataset": cfg.dataset,
                 "conditional": cfg.conditional, "classes": cfg.classes, "shape": list(shape[1:])}
     (folder / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
 

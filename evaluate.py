@@ -327,12 +327,12 @@ def shipped_classifier(device: torch.device | str = "cpu") -> Classifier:
 
 
 def evaluate_generator(G: nn.Module, n: int, lens: Lens | str | Path, seed: int = 0,
-                       device: torch.device | str = "cpu") -> dict:
+                       device: torch.device | str = "cpu", spread: float = 1.0) -> dict:
     """Draw n images from G (repeatable for a seed; a conditional G's classes in turn) and score them through
     `lens` (or the MNIST test set of the data folder it names), per class too for a conditional G."""
     lens = lens if isinstance(lens, Lens) else mnist_lens(lens, device)
     real = test_features(lens)  # first, so that missing data fails before any generating
-    images = generate(G, n, seed=seed)
+    images = generate(G, n, seed=seed, spread=spread)
     fake_feats, fake_probs = embed(lens.model, images)
     return score(fake_feats, fake_probs, real, fake_labels=class_labels(G, n, None), real_labels=lens.test[1])
 
@@ -356,12 +356,12 @@ def check_enough(lens: Lens, have: int, part: str, least: int) -> None:
 
 
 def label_agreement(G: nn.Module, n_per_class: int, seed: int = 0, device: torch.device | str = "cpu",
-                    lens: Lens | None = None) -> dict:
+                    lens: Lens | None = None, spread: float = 1.0) -> dict:
     """For a conditional generator: the share of samples asked to be class c that the classifier calls c."""
     model = lens.model if lens is not None else shipped_classifier(device)
     shares = {}
     for c in range(G.n_classes):
-        _, probs = embed(model, generate(G, n_per_class, seed=seed + c, digit=c))
+        _, probs = embed(model, generate(G, n_per_class, seed=seed + c, digit=c, spread=spread))
         shares[c] = float((probs.argmax(1) == c).float().mean())
     return shares
 
@@ -373,7 +373,7 @@ CAS_RECIPE = ("a fresh LeNet-style classifier (the evaluation one), {epochs} pas
 
 def classification_accuracy_score(G: nn.Module, n: int, lens: Lens | str | Path, seed: int = 0,
                                   epochs: int = CAS_EPOCHS, device: torch.device | str = "cpu",
-                                  batch_size: int = 128) -> dict:
+                                  batch_size: int = 128, spread: float = 1.0) -> dict:
     """Is G's output good training data? The test accuracy of a classifier trained only on n labelled images drawn
     from G (n / classes of each; n rounded down to a multiple of the classes and to the real training images at
     hand), next to the same classifier trained the same way on n real training images, twice (seeds `seed` and
@@ -392,7 +392,7 @@ def classification_accuracy_score(G: nn.Module, n: int, lens: Lens | str | Path,
     for s in (seed, seed + 1):
         pick = torch.randperm(len(real_images), generator=torch.Generator().manual_seed(s))[:n]
         real.append(fit(real_images[pick], real_labels[pick], s))
-    generated = fit(generate(G, n, seed=seed), class_labels(G, n, None), seed)
+    generated = fit(generate(G, n, seed=seed, spread=spread), class_labels(G, n, None), seed)
     test_labels = lens.test[1]
     overall = lambda per_class: float(sum(a * int((test_labels == c).sum()) for c, a in enumerate(per_class))  # noqa
                                       / len(test_labels))
@@ -408,20 +408,21 @@ def classification_accuracy_score(G: nn.Module, n: int, lens: Lens | str | Path,
 
 def evaluate_file(checkpoint: str | Path | None = None, n: int = Scoring.n, data_dir: str | Path = Scoring.data_dir,
                   checkpoint_dir: str | Path | None = None, seed: int = Scoring.seed, device: str = Scoring.device,
-                  cas: bool = Scoring.cas, log=print) -> dict:
+                  cas: bool = Scoring.cas, log=print, spread: float = Scoring.spread) -> dict:
     """What `python cli.py evaluate` reports for a checkpoint or generator file (None: the newest in checkpoint_dir,
     or the shipped model): its scores and the real-data floor through the lens that fits the model (MNIST's, or for
     a model of class folders a classifier trained on the folder), how often the classifier agrees with the asked-for
     class, and on request the accuracy score. A model of a flat folder or another dataset has no lens: None."""
     ask = Scoring(checkpoint=checkpoint, checkpoint_dir=checkpoint_dir, n=n, data_dir=str(data_dir), seed=seed,
-                  device=str(device), cas=cas)
+                  device=str(device), cas=cas, spread=spread)
     check_sample_count(ask.n, as_grid=False)
     device = resolve_device(ask.device)
     G, cfg = load_generator(ask.checkpoint, device, ask.checkpoint_dir)
     t0 = time.perf_counter()
     lens = lens_for(G, cfg, ask.data_dir, device, log)
     if lens is None:
-        return {"checkpoint": G.origin, "note": G.note, "n": ask.n, "seed": ask.seed, "lens": None}
+        return {"checkpoint": G.origin, "note": G.note, "n": ask.n, "seed": ask.seed, "spread": ask.spread,
+                "lens": None}
     if ask.cas and not G.n_classes:
         raise GANError(f"--cas trains on the classes a model was asked for: {G.origin} is unconditional (no labels); "
                        f"leave out --cas, or evaluate a model trained with labels")
@@ -429,10 +430,13 @@ def evaluate_file(checkpoint: str | Path | None = None, n: int = Scoring.n, data
     floor = real_floor(lens, ask.n, seed=ask.seed, device=device)  # first: it checks the training images
     if ask.cas:  # before the minutes of generating and scoring
         check_enough(lens, floor["n"], "training", G.n_classes)
-    scores = evaluate_generator(G, ask.n, lens, seed=ask.seed, device=device)
-    agreement = label_agreement(G, max(100, ask.n // G.n_classes), ask.seed, lens=lens) if G.n_classes else None
-    accuracy_score = classification_accuracy_score(G, ask.n, lens, ask.seed, device=device) if ask.cas else None
-    return {"checkpoint": G.origin, "note": G.note, "n": ask.n, "seed": ask.seed, "lens": lens.what,
+    scores = evaluate_generator(G, ask.n, lens, seed=ask.seed, device=device, spread=ask.spread)
+    agreement = (label_agreement(G, max(100, ask.n // G.n_classes), ask.seed, lens=lens, spread=ask.spread)
+                 if G.n_classes else None)
+    accuracy_score = (classification_accuracy_score(G, ask.n, lens, ask.seed, device=device, spread=ask.spread)
+                      if ask.cas else None)
+    return {"checkpoint": G.origin, "note": G.note, "n": ask.n, "seed": ask.seed, "spread": ask.spread,
+            "lens": lens.what,
             "classes": lens.names,
             "classifier_accuracy": lens.accuracy, "generator": scores, "real_floor": floor,
             "label_agreement": agreement, "classification_accuracy": accuracy_score,

@@ -19,6 +19,7 @@ import math
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from collections.abc import Callable
 
@@ -409,14 +410,15 @@ def draw(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None) -> t
 
 
 def generate(G: Generator, n: int, seed: int | None = None, digit: int | str | None = None,
-             batch: int = 1024) -> torch.Tensor:
+             batch: int = 1024, spread: float = 1.0) -> torch.Tensor:
     """n new images (n, C, H, W) in [0, 1] on the CPU, repeatable for a seed. A conditional generator draws the class
-    `digit` (an index, or a class name of a model of your own folders), or its classes in turn when it is None."""
+    `digit` (an index, or a class name of a model of your own folders), or its classes in turn when it is None.
+    `spread` scales the noise: above 1 more varied images, below 1 more typical ones."""
     rng = torch.Generator().manual_seed(seed) if seed is not None else None
     labels = class_labels(G, n, digit)
     chunks = []
     for start in range(0, n, batch):  # each chunk its own draw of noise: bounded memory for any n
-        z = torch.randn(min(batch, n - start), G.latent_dim, generator=rng)
+        z = torch.randn(min(batch, n - start), G.latent_dim, generator=rng) * spread
         chunks.append(draw(G, z.to(device_of(G)), labels[start:start + len(z)] if labels is not None else None))
     return torch.cat(chunks)
 
@@ -470,7 +472,7 @@ def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n
                               show: bool | None = None, digit: int | str | None = None,
                               sampler: Callable | None = None, checkpoint_dir: str | Path | None = None,
                               device: torch.device | str = Drawing.device, force: bool = Drawing.force,
-                              say: Callable | None = None) -> torch.Tensor:
+                              say: Callable | None = None, spread: float = Drawing.spread) -> torch.Tensor:
     """Draw n images from `generator` and plot them: a module, the path of a checkpoint or exported generator, or
     None for the newest checkpoint in checkpoint_dir (default checkpoints/, and failing that the shipped model).
 
@@ -478,11 +480,12 @@ def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n
     otherwise (default: a new samples/generated_<time>.png, said through `say`); an `out` ending in .npy saves the
     array. An existing `out` is replaced only with `force`, and only when it is an earlier drawing. `digit`: one
     class (by index, or by name for a model of your own folders); an unconditional MNIST model needs a
-    `sampler(G, n, seed, digit) -> images` such as digits.rejection_sampler(). A conditional generator's classes
+    `sampler(G, n, seed, digit) -> images` such as digits.rejection_sampler(); `spread` scales the noise of the
+    default sampler (above 1, more varied images; a sampler of your own has its own). A conditional generator's classes
     come in order, a row per class when n is a multiple of them. Returns the images: (n, C, H, W) floats in [0, 1].
     """
     ask = Drawing(checkpoint=None, checkpoint_dir=checkpoint_dir, n=n, out=out, nrow=nrow, seed=seed, digit=digit,
-                  device=str(device), force=force)
+                  device=str(device), force=force, spread=spread)
     if generator is not None and not isinstance(generator, (str, Path)) and not (
             callable(generator) and hasattr(generator, "latent_dim")):
         raise BadType(f"generator must be a Generator, a checkpoint's path or None, got {type(generator).__name__}")
@@ -500,7 +503,8 @@ def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n
     shape = getattr(generator, "cfg", None)
     check_sample_count(ask.n, not str(ask.out).lower().endswith(".npy"),
                        shape.n_channels * shape.size ** 2 if shape else 784)
-    images = check_drawn((sampler or generate)(generator, ask.n, seed=ask.seed, digit=ask.digit), ask.n)
+    sampler = sampler or partial(generate, spread=ask.spread)
+    images = check_drawn(sampler(generator, ask.n, seed=ask.seed, digit=ask.digit), ask.n)
     by_class = class_labels(generator, ask.n, None) if ask.digit is None and ask.nrow is None else None
     written = plot_samples(images, by_class, generator.n_classes, ask.out, ask.nrow, show, ask.force)
     if getattr(generator, "note", None):  # said once the drawing is done: one line on stderr, never before an error

@@ -13,7 +13,7 @@ from torch import nn
 
 import digits
 import gan
-from conftest import FIXTURE, ROOT, RealDigitsOfLabel, grid_size, make_mnist
+from conftest import FIXTURE, ROOT, RealDigitsOfLabel, assert_refused, grid_size, make_mnist
 
 
 
@@ -198,6 +198,53 @@ def test_evaluate_reports_label_agreement_for_a_conditional_model(conditional_ch
     assert result.exit_code == 0, result
     agreement = json.loads(result.output)["label_agreement"]
     assert sorted(agreement) == [str(d) for d in range(10)] and all(0 <= v <= 1 for v in agreement.values())
+
+
+def test_spread_scales_the_noise_of_generate_export_and_evaluate(conditional_checkpoint, run_cli, mnist_dir, tmp_path):
+    """--spread s draws from noise of standard deviation s, in every command that draws, and says so."""
+    import json
+    ckpt = conditional_checkpoint / "ckpt" / "generator_final.pth"
+    G = gan.load_generator(ckpt)[0]
+    z = torch.randn(20, G.latent_dim, generator=torch.Generator().manual_seed(3))
+    wide = gan.generate(G, 20, seed=3, spread=1.5)
+    assert torch.allclose(wide, gan.draw(G, z * 1.5, gan.class_labels(G, 20, None)))
+    assert not torch.allclose(wide, gan.generate(G, 20, seed=3))
+    result = run_cli("export", "--checkpoint", ckpt, "--n", "20", "--format", "npy", "--out", tmp_path / "ex", "--seed",
+                     "3", "--spread", "1.5")
+    assert result.exit_code == 0 and "noise spread 1.5" in result.output, result
+    assert np.allclose(np.load(tmp_path / "ex" / "images.npy"), wide.numpy())
+    assert json.loads((tmp_path / "ex" / "export.json").read_text())["spread"] == 1.5
+    result = run_cli("generate", "--checkpoint", ckpt, "--n", "20", "--out", tmp_path / "g.npy", "--seed", "3",
+                     "--spread", "1.5")
+    assert result.exit_code == 0 and np.allclose(np.load(tmp_path / "g.npy"), wide.numpy()), result
+    assert np.allclose(gan.generate_and_plot_samples(G, n=20, seed=3, spread=1.5, show=False,
+                                                     out=tmp_path / "p.npy").numpy(), wide.numpy())
+    reports = []
+    for spread in ("1", "1.5"):
+        result = run_cli("evaluate", ckpt, "--n", "50", "--data-dir", mnist_dir, "--json", "--spread", spread)
+        assert result.exit_code == 0, result
+        reports.append(json.loads(result.output))
+    assert [r["spread"] for r in reports] == [1, 1.5]
+    assert reports[0]["generator"]["fid"] != reports[1]["generator"]["fid"]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "3.5"])
+def test_a_spread_out_of_range_is_one_line_for_every_command(value, run_cli, tmp_path):
+    for command in (["generate"], ["export", "--out", tmp_path / "ex"], ["evaluate"]):
+        line = assert_refused(run_cli(*command, "--spread", value),
+                              r"--spread must be above 0 and at most 3 \(1 draws as trained\), got")
+        assert line.endswith(value.lstrip("-")), line
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_spread_that_is_not_a_number_is_refused_in_python(tmp_path):
+    G = gan.Generator(nn.Linear(4, 784), latent_dim=4)
+    for value in (True, "1.2", None):
+        with pytest.raises(gan.BadValue, match=f"^spread must be a number, got {value!r}$"):
+            digits.export_samples(G, 5, tmp_path / "ex", spread=value)
+    with pytest.raises(gan.BadValue, match="^spread must be above 0 and at most 3"):
+        gan.generate_and_plot_samples(G, n=4, spread=0.0, show=False, out=tmp_path / "p.png")
+    assert not list(tmp_path.iterdir())
 
 
 def test_label_agreement_measures_whether_the_label_is_obeyed():

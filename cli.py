@@ -337,7 +337,7 @@ def export_command(options: dict) -> None:
             target = digits.export_samples(G, ask.n, ask.out, ask.format, ask.seed, ask.digit, ask.min_confidence,
                                            ask.force, progress=lambda k: progress.advance(task, k), spread=ask.spread)
         typer.echo(f"wrote {ask.n} images with labels from {G.origin} to {target}/ ({ask.format}"
-                   + (f", noise spread {ask.spread:g})" if ask.spread != 1 else ")")
+                   + (f", noise spread {ask.spread:.10g})" if ask.spread != 1 else ")")
                    + (f"; {G.note}" if G.note else ""))
     run_gan(action)
 
@@ -432,7 +432,7 @@ def print_report(report: dict) -> None:
     console = Console()
     accuracy = report["classifier_accuracy"]
     accuracy = f" (its classifier: {accuracy:.2%} test accuracy)" if accuracy else ""
-    spread = f" (noise spread {report['spread']:g})" if report["spread"] != 1 else ""
+    spread = f" (noise spread {report['spread']:.10g})" if report["spread"] != 1 else ""
     console.print(f"{report['note'] or report['checkpoint']}: {report['n']:,} samples{spread} vs {report['lens']}"
                   f"{accuracy}, {report['seconds']:.1f}s", markup=False, highlight=False)
     console.print(table)

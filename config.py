@@ -295,7 +295,7 @@ MAX_SPREAD = 3.0  # at 3 a DCGAN draws mostly noise: more is a typo
 def check_spread(value) -> float:
     value = check_real("spread", value)
     if not 0 < value <= MAX_SPREAD:
-        raise BadValue(f"{{spread}} must be above 0 and at most {MAX_SPREAD:g} (1 draws as trained), got {value:g}")
+        raise BadValue(f"{{spread}} must be above 0 and at most {MAX_SPREAD:g} (1 draws as trained), got {value:.10g}")
     return value
 
 

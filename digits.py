@@ -247,8 +247,8 @@ def write_export(G: Generator, ask: Export, folder: Path, base_seed: int, digit:
                 progress(count)
     write_labels(folder, ask.format, all_labels)
     manifest = {"n": n, "format": ask.format, "seed": base_seed, "spread": ask.spread, "digit": digit,
-                "dataset": cfg.dataset,
-                "conditional": cfg.conditional, "classes": cfg.classes, "shape": list(shape[1:])}
+                "dataset": cfg.dataset, "conditional": cfg.conditional, "classes": cfg.classes,
+                "shape": list(shape[1:])}
     (folder / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
 
 

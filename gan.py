@@ -495,6 +495,9 @@ def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n
         raise GANError("an unconditional generator cannot be asked for a digit: pass sampler=digits.rejection_sampler()"
                        " (the command line does), or train a conditional model")
     class_labels(generator, 1, ask.digit)  # a class the model does not have is refused before anything is said
+    if sampler is not None and ask.spread != 1:
+        raise BadValue("spread scales the default sampler's noise, and a sampler of your own draws its own: give the "
+                       "spread to the sampler instead, e.g. digits.rejection_sampler(spread=1.2)")
     for name, f in (("sampler", sampler), ("say", say)):
         if f is not None and not callable(f):
             raise BadType(f"{name} must be a function, got {type(f).__name__}")

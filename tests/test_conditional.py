@@ -244,6 +244,11 @@ def test_a_spread_that_is_not_a_number_is_refused_in_python(tmp_path):
             digits.export_samples(G, 5, tmp_path / "ex", spread=value)
     with pytest.raises(gan.BadValue, match="^spread must be above 0 and at most 3"):
         gan.generate_and_plot_samples(G, n=4, spread=0.0, show=False, out=tmp_path / "p.png")
+    with pytest.raises(gan.BadValue, match="give the spread to the sampler instead"):  # not silently dropped
+        gan.generate_and_plot_samples(G, n=4, spread=1.5, sampler=digits.rejection_sampler(), show=False,
+                                      out=tmp_path / "p.png")
+    with pytest.raises(gan.BadValue, match=r"got 3\.000001$"):  # the value as given, not rounded to 3
+        gan.generate_and_plot_samples(G, n=4, spread=3.000001, show=False, out=tmp_path / "p.png")
     assert not list(tmp_path.iterdir())
 
 

@@ -31,6 +31,7 @@ def atomic_write(path: str | Path, write, replace: bool = True) -> Path:
     A crash at any moment leaves either the old file or the new one under `path`, never half of one. With
     `replace=False` an existing `path` is never replaced (FileExistsError), even one made a moment ago.
     """
+    honour_stop_asked()
     path = Path(path)
     tmp = temporary(path, TMP)
     try:
@@ -338,17 +339,32 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SI
 
 def hold_stop_signals(hold: bool) -> None:
     """Hold back (True) or let through (False) Ctrl-C, SIGTERM and SIGHUP. cli.py holds them while torch loads, which
-    swallows a Ctrl-C mid-import and leaves numpy half loaded; one that came meanwhile arrives on release."""
-    if not hold:  # a SIGTERM or SIGHUP held meanwhile must not kill the process silently: it interrupts, as Ctrl-C
+    swallows a Ctrl-C mid-import and leaves numpy half loaded; one that came meanwhile arrives on release. Let through,
+    each interrupts as Ctrl-C does, and is also noted, for the gates of honour_stop_asked. A signal the process was
+    started to ignore (nohup's SIGHUP, a background job's Ctrl-C) stays ignored."""
+    if not hold:
         for sig in STOP_SIGNALS:
-            if sig != signal.SIGINT and signal.getsignal(sig) == signal.SIG_DFL:
+            if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
                 signal.signal(sig, _interrupt)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_BLOCK if hold else signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
+_stop_asked: list[str] = []  # the stop signals _interrupt turned into a KeyboardInterrupt, not yet honoured
+
+
 def _interrupt(signum, frame):
+    _stop_asked.append(signal.Signals(signum).name)
     raise KeyboardInterrupt
+
+
+def honour_stop_asked() -> None:
+    """Raise the KeyboardInterrupt of a stop signal that a library swallowed: torch's probe for Triton, met when
+    torchvision loads, turns one into an ImportError and carries on. Called before a StopRequest begins and before
+    each file is written, so such a Ctrl-C still stops the command before it writes or trains."""
+    if _stop_asked:
+        _stop_asked.clear()
+        raise KeyboardInterrupt
 
 
 class StopRequest:
@@ -369,9 +385,11 @@ class StopRequest:
         self.signal_name = signal.Signals(signum).name
 
     def __enter__(self):
+        honour_stop_asked()
         for sig in STOP_SIGNALS:
             try:
-                self._previous[sig] = signal.signal(sig, self._handle)
+                if signal.getsignal(sig) != signal.SIG_IGN:  # under nohup, a closed terminal does not stop the work
+                    self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread: signals cannot be caught here
                 pass
         return self

@@ -3,6 +3,7 @@ checks every test of an error uses (one clear line), small training configs and 
 
 import io
 import re
+import signal
 import struct
 import sys
 from pathlib import Path
@@ -303,4 +304,9 @@ def run_bench(monkeypatch, capsys):
 
 
 def pytest_configure(config):
+    # the commands started here get the usual stop signals even when this suite runs under nohup or as a background
+    # job, which start it ignoring SIGHUP or Ctrl-C (the commands keep a signal they were started to ignore)
+    for sig, usual in ((signal.SIGINT, signal.default_int_handler), (signal.SIGHUP, signal.SIG_DFL)):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, usual)
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU (tests/test_gpu.py); run them with `bash .ci/gpu`")

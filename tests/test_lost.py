@@ -311,6 +311,96 @@ def test_a_ctrl_c_early_in_train_is_never_lost(tmp_path, small_data):
         one_clear_line(err, rf"^Error: interrupted$|stopped by {sig.name}")
 
 
+SWALLOWED = """
+import os, signal, sys, time
+import files
+files.hold_stop_signals(False)  # as cli.py's run_gan does once the GAN is imported
+
+def swallowed(sig):  # as torch's probe for Triton does: the KeyboardInterrupt becomes an ImportError, caught
+    try:
+        os.kill(os.getpid(), sig)
+        time.sleep(10)
+    except KeyboardInterrupt:
+        pass
+
+swallowed(signal.SIGHUP)
+try:
+    files.atomic_write(sys.argv[1], lambda f: f.write(b"x"))
+except KeyboardInterrupt:
+    print("write stopped", os.path.exists(sys.argv[1]))
+swallowed(signal.SIGINT)
+try:
+    with files.StopRequest():
+        print("work began")
+except KeyboardInterrupt:
+    print("work stopped")
+files.atomic_write(sys.argv[1], lambda f: f.write(b"x"))  # honoured once: what comes after is written
+print("written")
+"""
+
+
+def test_a_stop_signal_a_library_swallowed_still_stops_before_any_write_or_work(tmp_path):
+    """A SIGHUP 2 s into train was lost (CI): torchvision's import of torch._dynamo probes Triton, which turns the
+    KeyboardInterrupt into an ImportError and carries on, so training ran on until killed."""
+    out = subprocess.run([sys.executable, "-c", SWALLOWED, str(tmp_path / "x.png")], cwd=ROOT, env=ENV, text=True,
+                         capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["write stopped False", "work stopped", "written"], out.stdout
+    assert (tmp_path / "x.png").read_bytes() == b"x"
+
+
+FAKE_TRITON = """
+import os, signal, time
+open(os.environ["TRITON_PROBED"], "w").close()
+try:  # a closed terminal while torch probes for Triton; libtriton's init makes its KeyboardInterrupt an ImportError
+    os.kill(os.getpid(), signal.SIGHUP)
+    time.sleep(10)
+except KeyboardInterrupt as e:
+    raise ImportError("swallowed") from e
+"""
+
+
+def test_a_sighup_while_torch_probes_for_triton_stops_train_before_it_writes(tmp_path, small_data):
+    """The moment CI lost a SIGHUP, made certain: a Triton on the path that is hung up on while torch imports it."""
+    (tmp_path / "fake" / "triton").mkdir(parents=True)
+    (tmp_path / "fake" / "triton" / "__init__.py").write_text(FAKE_TRITON)
+    ck = tmp_path / "ck"
+    env = {**ENV, "PYTHONPATH": str(tmp_path / "fake"), "TRITON_PROBED": str(tmp_path / "probed")}
+    out = subprocess.run([sys.executable, "cli.py", "train", *SMALL, "--epochs", "2", "--data-dir", str(small_data),
+                          "--checkpoint-dir", str(ck), "--sample-dir", str(tmp_path / "s")], cwd=ROOT, env=env,
+                         text=True, capture_output=True, timeout=120)
+    if not (tmp_path / "probed").exists():
+        pytest.skip("this torch no longer imports Triton after cli.py lets the stop signals through")
+    assert out.returncode == 130, out.stderr
+    one_clear_line(out.stderr, r"^Error: interrupted$")
+    assert not ck.exists() and not (tmp_path / "s").exists()
+
+
+def test_train_under_nohup_runs_on_when_the_terminal_closes(tmp_path, small_data):
+    """Training caught SIGHUP even when started under nohup, which asks for the opposite: a closed terminal stopped
+    (with a checkpoint) the run that the user had started to outlive it."""
+    ck = tmp_path / "ck"
+    proc = subprocess.Popen([sys.executable, "cli.py", "train", *SMALL, "--epochs", "1000", "--data-dir",
+                             str(small_data), "--checkpoint-dir", str(ck), "--sample-dir", str(tmp_path / "s")],
+                            cwd=ROOT, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # what nohup does
+    try:
+        deadline = time.monotonic() + 60
+        while not (ck / "gan_epoch_1.pth").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGHUP)
+        while not (ck / "gan_epoch_3.pth").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None and (ck / "gan_epoch_3.pth").exists(), proc.communicate()
+        proc.send_signal(signal.SIGINT)  # Ctrl-C still stops it, saving where it got to
+        code, (_, err) = proc.wait(60), proc.communicate()
+    finally:
+        proc.kill()
+    assert code == 130, err
+    one_clear_line(err, r"stopped by SIGINT in epoch \d+ .*saved .*_interrupted\.pth")
+    assert not list(ck.glob("*SIGHUP*")) and "SIGHUP" not in err
+
+
 def test_sighup_saves_like_ctrl_c(tmp_path, small_data):
     """A closed terminal (SIGHUP) ended training without saving where it got to."""
     ck = tmp_path / "ck"

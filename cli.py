@@ -306,13 +306,14 @@ def generate(ctx: typer.Context, **options):
         check_replaceable(Path(ask.out), ask.force) if ask.out else None  # before any model loads
     except BadValue as e:
         fail(e.for_cli())
+    wide = f" (noise spread {ask.spread:.10g})" if ask.spread != 1 else ""  # said after what was written
 
     def action(gan):
         import digits
         gan.generate_and_plot_samples(ask.checkpoint, n=ask.n, nrow=ask.nrow, seed=ask.seed, out=ask.out, show=False,
                                       digit=ask.digit, sampler=digits.rejection_sampler(ask.min_confidence, ask.spread),
                                       checkpoint_dir=ask.checkpoint_dir, device=ask.device, force=ask.force,
-                                      say=typer.echo)
+                                      say=lambda line: typer.echo(line + wide))
     run_gan(action)
 
 

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 import evaluate
-from config import Export, GANError, Walk, check_int
+from config import Export, GANError, Walk, check_int, check_spread
 from files import EXPORT_MANIFEST, OLD, PARTIAL, FolderLock, StopRequest, new_folders, remove_orphans, temporary
 from gan import Generator, class_index, class_labels, device_of, draw, generate
 
@@ -59,7 +59,7 @@ def keep_digit(G: Generator, n: int, digit: int, seed: int | None = None, min_co
     max_draws draws (default 50 n + 10,000)."""
     check_can_keep(G)
     digit = check_int("digit", digit, 0, 9)
-    max_draws = max_draws or 50 * n + 10_000
+    max_draws, spread = max_draws or 50 * n + 10_000, check_spread(spread)
     rng = torch.Generator().manual_seed(seed) if seed is not None else None
     kept, confidences, found, drawn = [], [], 0, 0
     while found < n and drawn < max_draws:
@@ -88,6 +88,8 @@ def check_can_keep(G: Generator) -> None:
 def rejection_sampler(min_confidence: float = 0.9, spread: float = 1.0):
     """A sampler for gan.generate_and_plot_samples that draws a chosen digit from any MNIST generator, its noise
     scaled by `spread`."""
+    spread = check_spread(spread)
+
     def sample(G: Generator, n: int, seed: int | None = None, digit: int | str | None = None) -> torch.Tensor:
         if digit is None or G.n_classes:
             return generate(G, n, seed=seed, digit=digit, spread=spread)

@@ -30,7 +30,7 @@ from torch import nn
 from checkpoint import TrainingState, read_generator, read_training_checkpoint
 from config import LABEL_FREE, LABELS  # noqa: F401  (the label-dependent defaults, for readers of gan.LABELS)
 from config import (DATASETS, KEPT_FIELDS, MODEL_FIELDS, R1_EVERY, STAT_NAMES, BadType, BadValue, Config, Drawing,
-                    GANError, check_minutes, check_unchanged, resumed)
+                    GANError, check_minutes, check_spread, check_unchanged, resumed)
 from device import autocast, device_of, device_settings, own_random_state, resolve_device, resolve_precision
 from files import TrainingInterrupted  # noqa: F401  (what train raises on Ctrl-C, for callers of gan)
 from record import check_sample_count, check_tensorboard, format_stats, load_matplotlib, plot_samples
@@ -414,6 +414,7 @@ def generate(G: Generator, n: int, seed: int | None = None, digit: int | str | N
     """n new images (n, C, H, W) in [0, 1] on the CPU, repeatable for a seed. A conditional generator draws the class
     `digit` (an index, or a class name of a model of your own folders), or its classes in turn when it is None.
     `spread` scales the noise: above 1 more varied images, below 1 more typical ones."""
+    spread = check_spread(spread)
     rng = torch.Generator().manual_seed(seed) if seed is not None else None
     labels = class_labels(G, n, digit)
     chunks = []

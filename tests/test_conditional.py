@@ -1,6 +1,7 @@
 """Digits on demand: conditional training, --digit by rejection sampling, bulk export, other 28x28 datasets."""
 
 import csv
+import re
 from pathlib import Path
 import subprocess
 import sys
@@ -217,6 +218,7 @@ def test_spread_scales_the_noise_of_generate_export_and_evaluate(conditional_che
     result = run_cli("generate", "--checkpoint", ckpt, "--n", "20", "--out", tmp_path / "g.npy", "--seed", "3",
                      "--spread", "1.5")
     assert result.exit_code == 0 and np.allclose(np.load(tmp_path / "g.npy"), wide.numpy()), result
+    assert re.search(r"^wrote 20 images from .* to .*g\.npy \(noise spread 1\.5\)$", result.output, re.M), result.output
     assert np.allclose(gan.generate_and_plot_samples(G, n=20, seed=3, spread=1.5, show=False,
                                                      out=tmp_path / "p.npy").numpy(), wide.numpy())
     reports = []
@@ -250,6 +252,13 @@ def test_a_spread_that_is_not_a_number_is_refused_in_python(tmp_path):
     with pytest.raises(gan.BadValue, match=r"got 3\.000001$"):  # the value as given, not rounded to 3
         gan.generate_and_plot_samples(G, n=4, spread=3.000001, show=False, out=tmp_path / "p.png")
     assert not list(tmp_path.iterdir())
+    # the functions beneath the commands check it too: a NaN spread drew NaN images
+    for draw in (lambda s: gan.generate(G, 4, spread=s), lambda s: digits.rejection_sampler(spread=s),
+                 lambda s: digits.keep_digit(gan.Generator(nn.Linear(4, 784), latent_dim=4), 1, 3, spread=s)):
+        for value in (float("nan"), -1.0, float("inf")):
+            with pytest.raises(gan.BadValue, match=r"^spread must be above 0 and at most 3 \(1 draws as trained\), "
+                                                   r"got (nan|-1|inf)$"):
+                draw(value)
 
 
 def test_label_agreement_measures_whether_the_label_is_obeyed():

@@ -332,11 +332,20 @@ def export_command(options: dict) -> None:
         import digits
         from rich.progress import Progress
         G, _ = gan.load_generator(ask.checkpoint, ask.device, ask.checkpoint_dir)
-        with Progress() as progress:
-            quiet_when_piped(progress.console)
-            task = progress.add_task(f"writing {ask.format}", total=ask.n)
+        progress, task = Progress(), []
+        quiet_when_piped(progress.console)
+
+        def advance(k):  # the bar starts with the first images written: a refusal before them prints no bar
+            if not task:
+                progress.start()
+                task.append(progress.add_task(f"writing {ask.format}", total=ask.n))
+            progress.advance(task[0], k)
+        try:
             target = digits.export_samples(G, ask.n, ask.out, ask.format, ask.seed, ask.digit, ask.min_confidence,
-                                           ask.force, progress=lambda k: progress.advance(task, k), spread=ask.spread)
+                                           ask.force, progress=advance, spread=ask.spread)
+        finally:
+            if task:
+                progress.stop()
         typer.echo(f"wrote {ask.n} images with labels from {G.origin} to {target}/ ({ask.format}"
                    + (f", noise spread {ask.spread:.10g})" if ask.spread != 1 else ")")
                    + (f"; {G.note}" if G.note else ""))

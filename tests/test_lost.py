@@ -833,7 +833,7 @@ def test_train_classifier_keeps_a_file_that_appears_at_out_while_it_trains(tmp_p
         return fit(*args, **kwargs)
     monkeypatch.setattr(evaluate, "fit_classifier", fit_while_a_file_appears)
     result = run_cli("train-classifier", "--data-dir", small_data, "--out", out, "--epochs", "1", "--device", "cpu")
-    assert_refused(result, r"mine\.pt appeared while the classifier trained, and is kept")
+    assert_refused(result, r"mine\.pt appeared while the classifier trained, and is kept", work_began=True)
     assert out.read_text() == "my precious notes"
 
 

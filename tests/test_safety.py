@@ -631,13 +631,14 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, ru
     nan.write_bytes(trained.read_bytes())
 
     result = run_cli("resume", nan, "--epochs", "3", *SMALL, *folders(tmp_path, small_data))
-    assert_refused(result, r"diverged", r"NaN or infinite", rf"last good checkpoint, {re.escape(str(good))}, is kept")
+    assert_refused(result, r"diverged", r"NaN or infinite", rf"last good checkpoint, {re.escape(str(good))}, is kept",
+                   work_began=True)
     assert sha(good) == before
     assert [p.name for p in ck.glob("*.pth")] == ["gan_epoch_1.pth"]  # no NaN checkpoint, partial or whole
 
     fresh = tmp_path / "fresh"
     result = run_cli("resume", nan, "--epochs", "3", *SMALL, *folders(fresh, small_data))
-    assert_refused(result, r"diverged", r"no checkpoint had been written")
+    assert_refused(result, r"diverged", r"no checkpoint had been written", work_began=True)
     assert not list((fresh / "ck").glob("*.pth"))
 
 
@@ -650,7 +651,8 @@ def test_nan_weights_are_never_saved_even_when_the_losses_look_finite(tmp_path, 
     bad = tmp_path / "bad-optimizer.pth"
     bad.write_bytes(trained.read_bytes())
     result = run_cli("resume", bad, "--epochs", "3", *SMALL, *folders(tmp_path, data))
-    assert_refused(result, r"diverged", r"weights of G(, G_ema)? became NaN", r"gan_epoch_2\.pth was not written", r"kept")
+    assert_refused(result, r"diverged", r"weights of G(, G_ema)? became NaN", r"gan_epoch_2\.pth was not written",
+                   r"kept", work_began=True)
     assert sha(good) == before
     assert all(all_finite(p) for p in ck.glob("*.pth"))
     assert [p.name for p in ck.glob("*.pth")] == ["gan_epoch_1.pth"]

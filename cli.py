@@ -152,6 +152,7 @@ def run_gan(action):
         hold_stop_signals(False)
         return action(gan)
     except TrainingInterrupted as e:  # saved, and says how to continue: not an error
+        stopping()
         typer.echo(str(e), err=True)
         raise typer.Exit(130) from None
     except BadValue as e:
@@ -159,6 +160,7 @@ def run_gan(action):
     except config.GANError as e:
         fail(str(e))
     except KeyboardInterrupt:
+        stopping()
         fail("interrupted", 130)
     except MemoryError:
         fail("out of memory: ask for fewer images at a time, a smaller --batch-size, or raise the memory limit")
@@ -169,6 +171,15 @@ def run_gan(action):
             raise
         fail(f"out of memory ({str(e).splitlines()[0][:120]}): ask for fewer images at a time or a smaller "
              f"--batch-size")
+
+
+def stopping() -> None:
+    """Stopped as asked: a second Ctrl-C now would only cut short the line that says so, or kill Python mid-exit by
+    its signal (a shell's 128+N, no word), so the stop signals are ignored until the process ends. Only as `python
+    cli.py`: a program that imports the CLI (the tests) keeps its own signals."""
+    if __name__ == "__main__":  # ignored, not masked: torch's worker threads would take a masked one and die of it
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def quiet_when_piped(console):
@@ -460,4 +471,7 @@ def print_report(report: dict) -> None:
 
 
 if __name__ == "__main__":
-    app()
+    try:
+        app()
+    finally:  # the work is done and its outcome said: a stop signal during Python's exit would only kill it by signal
+        stopping()

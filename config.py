@@ -289,13 +289,14 @@ def spread_field(panel: str):
                   panel)
 
 
-MAX_SPREAD = 3.0  # at 3 a DCGAN draws mostly noise: more is a typo
+MIN_SPREAD, MAX_SPREAD = 0.01, 3.0  # at 3 a DCGAN draws mostly noise; below 0.01 every image of a class is alike
 
 
 def check_spread(value) -> float:
     value = check_real("spread", value)
-    if not 0 < value <= MAX_SPREAD:
-        raise BadValue(f"{{spread}} must be above 0 and at most {MAX_SPREAD:g} (1 draws as trained), got {value:.10g}")
+    if not MIN_SPREAD <= value <= MAX_SPREAD:
+        raise BadValue(f"{{spread}} must be from {MIN_SPREAD:g} to {MAX_SPREAD:g} (1 draws as trained), "
+                       f"got {value:.10g}")
     return value
 
 

@@ -28,7 +28,8 @@ import torch.nn.functional as F
 
 import evaluate
 from config import Export, GANError, Walk, check_int, check_spread
-from files import EXPORT_MANIFEST, OLD, PARTIAL, FolderLock, StopRequest, new_folders, remove_orphans, temporary
+from files import (EXPORT_MANIFEST, OLD, PARTIAL, FolderLock, StopRequest, new_folders, remove_orphans,
+                   stop_signals_held, temporary)
 from gan import Generator, class_index, class_labels, device_of, draw, generate
 
 # ---- the classifier's view of a sample ----
@@ -196,10 +197,12 @@ def export_samples(G: Generator, n: int = Export.n, out: str | Path | None = Non
             write_export(G, ask, tmp, base_seed, index, batch, progress)
             replace_folder(tmp, out_dir, before)
         except OSError as e:
-            shutil.rmtree(tmp, ignore_errors=True)
+            with stop_signals_held():
+                shutil.rmtree(tmp, ignore_errors=True)
             raise GANError(f"could not write {out_dir}: {e.strerror or e}") from None
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            with stop_signals_held():  # a second Ctrl-C waits until the partial folder is gone
+                shutil.rmtree(tmp, ignore_errors=True)
             raise
     return out_dir
 

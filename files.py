@@ -350,6 +350,26 @@ def hold_stop_signals(hold: bool) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK if hold else signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
+@contextlib.contextmanager
+def stop_signals_held():
+    """A clean-up that a second Ctrl-C, SIGTERM or SIGHUP must not cut short (leaving a half-removed folder): while it
+    runs they do nothing, the work being on its way out already. (Handlers, not a signal mask: torch's worker threads
+    would take a masked signal and Python would still run its handler.)"""
+    previous = {}
+    for sig in STOP_SIGNALS:
+        with contextlib.suppress(ValueError, TypeError):  # not the main thread, or a handler Python did not set
+            previous[sig] = signal.signal(sig, _ignored)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignored(signum, frame):
+    pass
+
+
 _stop_asked: list[str] = []  # the stop signals _interrupt turned into a KeyboardInterrupt, not yet honoured
 
 

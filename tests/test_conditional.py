@@ -234,7 +234,7 @@ def test_spread_scales_the_noise_of_generate_export_and_evaluate(conditional_che
 def test_a_spread_out_of_range_is_one_line_for_every_command(value, run_cli, tmp_path):
     for command in (["generate"], ["export", "--out", tmp_path / "ex"], ["evaluate"]):
         line = assert_refused(run_cli(*command, "--spread", value),
-                              r"--spread must be above 0 and at most 3 \(1 draws as trained\), got")
+                              r"--spread must be from 0.01 to 3 \(1 draws as trained\), got")
         assert line.endswith(value.lstrip("-")), line
     assert not list(tmp_path.iterdir())  # nothing written
 
@@ -244,7 +244,7 @@ def test_a_spread_that_is_not_a_number_is_refused_in_python(tmp_path):
     for value in (True, "1.2", None):
         with pytest.raises(gan.BadValue, match=f"^spread must be a number, got {value!r}$"):
             digits.export_samples(G, 5, tmp_path / "ex", spread=value)
-    with pytest.raises(gan.BadValue, match="^spread must be above 0 and at most 3"):
+    with pytest.raises(gan.BadValue, match="^spread must be from 0.01 to 3"):
         gan.generate_and_plot_samples(G, n=4, spread=0.0, show=False, out=tmp_path / "p.png")
     with pytest.raises(gan.BadValue, match="give the spread to the sampler instead"):  # not silently dropped
         gan.generate_and_plot_samples(G, n=4, spread=1.5, sampler=digits.rejection_sampler(), show=False,
@@ -255,9 +255,9 @@ def test_a_spread_that_is_not_a_number_is_refused_in_python(tmp_path):
     # the functions beneath the commands check it too: a NaN spread drew NaN images
     for draw in (lambda s: gan.generate(G, 4, spread=s), lambda s: digits.rejection_sampler(spread=s),
                  lambda s: digits.keep_digit(gan.Generator(nn.Linear(4, 784), latent_dim=4), 1, 3, spread=s)):
-        for value in (float("nan"), -1.0, float("inf")):
-            with pytest.raises(gan.BadValue, match=r"^spread must be above 0 and at most 3 \(1 draws as trained\), "
-                                                   r"got (nan|-1|inf)$"):
+        for value in (float("nan"), -1.0, float("inf"), 1e-320):  # the last underflowed to no noise at all
+            with pytest.raises(gan.BadValue, match=r"^spread must be from 0.01 to 3 \(1 draws as trained\), "
+                                                   r"got (nan|-1|inf|9\.999888672e-321)$"):
                 draw(value)
 
 

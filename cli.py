@@ -143,14 +143,19 @@ def asked(owner, **options):
 
 def run_gan(action):
     """Run `action`, turning the GAN's user errors into one line on stderr and a non-zero exit."""
-    from files import TrainingInterrupted, hold_stop_signals
+    from files import TrainingInterrupted, hold_stop_signals, stop_was_asked
     try:
         try:
             import gan  # Ctrl-C is held back while torch loads (see the top of this file), and let through now
         except (ImportError, OSError) as e:
             fail(config.torch_failed(e))
         hold_stop_signals(False)
-        return action(gan)
+        try:
+            return action(gan)
+        except Exception as e:  # a Ctrl-C that a library turned into an error of its own (an ImportError, say)
+            if stop_was_asked() and not isinstance(e, typer.Exit):
+                raise KeyboardInterrupt from None
+            raise
     except TrainingInterrupted as e:  # saved, and says how to continue: not an error
         stopping()
         typer.echo(str(e), err=True)
@@ -180,6 +185,15 @@ def stopping() -> None:
     if __name__ == "__main__":  # ignored, not masked: torch's worker threads would take a masked one and die of it
         for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
             signal.signal(sig, signal.SIG_IGN)
+
+
+def echo(line: str) -> None:
+    """A line on stdout. When its reader has gone (`| head`), the line and those after it are dropped: the work
+    they report is done, and its exit status is the one to give."""
+    try:
+        typer.echo(line)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def quiet_when_piped(console):
@@ -223,7 +237,8 @@ class TrainingBars:
         self.safely(self._on_step, epoch, epochs, step, steps, stats)
 
     def _on_step(self, epoch, epochs, step, steps, stats):
-        if self.epochs_bar is None:
+        if self.epochs_bar is None:  # the bars start with the first step: a run refused before it prints none
+            self.progress.start()
             self.epochs_bar = self.progress.add_task("epochs", total=epochs, completed=epoch - 1, stats="")
         if epoch != self.epoch:
             self.steps_bar = self.progress.add_task(f"epoch {epoch}", total=steps, stats="")
@@ -235,11 +250,11 @@ class TrainingBars:
             self.progress.refresh()
 
     def __enter__(self):
-        self.safely(self.progress.start)
         return self
 
     def __exit__(self, *exc):
-        self.safely(self.progress.stop)
+        if self.epochs_bar is not None:
+            self.safely(self.progress.stop)
 
 
 # ---- training ----
@@ -324,7 +339,7 @@ def generate(ctx: typer.Context, **options):
         gan.generate_and_plot_samples(ask.checkpoint, n=ask.n, nrow=ask.nrow, seed=ask.seed, out=ask.out, show=False,
                                       digit=ask.digit, sampler=digits.rejection_sampler(ask.min_confidence, ask.spread),
                                       checkpoint_dir=ask.checkpoint_dir, device=ask.device, force=ask.force,
-                                      say=lambda line: typer.echo(line + wide))
+                                      say=lambda line: echo(line + wide))
     run_gan(action)
 
 
@@ -357,7 +372,7 @@ def export_command(options: dict) -> None:
         finally:
             if task:
                 progress.stop()
-        typer.echo(f"wrote {ask.n} images with labels from {G.origin} to {target}/ ({ask.format}"
+        echo(f"wrote {ask.n} images with labels from {G.origin} to {target}/ ({ask.format}"
                    + (f", noise spread {ask.spread:.10g})" if ask.spread != 1 else ")")
                    + (f"; {G.note}" if G.note else ""))
     run_gan(action)
@@ -380,7 +395,7 @@ def interpolate(ctx: typer.Context, **options):
         G, _ = gan.load_generator(ask.checkpoint, ask.device, ask.checkpoint_dir)
         images = digits.interpolate(G, rows=ask.rows, steps=ask.steps, method=ask.method, seed=ask.seed)
         target = save_drawing(images, ask.out, "interpolation", nrow=ask.steps, force=ask.force)
-        typer.echo(f"wrote {ask.rows} {ask.method} walks of {ask.steps} steps from {G.origin} to {target}"
+        echo(f"wrote {ask.rows} {ask.method} walks of {ask.steps} steps from {G.origin} to {target}"
                    + (f"; {G.note}" if G.note else ""))
     run_gan(action)
 
@@ -419,9 +434,9 @@ def evaluate(ctx: typer.Context,
         report = ev.evaluate_file(ask.checkpoint, ask.n, ask.data_dir, ask.checkpoint_dir, ask.seed, ask.device,
                                   ask.cas, log=lambda line: typer.echo(line, err=True), spread=ask.spread)
         if as_json:
-            typer.echo(json.dumps(report, indent=1))
+            echo(json.dumps(report, indent=1))
         elif report["lens"] is None:
-            typer.echo(f"{report['checkpoint']} draws a flat folder or a dataset without a classifier of its own: no "
+            echo(f"{report['checkpoint']} draws a flat folder or a dataset without a classifier of its own: no "
                        f"classifier can score it. Look at its grids (python cli.py generate --checkpoint "
                        f"{report['checkpoint']}).")
         else:
@@ -458,12 +473,12 @@ def print_report(report: dict) -> None:
                   f"{accuracy}, {report['seconds']:.1f}s", markup=False, highlight=False)
     console.print(table)
     if report["label_agreement"]:
-        typer.echo("classifier agrees with the asked-for class: " +
+        echo("classifier agrees with the asked-for class: " +
                    "  ".join(f"{names[c]}: {share:.1%}" for c, share in report["label_agreement"].items()))
     if report["classification_accuracy"]:
         score = report["classification_accuracy"]
         first, second = score["real_seeds"]
-        typer.echo(f"accuracy score: a classifier trained on {score['n']:,} generated images scores "
+        echo(f"accuracy score: a classifier trained on {score['n']:,} generated images scores "
                    f"{score['generated']:.2%} on {report['lens']}; trained on as many real ones, {first:.2%} and "
                    f"{second:.2%} with two seeds (spread {100 * score['real_spread']:.2f} points, the score's own "
                    f"noise); gap {100 * score['gap']:.2f} points to their mean. Taught worst: "

@@ -378,6 +378,11 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def stop_was_asked() -> bool:
+    """Whether a stop signal came that nothing has honoured yet (a library swallowed it, or turned it into an error)."""
+    return bool(_stop_asked)
+
+
 def honour_stop_asked() -> None:
     """Raise the KeyboardInterrupt of a stop signal that a library swallowed: torch's probe for Triton, met when
     torchvision loads, turns one into an ImportError and carries on. Called before a StopRequest begins and before

@@ -115,7 +115,7 @@ def assert_refused(result, *patterns: str, work_began: bool = False) -> str:
     unless its work began (and said so) before it failed, nothing on stdout (no bar of work that never began)."""
     assert result.exit_code not in (0, None), result
     assert isinstance(result.exception, SystemExit), f"a traceback escaped: {result.exception!r}"
-    assert work_began or not result.stdout.strip(), f"a refusal printed on stdout: {result.stdout[-500:]!r}"
+    assert work_began or not result.stdout, f"a refusal printed on stdout: {result.stdout[-500:]!r}"
     return one_clear_line(result.stderr, *patterns)
 
 

@@ -378,6 +378,34 @@ def test_a_sighup_while_torch_probes_for_triton_stops_train_before_it_writes(tmp
     assert not ck.exists() and not (tmp_path / "s").exists()
 
 
+TURNED_INTO_AN_ERROR = """
+import os, signal, sys, time
+import typer
+import cli, config
+
+def action(gan):
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)
+    except KeyboardInterrupt:  # as matplotlib's import, whose compiled module turns it into an ImportError, which
+        raise config.GANError("matplotlib cannot start (swallowed)")  # load_matplotlib reports as this
+
+try:
+    cli.run_gan(action)
+except typer.Exit as e:
+    sys.exit(e.exit_code)
+"""
+
+
+def test_a_stop_signal_that_a_library_turned_into_an_error_is_reported_as_the_stop(tmp_path):
+    """A Ctrl-C in the middle of an import that a compiled module turns into an ImportError became a misleading
+    "matplotlib cannot start" (exit 1): the user had asked to stop, and is told so."""
+    out = subprocess.run([sys.executable, "-c", TURNED_INTO_AN_ERROR], cwd=ROOT, env=ENV, text=True,
+                         capture_output=True, timeout=60)
+    assert out.returncode == 130, out.stderr
+    one_clear_line(out.stderr, r"^Error: interrupted$")
+
+
 def test_a_second_ctrl_c_cannot_cut_short_the_removal_of_a_stopped_exports_folder(tmp_path, monkeypatch):
     """A double Ctrl-C on a large export left its 89 MB .partial folder behind: the second one interrupted the
     removal of the first one's leftovers."""

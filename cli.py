@@ -410,7 +410,7 @@ def train_classifier(ctx: typer.Context, **options):
 
     def action(gan):
         import evaluate
-        evaluate.train_classifier(ask.data_dir, ask.out, ask.epochs, ask.seed, ask.device, ask.force, log=typer.echo)
+        evaluate.train_classifier(ask.data_dir, ask.out, ask.epochs, ask.seed, ask.device, ask.force, log=echo)
     run_gan(action)
 
 
@@ -465,7 +465,7 @@ def print_report(report: dict) -> None:
         table.add_row(f"precision / recall of {name}", f"{scores['precision_per_class'][c]:.3f} / "
                       f"{scores['recall_per_class'][c]:.3f}", f"{floor['precision_per_class'][c]:.3f} / "
                       f"{floor['recall_per_class'][c]:.3f}")
-    console = Console()
+    console = quiet_when_piped(Console())
     accuracy = report["classifier_accuracy"]
     accuracy = f" (its classifier: {accuracy:.2%} test accuracy)" if accuracy else ""
     spread = f" (noise spread {report['spread']:.10g})" if report["spread"] != 1 else ""

@@ -183,24 +183,28 @@ def stopping() -> None:
     its signal (a shell's 128+N, no word), so the stop signals are ignored until the process ends. Only as `python
     cli.py`: a program that imports the CLI (the tests) keeps its own signals."""
     if __name__ == "__main__":  # ignored, not masked: torch's worker threads would take a masked one and die of it
-        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
+        from files import STOP_SIGNALS
+        for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
 
 
+def discard_stdout() -> None:
+    """Stdout's reader has gone (`| head`): what is still to be printed goes nowhere, and the work goes on."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def echo(line: str) -> None:
-    """A line on stdout. When its reader has gone (`| head`), the line and those after it are dropped: the work
-    they report is done, and its exit status is the one to give."""
+    """A line on stdout. When its reader has gone, the line and those after it are dropped: the work they report is
+    done, and its exit status is the one to give."""
     try:
         typer.echo(line)
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        discard_stdout()
 
 
 def quiet_when_piped(console):
     """Rich exits with status 1 when stdout's reader goes away (`| head`); here the work goes on, output discarded."""
-    def on_broken_pipe():
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    console.on_broken_pipe = on_broken_pipe
+    console.on_broken_pipe = discard_stdout
     return console
 
 
@@ -373,8 +377,8 @@ def export_command(options: dict) -> None:
             if task:
                 progress.stop()
         echo(f"wrote {ask.n} images with labels from {G.origin} to {target}/ ({ask.format}"
-                   + (f", noise spread {ask.spread:.10g})" if ask.spread != 1 else ")")
-                   + (f"; {G.note}" if G.note else ""))
+             + (f", noise spread {ask.spread:.10g})" if ask.spread != 1 else ")")
+             + (f"; {G.note}" if G.note else ""))
     run_gan(action)
 
 
@@ -396,7 +400,7 @@ def interpolate(ctx: typer.Context, **options):
         images = digits.interpolate(G, rows=ask.rows, steps=ask.steps, method=ask.method, seed=ask.seed)
         target = save_drawing(images, ask.out, "interpolation", nrow=ask.steps, force=ask.force)
         echo(f"wrote {ask.rows} {ask.method} walks of {ask.steps} steps from {G.origin} to {target}"
-                   + (f"; {G.note}" if G.note else ""))
+             + (f"; {G.note}" if G.note else ""))
     run_gan(action)
 
 
@@ -437,8 +441,8 @@ def evaluate(ctx: typer.Context,
             echo(json.dumps(report, indent=1))
         elif report["lens"] is None:
             echo(f"{report['checkpoint']} draws a flat folder or a dataset without a classifier of its own: no "
-                       f"classifier can score it. Look at its grids (python cli.py generate --checkpoint "
-                       f"{report['checkpoint']}).")
+                 f"classifier can score it. Look at its grids (python cli.py generate --checkpoint "
+                 f"{report['checkpoint']}).")
         else:
             print_report(report)
     run_gan(action)
@@ -474,15 +478,15 @@ def print_report(report: dict) -> None:
     console.print(table)
     if report["label_agreement"]:
         echo("classifier agrees with the asked-for class: " +
-                   "  ".join(f"{names[c]}: {share:.1%}" for c, share in report["label_agreement"].items()))
+             "  ".join(f"{names[c]}: {share:.1%}" for c, share in report["label_agreement"].items()))
     if report["classification_accuracy"]:
         score = report["classification_accuracy"]
         first, second = score["real_seeds"]
         echo(f"accuracy score: a classifier trained on {score['n']:,} generated images scores "
-                   f"{score['generated']:.2%} on {report['lens']}; trained on as many real ones, {first:.2%} and "
-                   f"{second:.2%} with two seeds (spread {100 * score['real_spread']:.2f} points, the score's own "
-                   f"noise); gap {100 * score['gap']:.2f} points to their mean. Taught worst: "
-                   f"{', '.join(score['worst'])}. Recipe: {score['recipe']}.")
+             f"{score['generated']:.2%} on {report['lens']}; trained on as many real ones, {first:.2%} and "
+             f"{second:.2%} with two seeds (spread {100 * score['real_spread']:.2f} points, the score's own "
+             f"noise); gap {100 * score['gap']:.2f} points to their mean. Taught worst: "
+             f"{', '.join(score['worst'])}. Recipe: {score['recipe']}.")
 
 
 if __name__ == "__main__":

@@ -444,21 +444,29 @@ def test_export_into_a_closed_pipe_finishes_and_exits_0(tmp_path, generator_file
     assert np.load(out / "images.npy").shape == (300, 1, 28, 28)
 
 
-def test_a_command_whose_stdout_reader_is_gone_still_succeeds(tmp_path, generator_file):
+def test_a_command_whose_stdout_reader_is_gone_still_succeeds(tmp_path, generator_file, small_data):
     """`export ... | head -c 1` failed now and then with "cannot use a file (Broken pipe)", exit 1, its export
-    written: the reader had gone before the closing "wrote" line. Here it has gone before the command starts."""
+    written: the reader had gone before the closing "wrote" line. Here it has gone before the command starts.
+    evaluate exited 1 with no word (its table), and train-classifier exited 1 without saving what it trained."""
     read_end, write_end = os.pipe()
     os.close(read_end)
+    clf = tmp_path / "clf" / "classifier.pt"
     try:
-        for command in (["generate", "--n", "4", "--out", tmp_path / "x.png"],
-                        ["export", "--n", "20", "--out", tmp_path / "ex", "--format", "npy"]):
-            done = subprocess.run([sys.executable, "cli.py", *map(str, command), "--checkpoint", str(generator_file)],
+        for command in (["generate", "--n", "4", "--out", tmp_path / "x.png", "--checkpoint", generator_file],
+                        ["export", "--n", "20", "--out", tmp_path / "ex", "--format", "npy",
+                         "--checkpoint", generator_file],
+                        ["evaluate", generator_file, "--n", "64", "--data-dir", small_data,
+                         "--device", "cpu"],
+                        ["train-classifier", "--data-dir", small_data, "--out", clf, "--epochs", "1",
+                         "--device", "cpu"]):
+            done = subprocess.run([sys.executable, "cli.py", *map(str, command)],
                                   cwd=ROOT, env=ENV, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
             assert done.returncode == 0 and done.stderr == "", (command, done.stderr)
     finally:
         os.close(write_end)
     assert Image.open(tmp_path / "x.png").size[0] > 0
     assert np.load(tmp_path / "ex" / "images.npy").shape == (20, 1, 28, 28)
+    assert torch.load(clf, weights_only=True)["epochs"] == 1
 
 
 def test_damaged_data_and_odd_paths_say_what_is_wrong(tmp_path, run_cli, generator_file):

@@ -14,6 +14,7 @@ config.image_classes. Builds on torchvision, PIL and config.py only.
 
 from __future__ import annotations
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,16 +26,15 @@ from config import Config, GANError, image_classes, image_files
 def decode(path: Path, size: int = 28, channels: str = "1") -> torch.Tensor | str:
     """One file as uint8 (C, size, size), or why it was skipped ("does not decode", "too large to decode").
     channels "1": grey; "3" and "auto": colour (auto is settled once the whole folder is read)."""
-    import warnings
-
     import numpy as np
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms.v2 import functional as TF
     try:
-        with warnings.catch_warnings(), Image.open(path) as image:
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # a large photo is no attack here
+        with Image.open(path) as image:
             if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit, 32-bit or float grey: scale
                 pixels = np.asarray(image, dtype=np.float32)
+                if not np.isfinite(pixels).all():
+                    return "has pixels that are not numbers"
                 top = float(pixels.max())
                 # 16 bits (PNG's 16-bit grey opens as I;16 or I): 65535 is white, whatever the brightest pixel;
                 # floats: 1.0 is white where all are within [0, 1], 255 within [0, 255]; wider: the brightest pixel
@@ -61,6 +61,7 @@ def decode(path: Path, size: int = 28, channels: str = "1") -> torch.Tensor | st
 def load_folder(cfg: Config, say=print) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images (N, C, S, S) and labels (N,) as indices into cfg.classes (all 0 for a flat folder). With
     channels auto, C is 3 if any picture has colour (its red, green and blue differ somewhere), else 1."""
+    from PIL import Image
     root, classes = Path(cfg.images), cfg.classes or []
     files = folder_files(root, classes)
     new = sorted(set(image_classes(cfg.images)) - set(classes)) if classes else []
@@ -75,7 +76,9 @@ def load_folder(cfg: Config, say=print) -> tuple[torch.Tensor, torch.Tensor]:
             skipped.append(f"{files[i][0].relative_to(root)} ({pixels})")
         else:
             images[i], kept[i] = pixels, True
-    with ThreadPoolExecutor(max_workers=4) as pool:  # PIL's decoders release the interpreter lock
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=4) as pool:  # PIL's decoders release the GIL
+        # a large photo is no attack here; the filters are the process's, so set once for all the threads
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         list(pool.map(put, range(len(files))))
     labels = torch.tensor([label for _, label in files], dtype=torch.long)[kept]
     images = images[kept] if not kept.all() else images

@@ -66,6 +66,20 @@ def test_a_folder_of_class_subfolders_trains_a_labelled_gan_and_everything_downs
     assert "training a classifier" not in again.stderr and json.loads(again.stdout)["generator"] == report["generator"]
 
 
+def test_evaluate_refuses_a_class_too_small_to_hold_one_out_before_training_a_classifier(tmp_path, run_cli):
+    """A class of one picture left nothing to train the folder's classifier on: a traceback from affine_grid."""
+    data = write_folder(tmp_path / "pictures", per_class=12)
+    (data / "lone").mkdir()
+    Image.fromarray(np.full((28, 28), 90, dtype=np.uint8)).save(data / "lone" / "only.png")
+    ck = tmp_path / "ck"
+    result = run_cli("train", "--images", data, *SMALL, "--epochs", "1", "--checkpoint-dir", ck, "--sample-dir",
+                     tmp_path / "s")
+    assert result.exit_code == 0, result
+    assert_refused(run_cli("evaluate", ck / "gan_epoch_1.pth", "--n", "20", "--device", "cpu"),
+                   r"the class 'lone' has 1 image that decodes, and scoring needs at least 2 of every class")
+    assert not (ck / "folder_classifier.pt").exists()
+
+
 def test_a_flat_folder_trains_label_free_with_the_label_free_defaults(tmp_path, run_cli):
     flat = tmp_path / "flat"
     flat.mkdir()
@@ -147,6 +161,27 @@ def test_unreadable_files_are_skipped_and_named(tmp_path, run_cli):
     assert result.exit_code == 0, result
     assert "note: 2 of 98 files in" in result.output and "bar/empty.gif" in result.output
     assert "dot/broken.png" in result.output
+
+
+def test_a_large_photo_and_a_float_picture_with_nan_say_nothing_on_stderr(tmp_path, monkeypatch):
+    """A photo over PIL's bomb limit printed its DecompressionBombWarning (the filter was set after the file was
+    opened, and per thread); a float TIFF with a NaN pixel trained as an all-black picture, with numpy's warnings."""
+    import warnings
+    data = write_folder(tmp_path / "pictures", per_class=4)
+    big = np.full((48, 48), 200, dtype=np.uint8)
+    Image.fromarray(big).save(data / "bar" / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1600)  # 2,304 and 3,136 pixels: over, not twice over (an error)
+    float_pixels = np.random.default_rng(0).random((20, 20)).astype(np.float32)
+    for name, bad in (("nan.png", np.nan), ("inf.gif", np.inf)):
+        float_pixels[0, 0] = bad
+        Image.fromarray(float_pixels).save(data / "dot" / name, format="TIFF")
+    said = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        x, y = images.load_folder(gan.Config(images=str(data)), said.append)
+    assert [str(w.message) for w in caught] == []
+    assert len(x) == 13 and x[y == 0].float().mean(dim=(1, 2, 3)).max() > 150  # the big photo is in, and bright
+    assert "dot/nan.png (has pixels that are not numbers)" in said[0] and "dot/inf.gif (has pixels" in said[0], said
 
 
 def test_class_names_that_need_quoting_16_bit_pngs_and_a_class_gone_before_resume(tmp_path, run_cli, monkeypatch):

@@ -33,7 +33,11 @@ class BadValue(GANError, ValueError):
         self.template = template
 
     def for_cli(self) -> str:
-        return re.sub(r"\{(\w+)\}", lambda m: "--" + m.group(1).replace("_", "-"), self.template)
+        return re.sub(r"\{(\w+)\}", lambda m: OTHER_FLAGS.get(m.group(1), "--" + m.group(1).replace("_", "-")),
+                      self.template)
+
+
+OTHER_FLAGS = {"class_name": "--class"}  # the fields whose option is not --name (a `flag` of option() below)
 
 
 class BadType(GANError, TypeError):

@@ -442,7 +442,18 @@ def class_index(G: Generator, digit: int | str | None) -> int | None:
         return names.index(digit)
     if digit is not None and G.n_classes and not 0 <= digit < G.n_classes:
         raise BadValue(f"{{digit}} must be between 0 and {G.n_classes - 1}, got {digit}")
+    names = cfg.classes if cfg is not None and cfg.classes else []
+    if digit is not None and any(name.isdigit() for name in names) and names[digit] != str(digit):  # 3 and 7, say
+        raise BadValue(f"{getattr(G, 'origin', 'this generator')} names its classes {', '.join(names)}, so {{digit}} "
+                       f"{digit} (by place: {names[digit]!r}) is easy to misread: ask by name, e.g. "
+                       f"{{class_name}} {names[digit]}")
     return digit
+
+
+def class_title(G: Generator, digit: int | str) -> str:
+    """The class asked for as a reader knows it: its name where G's classes have names, else the digit."""
+    names = getattr(getattr(G, "cfg", None), "classes", None)
+    return repr(names[digit]) if names and isinstance(digit, int) else repr(digit)
 
 
 def class_labels(G: Generator, n: int, digit: int | str | None) -> torch.Tensor | None:
@@ -514,6 +525,6 @@ def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n
     if getattr(generator, "note", None):  # said once the drawing is done: one line on stderr, never before an error
         print(generator.note, file=sys.stderr)
     if written is not None and say is not None:
-        say(f"wrote {ask.n} images{f' of {ask.digit!r}' if ask.digit is not None else ''} from "
+        say(f"wrote {ask.n} images{f' of {class_title(generator, ask.digit)}' if ask.digit is not None else ''} from "
             f"{getattr(generator, 'origin', 'the generator')} to {written}")
     return images

@@ -46,6 +46,10 @@ def test_a_folder_of_class_subfolders_trains_a_labelled_gan_and_everything_downs
     assert result.exit_code == 0 and np.load(tmp_path / "r.npy").shape == (4, 1, 28, 28), result
     assert_refused(run_cli("generate", "--checkpoint-dir", ck, "--class", "star"), r"no class 'star': it knows bar, dot, ring")
     assert_refused(run_cli("generate", "--checkpoint-dir", ck, "--digit", "3"), r"digit must be between 0 and 2")
+    assert_refused(run_cli("generate", "--checkpoint-dir", ck, "--digit", "0", "--class", "dot"),
+                   r"^Error: --class and --digit both choose a class: give one$")
+    result = run_cli("generate", "--checkpoint-dir", ck, "--digit", "1", "--n", "2", "--out", tmp_path / "d.npy")
+    assert result.exit_code == 0 and "wrote 2 images of 'dot' from" in result.output, result  # not "of 1"
     # export: the labels are the class names
     result = run_cli("export", "--checkpoint-dir", ck, "--n", "6", "--out", tmp_path / "ex", "--format", "npy")
     assert result.exit_code == 0, result
@@ -78,6 +82,19 @@ def test_evaluate_refuses_a_class_too_small_to_hold_one_out_before_training_a_cl
     assert_refused(run_cli("evaluate", ck / "gan_epoch_1.pth", "--n", "20", "--device", "cpu"),
                    r"the class 'lone' has 1 image that decodes, and scoring needs at least 2 of every class")
     assert not (ck / "folder_classifier.pt").exists()
+
+
+def test_digit_refuses_a_number_that_names_another_class(tmp_path, run_cli):
+    """Folders named 3 and 7: --digit 1 drew the class '7' and said "images of 1"."""
+    data = write_folder(tmp_path / "pictures", classes=("3", "7"), per_class=24)
+    ck = tmp_path / "ck"
+    assert run_cli("train", "--images", data, *SMALL, "--epochs", "1", "--checkpoint-dir", ck, "--sample-dir",
+                   tmp_path / "s").exit_code == 0
+    assert_refused(run_cli("generate", "--checkpoint-dir", ck, "--digit", "1", "--out", tmp_path / "x.png"),
+                   r"names its classes 3, 7, so --digit 1 \(by place: '7'\) is easy to misread: ask by name, e.g. --class 7$")
+    assert_refused(run_cli("generate", "--checkpoint-dir", ck, "--digit", "7"), r"--digit must be between 0 and 1")
+    result = run_cli("generate", "--checkpoint-dir", ck, "--class", "7", "--n", "2", "--out", tmp_path / "7.npy")
+    assert result.exit_code == 0 and "wrote 2 images of '7' from" in result.output, result
 
 
 def test_a_flat_folder_trains_label_free_with_the_label_free_defaults(tmp_path, run_cli):

@@ -616,7 +616,8 @@ def image_classes(root: str) -> list[str]:
         loose = image_files(folder)
         empty = [p.name for p in subfolders if not image_files(p)]
     except OSError as e:
-        raise GANError(f"cannot read {root} ({e.strerror or e})") from None
+        raise GANError(f"cannot read {e.filename or root} ({e.strerror or e}): give yourself the right to read it") \
+            from None
     if subfolders and loose:
         raise BadValue(f"{{images}} {root} holds both images and subfolders: put every image in a class subfolder, "
                        f"or use a flat folder of images only")

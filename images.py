@@ -51,6 +51,8 @@ def decode(path: Path, size: int = 28, channels: str = "1") -> torch.Tensor | st
             pixels = TF.pil_to_tensor(image.convert("L" if channels == "1" else "RGB"))  # (C, H, W) uint8
     except Image.DecompressionBombError:
         return "too large to decode"
+    except PermissionError:
+        return "cannot be read: permission denied"
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
         return "does not decode"
     if pixels.shape[1:] == (size, size):  # already the size (MNIST written out as files): nothing to resample
@@ -97,7 +99,8 @@ def folder_files(root: Path, classes: list[str]) -> list[tuple[Path, int]]:
         groups = [image_files(root / name) if (root / name).is_dir() else [] for name in classes] or [
             image_files(root)]
     except OSError as e:
-        raise GANError(f"cannot read {root} ({e.strerror or e}): check --images") from None
+        raise GANError(f"cannot read {e.filename or root} ({e.strerror or e}): give yourself the right to read it") \
+            from None
     missing = [name for name, files in zip(classes, groups) if not files]
     if missing:
         raise GANError(f"{root} no longer holds images of the class {missing[0]!r} this run trained on: restore it, "

@@ -201,6 +201,34 @@ def test_a_large_photo_and_a_float_picture_with_nan_say_nothing_on_stderr(tmp_pa
     assert "dot/nan.png (has pixels that are not numbers)" in said[0] and "dot/inf.gif (has pixels" in said[0], said
 
 
+def test_a_file_or_class_folder_we_may_not_read_is_named_as_such(tmp_path, monkeypatch):
+    """An unreadable picture was "does not decode" (the fix is a permission, not new images), and an unreadable class
+    subfolder was blamed on its parent, with "check --images", an option resume does not have. As root, chmod does
+    not stop a read, so the denial is made here."""
+    import errno
+    data = write_folder(tmp_path / "pictures", per_class=4)
+    real_open = Image.open
+
+    def guarded(path, *args, **kwargs):
+        if str(path).endswith("dot/000.png"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr(Image, "open", guarded)
+    said = []
+    images.load_folder(gan.Config(images=str(data)), said.append)
+    assert "dot/000.png (cannot be read: permission denied)" in said[0], said
+    real_files = images.image_files
+
+    def files(folder):
+        if folder.name == "ring":
+            raise PermissionError(errno.EACCES, "Permission denied", str(folder))
+        return real_files(folder)
+    monkeypatch.setattr(images, "image_files", files)
+    with pytest.raises(gan.GANError, match=rf"^cannot read {data}/ring \(Permission denied\): give yourself the "
+                                           "right to read it$"):
+        images.load_folder(gan.Config(images=str(data), classes=["bar", "dot", "ring"]), said.append)
+
+
 def test_class_names_that_need_quoting_16_bit_pngs_and_a_class_gone_before_resume(tmp_path, run_cli, monkeypatch):
     data = write_folder(tmp_path / "pictures", classes=('a,b "q"', "plain"), per_class=32)
     deep = np.full((28, 28), 30000, dtype=np.uint16)  # 16-bit grey: about 117 on the 8-bit scale, not white

@@ -176,8 +176,9 @@ def export_samples(G: Generator, n: int = Export.n, out: str | Path | None = Non
     ask = Export(n=n, out=None if out is None else str(out), format=format, seed=seed, digit=digit,
                  min_confidence=min_confidence, force=force, spread=spread)
     if ask.format == "idx" and (G.cfg.size, G.cfg.n_channels) != (28, 1):
-        raise GANError(f"--format idx holds 28x28 grey images only; {getattr(G, 'origin', 'this model')} draws "
-                       f"{G.cfg.size}x{G.cfg.size} {'colour' if G.cfg.n_channels == 3 else 'grey'}: use png or npy")
+        raise GANError(f"--format idx (the default) holds 28x28 grey images only; {getattr(G, 'origin', 'this model')} "
+                       f"draws {G.cfg.size}x{G.cfg.size} {'colour' if G.cfg.n_channels == 3 else 'grey'}: pass "
+                       f"--format png or --format npy")
     out_dir = Path(ask.out or default_export()).absolute()
     if out_dir.parent == out_dir or not out_dir.name or out_dir.name in (".", ".."):
         raise GANError(f"--out {out_dir} cannot be an export folder: name a new folder, such as synth/")

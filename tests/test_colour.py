@@ -121,7 +121,8 @@ def test_generate_export_and_interpolate_draw_in_colour(tmp_path, run64, run_cli
         assert result.exit_code == 0 and check(tmp_path / fmt), result
         assert json.loads((tmp_path / fmt / "export.json").read_text())["shape"] == [3, 64, 64]
     assert_refused(run_cli("export", "--checkpoint-dir", ck, "--n", "9", "--out", tmp_path / "idx"),
-                   r"--format idx holds 28x28 grey images only; .* draws 64x64 colour: use png or npy")
+                   r"--format idx \(the default\) holds 28x28 grey images only; .* draws 64x64 colour: pass --format png or "
+                   r"--format npy$")
     assert not (tmp_path / "idx").exists()
     result = run_cli("interpolate", "--checkpoint-dir", ck, "--rows", "3", "--steps", "4", "--out", tmp_path / "w.png")
     assert result.exit_code == 0 and is_colour(tmp_path / "w.png"), result

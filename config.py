@@ -603,6 +603,15 @@ def image_files(folder: Path) -> list[Path]:
                   and p.is_file())
 
 
+def unreadable_advice(e: OSError) -> str:
+    """What to do about a folder of pictures that cannot be read, where the error says."""
+    if isinstance(e, PermissionError):
+        return ": give yourself the right to read it"
+    if isinstance(e, FileNotFoundError):
+        return ": it has gone; put it back where it was, or train a new run"
+    return ""
+
+
 def image_classes(root: str) -> list[str]:
     """The class names of an image folder: its subfolders, each of which must hold images; [] for a flat folder of
     images (label-free). Anything else is one line saying what the folder should look like."""
@@ -616,8 +625,7 @@ def image_classes(root: str) -> list[str]:
         loose = image_files(folder)
         empty = [p.name for p in subfolders if not image_files(p)]
     except OSError as e:
-        raise GANError(f"cannot read {e.filename or root} ({e.strerror or e}): give yourself the right to read it") \
-            from None
+        raise GANError(f"cannot read {e.filename or root} ({e.strerror or e})" + unreadable_advice(e)) from None
     if subfolders and loose:
         raise BadValue(f"{{images}} {root} holds both images and subfolders: put every image in a class subfolder, "
                        f"or use a flat folder of images only")

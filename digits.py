@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 
 import evaluate
-from config import Export, GANError, Walk, check_int, check_spread
+from config import BadValue, Export, GANError, Walk, check_int, check_spread
 from files import (EXPORT_MANIFEST, OLD, PARTIAL, FolderLock, StopRequest, new_folders, remove_orphans,
                    stop_signals_held, temporary)
-from gan import Generator, class_index, class_labels, device_of, draw, generate
+from gan import Generator, check_not_misread, class_index, class_labels, device_of, draw, generate
 
 # ---- the classifier's view of a sample ----
 
@@ -176,15 +176,16 @@ def export_samples(G: Generator, n: int = Export.n, out: str | Path | None = Non
     ask = Export(n=n, out=None if out is None else str(out), format=format, seed=seed, digit=digit,
                  min_confidence=min_confidence, force=force, spread=spread)
     if ask.format == "idx" and (G.cfg.size, G.cfg.n_channels) != (28, 1):
-        raise GANError(f"--format idx (the default) holds 28x28 grey images only; {getattr(G, 'origin', 'this model')} "
-                       f"draws {G.cfg.size}x{G.cfg.size} {'colour' if G.cfg.n_channels == 3 else 'grey'}: pass "
-                       f"--format png or --format npy")
+        raise BadValue(f"{{format}} idx (the default) holds 28x28 grey images only; "
+                       f"{getattr(G, 'origin', 'this model')} draws {G.cfg.size}x{G.cfg.size} "
+                       f"{'colour' if G.cfg.n_channels == 3 else 'grey'}: pass {{format}} png or {{format}} npy")
     out_dir = Path(ask.out or default_export()).absolute()
     if out_dir.parent == out_dir or not out_dir.name or out_dir.name in (".", ".."):
         raise GANError(f"--out {out_dir} cannot be an export folder: name a new folder, such as synth/")
     if out_dir.is_symlink():
         raise GANError(f"--out {out_dir} is a link: name the folder itself")
     index = class_index(G, ask.digit)
+    check_not_misread(G, ask.digit)
     if index is not None and not G.n_classes:
         check_can_keep(G)
     with (StopRequest(raise_at_once=True), new_folders(out_dir.parent, "--out"),

@@ -258,7 +258,8 @@ def folder_lens(cfg: Config, cache: Path, device: torch.device | str = "cpu", lo
     for c in range(cfg.n_classes):  # a fifth of every class, at least one image
         mine = order[labels[order] == c]
         if len(mine) < 2:  # nothing would be left to train the classifier on
-            raise GANError(f"{cfg.images}: the class {cfg.classes[c]!r} has {len(mine)} image that decodes, and "
+            raise GANError(f"{cfg.images}: the class {cfg.classes[c]!r} has {len(mine)} image"
+                           f"{'' if len(mine) == 1 else 's'} that decode{'s' if len(mine) == 1 else ''}, and "
                            "scoring needs at least 2 of every class (one held out, one to train a classifier on): "
                            "add images to it")
         held[mine[:max(1, len(mine) // 5)]] = True

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import torch
 
-from config import Config, GANError, image_classes, image_files
+from config import Config, GANError, image_classes, image_files, unreadable_advice
 
 
 def decode(path: Path, size: int = 28, channels: str = "1") -> torch.Tensor | str:
-    """One file as uint8 (C, size, size), or why it was skipped ("does not decode", "too large to decode").
+    """One file as uint8 (C, size, size), or why it was skipped ("does not decode", "too large to decode", "has pixels
+    that are not numbers", "cannot be read: permission denied").
     channels "1": grey; "3" and "auto": colour (auto is settled once the whole folder is read)."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
@@ -99,8 +100,7 @@ def folder_files(root: Path, classes: list[str]) -> list[tuple[Path, int]]:
         groups = [image_files(root / name) if (root / name).is_dir() else [] for name in classes] or [
             image_files(root)]
     except OSError as e:
-        raise GANError(f"cannot read {e.filename or root} ({e.strerror or e}): give yourself the right to read it") \
-            from None
+        raise GANError(f"cannot read {e.filename or root} ({e.strerror or e})" + unreadable_advice(e)) from None
     missing = [name for name, files in zip(classes, groups) if not files]
     if missing:
         raise GANError(f"{root} no longer holds images of the class {missing[0]!r} this run trained on: restore it, "

@@ -91,10 +91,24 @@ def test_digit_refuses_a_number_that_names_another_class(tmp_path, run_cli):
     assert run_cli("train", "--images", data, *SMALL, "--epochs", "1", "--checkpoint-dir", ck, "--sample-dir",
                    tmp_path / "s").exit_code == 0
     assert_refused(run_cli("generate", "--checkpoint-dir", ck, "--digit", "1", "--out", tmp_path / "x.png"),
-                   r"names its classes 3, 7, so --digit 1 \(by place: '7'\) is easy to misread: ask by name, e.g. --class 7$")
+                   r"names its classes 3, 7, so --digit 1 \(by place: '7'\) is easy to misread: ask by name, as "
+                   r"--class 7 \(from Python: digit='7'\)$")
     assert_refused(run_cli("generate", "--checkpoint-dir", ck, "--digit", "7"), r"--digit must be between 0 and 1")
     result = run_cli("generate", "--checkpoint-dir", ck, "--class", "7", "--n", "2", "--out", tmp_path / "7.npy")
     assert result.exit_code == 0 and "wrote 2 images of '7' from" in result.output, result
+    assert_refused(run_cli("export", "--checkpoint-dir", ck, "--digit", "0", "--n", "4", "--out", tmp_path / "ex"),
+                   r"--digit 0 \(by place: '3'\) is easy to misread")
+    # the check is for what a user asks: evaluate asks for every class by place, and scores them all
+    result = run_cli("evaluate", ck / "gan_epoch_1.pth", "--n", "20", "--json", "--device", "cpu")
+    assert result.exit_code == 0, result
+    assert set(json.loads(result.stdout)["label_agreement"]) == {"0", "1"}  # both classes scored, by place
+    # without labels the classes are not the model's to ask for: one line, whatever the number
+    flat = tmp_path / "flat"
+    assert run_cli("train", "--images", data, *SMALL, "--epochs", "1", "--no-conditional", "--checkpoint-dir", flat,
+                   "--sample-dir", tmp_path / "s2").exit_code == 0
+    for digit in ("1", "5"):
+        assert_refused(run_cli("generate", "--checkpoint-dir", flat, "--digit", digit, "--out", tmp_path / "u.npy"),
+                       r"learnt a flat folder without labels, so it has no classes to ask for")
 
 
 def test_a_flat_folder_trains_label_free_with_the_label_free_defaults(tmp_path, run_cli):
@@ -227,6 +241,9 @@ def test_a_file_or_class_folder_we_may_not_read_is_named_as_such(tmp_path, monke
     with pytest.raises(gan.GANError, match=rf"^cannot read {data}/ring \(Permission denied\): give yourself the "
                                            "right to read it$"):
         images.load_folder(gan.Config(images=str(data), classes=["bar", "dot", "ring"]), said.append)
+    with pytest.raises(gan.GANError, match=r"^cannot read .*gone \(No such file or directory\): it has gone; put it "
+                                           r"back where it was, or train a new run$"):  # a flat run's folder, moved
+        images.folder_files(tmp_path / "gone", [])
 
 
 def test_class_names_that_need_quoting_16_bit_pngs_and_a_class_gone_before_resume(tmp_path, run_cli, monkeypatch):

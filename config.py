@@ -37,7 +37,8 @@ class BadValue(GANError, ValueError):
                       self.template)
 
 
-OTHER_FLAGS = {"class_name": "--class"}  # the fields whose option is not --name (a `flag` of option() below)
+CLASS_FLAG = "--class"  # the one option not spelt after its field (class_name: `class` is Python's)
+OTHER_FLAGS = {"class_name": CLASS_FLAG}  # field -> option, where it is not --field
 
 
 class BadType(GANError, TypeError):
@@ -312,7 +313,7 @@ def digit_field():
 
 def class_field():
     return option(None, "Only this class, by name: a model trained on --images DIR with a subfolder per class.",
-                  "drawing", flag="--class")
+                  "drawing", flag=CLASS_FLAG)
 
 
 def check_class(digit, class_name) -> int | str | None:

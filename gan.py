@@ -435,7 +435,8 @@ def class_index(G: Generator, digit: int | str | None) -> int | None:
                 raise BadValue(f"{origin} was trained on a folder without class subfolders: it has no classes to "
                                f"ask for {digit!r}; leave the class out")
             raise BadValue(f"{origin} has no class named {digit!r}: classes by name belong to models trained on "
-                           f"--images DIR with a subfolder per class; ask for a digit by its number ({{digit}} 0-9)")
+                           f"--images DIR with a subfolder per class: to draw from such a run, pass its --checkpoint-dir (or "
+                           f"--checkpoint PATH); or ask this one for a digit by its number ({{digit}} 0-9)")
         if digit not in names:
             raise BadValue(f"{getattr(G, 'origin', 'this generator')} has no class {digit!r}: it knows "
                            f"{', '.join(names)}")

@@ -957,11 +957,12 @@ def test_api_flags_and_what_a_sampler_returns_are_checked(tmp_path):
 
 
 def test_class_names_format_and_out_messages_say_what_to_do(tmp_path, run3, run_cli):
-    """A class name for an MNIST model pointed at a `--class-name` that does not exist; `generate --format` took
-    --nrow silently, printed `format.png`, and made a folder named b.npy."""
+    """A class name for an MNIST model pointed at a `--class-name` that does not exist (and not at the run of folders
+    that has the class); `generate --format` took --nrow silently, printed `format.png`, and made a folder named
+    b.npy."""
     final = run3 / "ck" / "generator_final.pth"
     result = run_cli("generate", "--checkpoint", final, "--class", "cat", "--out", tmp_path / "c.png")
-    assert_refused(result, r"has no class named 'cat'.*--digit 0-9")
+    assert_refused(result, r"has no class named 'cat'.*pass its --checkpoint-dir.*--digit 0-9")
     with pytest.raises(gan.BadValue, match=r"has no class named '3'.*\(digit 0-9\)"):
         gan.generate_and_plot_samples(final, n=4, digit="3", out=tmp_path / "d.png")
     assert_refused(run_cli("generate", "--checkpoint", final, "--format", "png", "--nrow", "3", "--out", tmp_path / "e"),

@@ -18,6 +18,7 @@ import copy
 import math
 import sys
 import time
+import unicodedata
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -435,8 +436,12 @@ def class_index(G: Generator, digit: int | str | None) -> int | None:
                 raise BadValue(f"{origin} was trained on a folder without class subfolders: it has no classes to "
                                f"ask for {digit!r}; leave the class out")
             raise BadValue(f"{origin} has no class named {digit!r}: classes by name belong to models trained on "
-                           f"--images DIR with a subfolder per class: to draw from such a run, pass its --checkpoint-dir (or "
-                           f"--checkpoint PATH); or ask this one for a digit by its number ({{digit}} 0-9)")
+                           f"--images DIR with a subfolder per class: to draw from such a run, pass its "
+                           f"--checkpoint-dir (or --checkpoint PATH); or ask this one for a digit by its number "
+                           f"({{digit}} 0-9)")
+        same = [name for name in names if unicodedata.normalize("NFC", name) == unicodedata.normalize("NFC", digit)]
+        if same:  # one spelling of accents for another (a Mac's folder names against a typed name)
+            digit = same[0]
         if digit not in names:
             raise BadValue(f"{getattr(G, 'origin', 'this generator')} has no class {digit!r}: it knows "
                            f"{', '.join(names)}")

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import unicodedata
 
 import numpy as np
 import pytest
@@ -82,6 +83,18 @@ def test_evaluate_refuses_a_class_too_small_to_hold_one_out_before_training_a_cl
     assert_refused(run_cli("evaluate", ck / "gan_epoch_1.pth", "--n", "20", "--device", "cpu"),
                    r"the class 'lone' has 1 image that decodes, and scoring needs at least 2 of every class")
     assert not (ck / "folder_classifier.pt").exists()
+
+
+def test_a_class_name_is_found_whatever_the_spelling_of_its_accents(tmp_path):
+    """A Mac names a folder 'café' with the accent apart (NFD); the name a user types is 'café' in one character
+    (NFC): the two look the same, and the class was refused as one the model did not know."""
+    nfd, nfc = unicodedata.normalize("NFD", "café"), unicodedata.normalize("NFC", "café")
+    assert nfd != nfc
+    G = gan.build_generator(gan.Config(arch="dcgan", width=4, images=str(tmp_path), channels="3",
+                                               classes=[nfd, "dog"]))
+    assert gan.class_index(G, nfc) == 0 and gan.class_index(G, nfd) == 0 and gan.class_index(G, "dog") == 1
+    with pytest.raises(gan.BadValue, match="has no class 'cafe'"):
+        gan.class_index(G, "cafe")
 
 
 def test_digit_refuses_a_number_that_names_another_class(tmp_path, run_cli):

@@ -439,9 +439,9 @@ def class_index(G: Generator, digit: int | str | None) -> int | None:
                            f"--images DIR with a subfolder per class: to draw from such a run, pass its "
                            f"--checkpoint-dir (or --checkpoint PATH); or ask this one for a digit by its number "
                            f"({{digit}} 0-9)")
-        same = [name for name in names if unicodedata.normalize("NFC", name) == unicodedata.normalize("NFC", digit)]
-        if same:  # one spelling of accents for another (a Mac's folder names against a typed name)
-            digit = same[0]
+        if digit not in names:  # one spelling of its accents for another (a Mac's folder names against typed ones)
+            digit = next((name for name in names if unicodedata.normalize("NFC", name) ==
+                          unicodedata.normalize("NFC", digit)), digit)
         if digit not in names:
             raise BadValue(f"{getattr(G, 'origin', 'this generator')} has no class {digit!r}: it knows "
                            f"{', '.join(names)}")

@@ -193,6 +193,7 @@ LEVERS = {  # name -> (config changes, discriminator builder or None, train_step
     # the third round: capacity
     "default, D four times as wide": (NOW, wider_d(4), None),
     "default, width 24": ({**NOW, "width": 24}, None, None),
+    "default, width 20": ({**NOW, "width": 20}, None, None),  # a fourth look: the cheaper step of capacity
     "default, D at twice the rate": ({**NOW, "lr_d": 1.6e-3}, None, None),
 }
 

@@ -71,4 +71,5 @@ def test_the_third_round_levers_widen_what_their_names_say():
     assert channels == [p.shape for p in gan.build_generator(cfg).parameters()]  # G as the default's
     assert wide.head.in_features == 64 * 16 and wide(gan.torch.zeros(2, 1, 28, 28), gan.torch.arange(2)).shape == (2,)
     assert search.LEVERS["default, width 24"][0] == {**search.NOW, "width": 24}
+    assert search.LEVERS["default, width 20"][0] == {**search.NOW, "width": 20}
     assert search.LEVERS["default, D at twice the rate"][0] == {**search.NOW, "lr_d": 2 * config.LABELS["lr_d"]}

@@ -91,7 +91,7 @@ def test_a_class_name_is_found_whatever_the_spelling_of_its_accents(tmp_path):
     nfd, nfc = unicodedata.normalize("NFD", "café"), unicodedata.normalize("NFC", "café")
     assert nfd != nfc
     G = gan.build_generator(gan.Config(arch="dcgan", width=4, images=str(tmp_path), channels="3",
-                                               classes=[nfd, "dog"]))
+                                       classes=[nfd, "dog"]))
     assert gan.class_index(G, nfc) == 0 and gan.class_index(G, nfd) == 0 and gan.class_index(G, "dog") == 1
     with pytest.raises(gan.BadValue, match="has no class 'cafe'"):
         gan.class_index(G, "cafe")

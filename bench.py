@@ -14,9 +14,9 @@ It prints markdown tables (docs/speed.md carries them):
    same networks in a typical example's loop (DataLoader with ToTensor + Normalize per image, Sigmoid + BCELoss,
    .item() every step, fp32);
 4. what was tried and not kept (torch.compile, thread counts), against the loop as shipped;
-5. quality against wall-clock time, side by side: the labelled default before the quality search (docs/results.md)
-   the default now and the default at --width 20, scored after 2.5, 5 and 10 minutes of training (or at their
-   end), next to the real-data floor.
+5. quality against wall-clock time, side by side: the labelled default before the quality search (docs/results.md),
+   the default after its first round (width 16) and the default now (width 20), scored after 2.5, 5 and 10 minutes
+   of training (or at their end), next to the real-data floor.
 Timings on a shared machine are noisy: compare ratios measured in one run, not numbers across runs.
 """
 
@@ -249,7 +249,8 @@ def headline(default: gan.Config, data, data_dir: str, seconds: float, rounds: i
     so that a drift of the machine's speed touches every row alike."""
     from device import resolve_precision
     precision = resolve_precision("auto", torch.device("cpu"), default.arch, default.batch_size)
-    previous, typical = replace(default, batch_size=64, lr_g=2e-4, lr_d=2e-4), replace(default, batch_size=64)
+    previous = replace(default, width=16, batch_size=64, lr_g=2e-4, lr_d=2e-4)
+    typical = replace(default, batch_size=64)
     example_g, example_d = example_networks()
     rows = {"the default (`python cli.py train`)": (default.batch_size, precision,
                                                     lambda: our_speed(default, data, seconds, precision=precision)),
@@ -353,18 +354,20 @@ def speed(args) -> None:
 
 def quality(args) -> None:
     """Quality against training time, side by side in one run: the labelled default as it was before the quality
-    search of issue 28 (Adam beta1 0.5, a moving average of decay 0.999), the default now, and the default at width
-    20 (sharper, a little more varied, at 1.3x the time per epoch), in the precision `auto` picks here."""
+    search of issue 28 (Adam beta1 0.5, a moving average of decay 0.999, width 16), the default after its first round
+    (beta1 0, decay 0.99, width 16), and the default now (width 20: sharper and a little more varied, at 1.3x the
+    time per epoch), in the precision `auto` picks here."""
     n = 500 if args.quick else args.n
     default = gan.Config()
     print(f"\nQuality against training time of the default run (`python cli.py train`, {default.epochs} epochs) and of "
-          f"the default before it and at --width 20, n = {n}:\n")
+          f"the defaults before it, n = {n}:\n")
     marks = (0.1, 0.2) if args.quick else (2.5, 5, 10)
     floor = evaluate.real_floor(args.data_dir, n)
     print("\n".join(QUALITY_HEADER + [quality_row("real data (floor)", "", "", floor, floor)]), flush=True)
-    runs = {"default before (beta1 0.5, EMA 0.999)": replace(default, beta1=0.5, ema=0.999),
-            f"default (beta1 {default.beta1:g}, EMA {default.ema:g})": default,
-            "the default at --width 20": replace(default, width=20)}  # the README's option for more variety
+    runs = {"default before (beta1 0.5, EMA 0.999, width 16)": replace(default, beta1=0.5, ema=0.999, width=16),
+            f"default before width {default.width} (beta1 {default.beta1:g}, EMA {default.ema:g}, width 16)":
+                replace(default, width=16),
+            f"default (beta1 {default.beta1:g}, EMA {default.ema:g}, width {default.width})": default}
     for name, cfg in runs.items():
         quality_over_time(name, cfg, args.data_dir, marks, n, floor, args.sample_dir)
 

@@ -370,8 +370,9 @@ def checked_config(state: dict, path) -> Config:
     if wrong:
         raise GANError(f"{path} holds an invalid config ({', '.join(wrong)} of the wrong type): the file is damaged "
                        f"or not from this tool")
+    ignored = {"width"} if saved.get("arch", "dcgan") != "dcgan" else set()  # the MLPs' width is the default of then
     try:
-        cfg = Config(**{k: v for k, v in saved.items() if k in kinds})
+        cfg = Config(**{k: v for k, v in saved.items() if k in kinds and k not in ignored})
     except GANError as e:
         raise GANError(f"{path} holds an invalid config ({e.for_cli() if isinstance(e, BadValue) else e})") from None
     return cfg

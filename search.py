@@ -2,11 +2,12 @@
 
     python search.py --data-dir ../shared/data --lever "beta1=0" --seed 0 --epochs 30 --at 10 20 30 > rows.jsonl
 
-Each run trains the labelled default (`python cli.py train`: DCGAN width 16, batch 256, Adam 8e-4, bf16 where the CPU
-is fast at it) with one lever changed, and scores G's moving average at the epochs --at names with the built-in
-evaluation (n = 10,000 against the MNIST test set: FID, precision, recall). The levers that are not options of the
-product are defined here, as small changes to gan.py's step and networks; the moving-average decay is measured in
-every run at once, from extra averages of the same G. No checkpoints are written: it is a measurement, not a run.
+Each run trains the labelled default of the search's time (`python cli.py train --width 16`: DCGAN, batch 256, Adam
+8e-4, bf16 where the CPU is fast at it) with one lever changed, and scores G's moving average at the epochs --at
+names with the built-in evaluation (n = 10,000 against the MNIST test set: FID, precision, recall). The levers that
+are not options of the product are defined here, as small changes to gan.py's step and networks; the moving-average
+decay is measured in every run at once, from extra averages of the same G. No checkpoints are written: it is a
+measurement, not a run.
 """
 
 from __future__ import annotations
@@ -172,8 +173,9 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
     return step
 
 
-BEFORE = {"beta1": 0.5, "ema": 0.999}  # the labelled default before this search, which every lever changes
-NOW = {"beta1": 0.0, "ema": 0.99}  # the labelled default after it, which the second round's levers change
+BEFORE = {"beta1": 0.5, "ema": 0.999, "width": 16}  # the labelled default before this search: every lever changes it
+NOW = {"beta1": 0.0, "ema": 0.99, "width": 16}  # the labelled default after its first round: the later rounds' base
+# (the fourth look's width 20 became the default after it: config.LABELS)
 LEVERS = {  # name -> (config changes, discriminator builder or None, train_step or None[, learning-rate factor])
     "baseline": ({}, None, None),
     "beta1=0": ({"beta1": 0.0}, None, None),

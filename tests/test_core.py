@@ -307,7 +307,7 @@ def test_bench_quick_speed_table_runs_on_the_real_loading_code(mnist_dir, tmp_pa
     numbers = json.loads(out.read_text())
     assert numbers["rates"]["fp32"] > 0 and numbers["rates"]["bf16"] > 0
     assert len(numbers["headline"]["images_per_s"]) == 4 and min(numbers["headline"]["images_per_s"].values()) > 0
-    assert set(numbers["archs"]) == {f"{arch} {p}" for arch in ("mlp", "dcgan (width 16, default)") for p in ("fp32", "bf16")}
+    assert set(numbers["archs"]) == {f"{arch} {p}" for arch in ("mlp", f"dcgan (width {gan.Config().width}, default)") for p in ("fp32", "bf16")}
     for arch in numbers["archs"].values():
         assert arch["images_per_s"] > 0 and arch["baseline_images_per_s"] > 0 and arch["flops_per_image"] > 1e6
 

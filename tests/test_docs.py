@@ -60,7 +60,8 @@ def test_what_the_docs_say_of_the_defaults_and_the_shipped_model_is_the_code():
     rate = f"{labels['lr_g']:.0e}".replace("e-0", "e-")  # 8e-4, as the docs write it
     assert f"{labels['epochs']} epochs in batches of {labels['batch_size']}, Adam {rate}" in readme
     assert f"trained for {asset['epoch']} epochs" in readme
-    assert asset["config"]["width"] == 2 * config.Config().width and "twice the default width" in readme
+    assert f"width {asset['config']['width']} instead of the default's {config.Config().width}" in readme
+    assert f"conditional DCGAN of width {labels['width']} (" in readme and f"(width {free['width']}, {free['epochs']} epochs" in readme
 
 
 def test_run_files_the_docs_name_are_the_ones_runs_write():

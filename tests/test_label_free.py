@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import gan
-from conftest import assert_identical_runs, config, quiet
+from conftest import assert_identical_runs, assert_refused, config, quiet
 
 
 def test_the_defaults_depend_on_labels_and_what_is_given_wins():
@@ -47,7 +47,7 @@ def test_a_checkpoint_without_beta1_is_read_as_the_old_default_and_one_with_it_k
 
 def test_train_help_states_the_defaults_the_code_uses(run_cli):
     text = " ".join(re.sub("[│╭╮╰╯─]", " ", run_cli("train", "--help").output).split())  # Rich's box, unwrapped
-    for name in ("batch_size", "epochs", "beta1", "ema"):
+    for name in ("batch_size", "epochs", "beta1", "ema", "width"):
         assert f"default: ({gan.LABELS[name]:g} with labels, {gan.LABEL_FREE[name]:g} with --no-conditional)" in text
     assert f"default: ({gan.LABELS['lr_g']:g} with or without labels)" in text and gan.LABELS["lr_g"] == gan.LABEL_FREE["lr_g"]
 
@@ -82,6 +82,23 @@ def test_r1_flattens_d_at_the_real_images(arch, conditional):  # mlp's D sees re
 
 def train_label_free(tmp, data, epochs, **extra) -> gan.Config:
     return config(tmp, data, epochs=epochs, conditional=False, **extra)
+
+
+def test_the_width_depends_on_labels_and_an_mlp_file_of_an_older_width_resumes(run_cli, train_args, tmp_path):
+    """Width 20 with labels (issue 28's fourth look), 16 without; what is given wins. The MLPs have no width, but
+    their files store the default of their day (16 before): a resume must not read it as a --width given to them."""
+    assert (gan.Config().width, gan.Config(conditional=False).width) == (20, 16) == (gan.LABELS["width"],
+                                                                                     gan.LABEL_FREE["width"])
+    assert gan.Config(width=32).width == 32 and gan.Config(conditional=False, width=24).width == 24
+    assert run_cli("train", *train_args("--epochs", "1", arch="mlp")).exit_code == 0
+    path = tmp_path / "ckpt" / "gan_epoch_1.pth"
+    state = torch.load(path, weights_only=True)
+    torch.save({**state, "config": {**state["config"], "width": 16}}, path)  # as a version before width 20 wrote it
+    result = run_cli("resume", path, "--epochs", "2")
+    assert result.exit_code == 0, result.output
+    assert torch.load(tmp_path / "ckpt" / "gan_epoch_2.pth", weights_only=True)["epoch"] == 2
+    assert_refused(run_cli("train", *train_args("--epochs", "1", "--width", "16", arch="mlp")),
+                   r"--width sets the channels of --arch dcgan; mlp has fixed layer sizes: leave it out")
 
 
 def test_resume_with_r1_is_bit_identical(tmp_path, small_data, monkeypatch):  # noqa: F811

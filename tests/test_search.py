@@ -30,7 +30,7 @@ def test_the_levers_do_what_their_names_say():
     x = gan.torch.ones(64, 1, 28, 28)  # all white: the cutout turns 7x7 (in a corner) to 13x13 pixels black
     black = (search.translate_cutout(x) == -1).flatten(1).sum(1)
     assert ((black >= 7 * 7) & (black <= 13 * 13)).all() and black.float().mean() > 100
-    assert search.LEVERS["beta1=0"][0] == {"beta1": 0.0} and search.BEFORE == {"beta1": 0.5, "ema": 0.999}
+    assert search.LEVERS["beta1=0"][0] == {"beta1": 0.0} and search.BEFORE == {"beta1": 0.5, "ema": 0.999, "width": 16}
 
 
 def test_the_second_round_levers_do_what_their_names_say():
@@ -40,8 +40,9 @@ def test_the_second_round_levers_do_what_their_names_say():
     D = search.minibatch_std(gan.Config(width=4))
     assert D.head.in_features == (16 + 1) * 16 and D(varied.new_zeros(8, 1, 28, 28), gan.torch.arange(8)).shape == (8,)
     assert [search.second_half_decay(e, 30) for e in (0, 14, 15, 29)] == [1, 1, 1, 1 / 15]
-    assert search.LEVERS["default"][0] == search.NOW == {"beta1": 0.0, "ema": 0.99}
-    assert search.NOW == {k: config.LABELS[k] for k in search.NOW}  # the default it names is the default
+    assert search.LEVERS["default"][0] == search.NOW == {"beta1": 0.0, "ema": 0.99, "width": 16}
+    assert search.NOW == {**{k: config.LABELS[k] for k in search.NOW}, "width": 16}  # the default of its time
+    assert search.LEVERS["default, width 20"][0] == {k: config.LABELS[k] for k in search.NOW}  # the default now
 
 
 def test_a_rate_factor_sets_both_learning_rates_per_epoch(mnist_dir):

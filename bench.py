@@ -1,7 +1,7 @@
 """How fast this GAN trains here, against this machine's own limits and against typical single-file examples.
 
-    python bench.py --data-dir ../shared/data --speed-only     # the speed tables (about 15 minutes on 2 cores)
-    python bench.py --data-dir ../shared/data --quality-only   # quality against time (about 40 minutes)
+    python bench.py --data-dir ../shared/data --speed-only     # the speed tables (about 10 minutes on 2 cores)
+    python bench.py --data-dir ../shared/data --quality-only   # quality against time (about 30 minutes)
     python bench.py --data-dir ../shared/data --quick          # a smoke run of both, under a minute
 
 It prints markdown tables (docs/speed.md carries them):
@@ -338,7 +338,8 @@ def speed(args) -> None:
     if not args.quick:
         setups.update({"mlp-bn": replace(default, arch="mlp-bn"),
                        "dcgan-tf": replace(default, arch="dcgan-tf"),
-                       "dcgan, batch 64 (the previous default)": replace(default, batch_size=64, lr_g=2e-4, lr_d=2e-4)})
+                       "dcgan, batch 64 (the previous default)": replace(default, width=16, batch_size=64, lr_g=2e-4,
+                                                                          lr_d=2e-4)})
     precisions = ("fp32", "bf16") if bf16 or args.quick else ("fp32",)
     lines, results = speed_table(setups, data, args.data_dir, seconds, rates, precisions)
     print("\n".join(lines), flush=True)

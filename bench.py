@@ -113,7 +113,7 @@ def with_threads(n: int, measure):
 def tried_table(default: gan.Config, data, seconds: float) -> tuple[list[str], list[dict]]:
     """What the issue suggested and this machine did not reward, each measured right after the loop as shipped
     (measured again, not taken from the speed table, so that both see the machine in the same state)."""
-    mlp, threads = replace(default, arch="mlp"), torch.get_num_threads()
+    mlp, threads = replace(default, arch="mlp", width=None), torch.get_num_threads()
     trials = [
         ("mlp", mlp, "torch.compile of G and D", lambda: our_speed(mlp, data, seconds, compiled=True)),
         ("dcgan (default)", default, "torch.compile of G and D",
@@ -334,10 +334,10 @@ def speed(args) -> None:
     default = gan.Config()
     lines, top = headline(default, data, args.data_dir, seconds, rounds=1 if args.quick else 2)
     print("\n".join(lines) + "\n", flush=True)
-    setups = {"mlp": replace(default, arch="mlp"), f"dcgan (width {default.width}, default)": default}
+    setups = {"mlp": replace(default, arch="mlp", width=None), f"dcgan (width {default.width}, default)": default}
     if not args.quick:
-        setups.update({"mlp-bn": replace(default, arch="mlp-bn"),
-                       "dcgan-tf": replace(default, arch="dcgan-tf"),
+        setups.update({"mlp-bn": replace(default, arch="mlp-bn", width=None),
+                       "dcgan-tf": replace(default, arch="dcgan-tf", width=None),
                        "dcgan, batch 64 (the previous default)": replace(default, width=16, batch_size=64, lr_g=2e-4,
                                                                           lr_d=2e-4)})
     precisions = ("fp32", "bf16") if bf16 or args.quick else ("fp32",)

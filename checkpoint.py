@@ -370,7 +370,7 @@ def checked_config(state: dict, path) -> Config:
     if wrong:
         raise GANError(f"{path} holds an invalid config ({', '.join(wrong)} of the wrong type): the file is damaged "
                        f"or not from this tool")
-    ignored = {"width"} if saved.get("arch", "dcgan") != "dcgan" else set()  # the MLPs' width is the default of then
+    ignored = {"width"} if saved.get("arch", "dcgan") != "dcgan" else set()  # older files gave MLPs the default's
     try:
         cfg = Config(**{k: v for k, v in saved.items() if k in kinds and k not in ignored})
     except GANError as e:

@@ -59,9 +59,10 @@ STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")  # what a training step re
 # precision (docs/speed.md).
 # With labels, Adam without momentum (beta1 0) and a short moving average of G (decay 0.99) reached a better FID
 # than the DCGAN paper's beta1 0.5 and a decay of 0.999, at every epoch measured (docs/results.md); label-free
-# training was not searched again and keeps them. With labels, width 20 drew better digits than 16 after 5 and 10
-# minutes of training, and had more variety at the end of its 30 epochs, at 1.3x the time per epoch; width 16 keeps
-# the lead at 2.5 minutes (docs/results.md). Label-free training was not measured at 20 and keeps 16.
+# training was not searched again and keeps them. With labels, width 20 drew better digits than 16 after 10 minutes
+# of training and had more variety at the end of its 30 epochs, at 1.3x the time per epoch; it was level at 5
+# minutes and behind at 2.5 (docs/results.md). Label-free training was not measured at 20 and keeps 16. Only the
+# DCGAN has a width: the other archs' is None.
 LABELS = {"batch_size": 256, "lr_g": 8e-4, "lr_d": 8e-4, "r1": 0.0, "epochs": 30, "beta1": 0.0, "ema": 0.99,
           "width": 20}
 LABEL_FREE = {"batch_size": 64, "lr_g": 8e-4, "lr_d": 8e-4, "r1": 1.0, "epochs": 16, "beta1": 0.5, "ema": 0.999,
@@ -167,7 +168,7 @@ class Config:
             self.conditional = self.conditional and bool(self.classes)  # a flat folder has no labels
         defaults = LABELS if self.conditional else LABEL_FREE
         for name, value in defaults.items():
-            if getattr(self, name) is None:
+            if getattr(self, name) is None and (name != "width" or self.arch == "dcgan"):  # only a DCGAN has one
                 setattr(self, name, lr if lr is not None and name in ("lr_g", "lr_d") else value)
         suffix = "" if self.dataset == "mnist" else f"/{Path(self.images).name}" if self.images else f"/{self.dataset}"
         self.checkpoint_dir = str(self.checkpoint_dir) if self.checkpoint_dir is not None else "checkpoints" + suffix
@@ -199,8 +200,10 @@ def validate(cfg: Config) -> None:
 def check_types(cfg: Config) -> None:
     """Each value of the type its option takes; values of numpy's or torch's types become Python's, so that what a
     checkpoint stores is plain."""
-    for name in ("epochs", "batch_size", "latent_dim", "width", "save_every", "sample_every", "size", "eval_n"):
+    for name in ("epochs", "batch_size", "latent_dim", "save_every", "sample_every", "size", "eval_n"):
         setattr(cfg, name, check_int(name, getattr(cfg, name), 1))
+    if cfg.width is not None or cfg.arch == "dcgan":  # the other archs have none
+        cfg.width = check_int("width", cfg.width, 1)
     cfg.keep_last, cfg.eval_every = check_int("keep_last", cfg.keep_last, 0), check_int("eval_every", cfg.eval_every, 0)
     cfg.seed = check_seed("seed", cfg.seed)
     cfg.lr_g, cfg.lr_d = check_rate("lr_g", cfg.lr_g), check_rate("lr_d", cfg.lr_d)
@@ -226,7 +229,8 @@ def rules(cfg: Config) -> list[tuple[bool, str]]:
          f"unknown {{dataset}} {cfg.dataset!r}: choose one of {', '.join(DATASETS)}, or pass {{images}} DIR"),
         (cfg.latent_dim <= 10_000, f"{{latent_dim}} {cfg.latent_dim} is too large (at most 10,000): the networks "
                                    f"would not fit in memory"),
-        (cfg.width <= 512, f"{{width}} {cfg.width} is too large (at most 512): the networks would not fit in memory"),
+        (cfg.width is None or cfg.width <= 512,
+         f"{{width}} {cfg.width} is too large (at most 512): the networks would not fit in memory"),
         (cfg.batch_size <= 1_000_000, f"{{batch_size}} {cfg.batch_size:,} is too large (at most 1,000,000)"),
         (cfg.batch_size >= 2 or cfg.arch == "mlp", f"{{batch_size}} 1 cannot train {cfg.arch}: its BatchNorm needs at "
                                                    f"least 2 images per batch"),
@@ -235,7 +239,7 @@ def rules(cfg: Config) -> list[tuple[bool, str]]:
         (0 <= cfg.r1 <= 1000, f"{{r1}} must be 0 (off) or a weight up to 1000 (1 is typical), got {cfg.r1}"),
         (0 <= cfg.d_dropout < 1, f"{{d_dropout}} must be in [0, 1), got {cfg.d_dropout}"),
         # options that shape one arch only are refused for the others, rather than silently ignored
-        (cfg.width == (LABELS if cfg.conditional else LABEL_FREE)["width"] or cfg.arch == "dcgan",
+        (cfg.width is None or cfg.arch == "dcgan",
          f"{{width}} sets the channels of {{arch}} dcgan; {cfg.arch} has fixed layer sizes: leave it out"),
         (cfg.g_act == defaults["g_act"] or cfg.arch == "mlp",
          f"{{g_act}} applies to {{arch}} mlp only ({cfg.arch} has its own activations): leave it out"),

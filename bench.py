@@ -243,14 +243,18 @@ def speed_table(setups: dict[str, gan.Config], data, data_dir: str, seconds: flo
     return lines, results
 
 
+def previous_default(default: gan.Config) -> gan.Config:
+    """The labelled default before the precision work: width 16, batches of 64 at the DCGAN paper's Adam 2e-4."""
+    return replace(default, width=16, batch_size=64, lr_g=2e-4, lr_d=2e-4)
+
+
 def headline(default: gan.Config, data, data_dir: str, seconds: float, rounds: int = 2) -> tuple[list[str], dict]:
     """The default as `python cli.py train` runs it here, against the previous default (fp32, batch 64) and against
     typical single-file examples in fp32 as their users run them; interleaved rounds, the best of each kept,
     so that a drift of the machine's speed touches every row alike."""
     from device import resolve_precision
     precision = resolve_precision("auto", torch.device("cpu"), default.arch, default.batch_size)
-    previous = replace(default, width=16, batch_size=64, lr_g=2e-4, lr_d=2e-4)
-    typical = replace(default, batch_size=64)
+    previous, typical = previous_default(default), replace(default, batch_size=64)
     example_g, example_d = example_networks()
     rows = {"the default (`python cli.py train`)": (default.batch_size, precision,
                                                     lambda: our_speed(default, data, seconds, precision=precision)),
@@ -338,8 +342,7 @@ def speed(args) -> None:
     if not args.quick:
         setups.update({"mlp-bn": replace(default, arch="mlp-bn", width=None),
                        "dcgan-tf": replace(default, arch="dcgan-tf", width=None),
-                       "dcgan, batch 64 (the previous default)": replace(default, width=16, batch_size=64, lr_g=2e-4,
-                                                                          lr_d=2e-4)})
+                       "dcgan, batch 64 (the previous default)": previous_default(default)})
     precisions = ("fp32", "bf16") if bf16 or args.quick else ("fp32",)
     lines, results = speed_table(setups, data, args.data_dir, seconds, rates, precisions)
     print("\n".join(lines), flush=True)

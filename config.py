@@ -570,6 +570,9 @@ def check_unchanged(saved: Config, values: dict, checkpoint: str | Path, how: st
     fixed = MODEL_FIELDS + KEPT_FIELDS
     values = {k: v for k, v in values.items()
               if v is not None and not (k in fixed and same_value(k, v, getattr(saved, k)))}
+    if "width" in values and saved.arch != "dcgan":  # not a change to refuse: a network it does not have
+        raise BadValue(f"{{width}} sets the channels of {{arch}} dcgan; {checkpoint} holds {{arch}} {saved.arch}, "
+                       f"which has fixed layer sizes: leave it out")
     model, kept = ([n for n in names if n in values] for names in (MODEL_FIELDS, KEPT_FIELDS))
     listed = lambda names: ", ".join("{" + n + "}" for n in names)  # noqa: E731
     why = ([f"{listed(model)} would change the networks saved in {checkpoint}"] if model else []) + (

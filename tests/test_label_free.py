@@ -105,6 +105,10 @@ def test_the_width_depends_on_labels_and_an_mlp_file_of_an_older_width_resumes(r
     for width in ("16", "20"):  # either default, given to an arch without a width, is refused, not ignored
         assert_refused(run_cli("train", *train_args("--epochs", "1", "--width", width, arch="mlp")),
                        r"--width sets the channels of --arch dcgan; mlp has fixed layer sizes: leave it out")
+    # and to a resume of its file: not "would change the networks", as if another width were an option
+    assert_refused(run_cli("train", "--resume", path, "--epochs", "3", "--width", "20"),
+                   r"--width sets the channels of --arch dcgan; .*gan_epoch_1\.pth holds --arch mlp, which has fixed "
+                   r"layer sizes: leave it out")
 
 
 def test_resume_with_r1_is_bit_identical(tmp_path, small_data, monkeypatch):  # noqa: F811

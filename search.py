@@ -57,6 +57,7 @@ def spectral(cfg):
 
 
 DEFAULT_D = gan.build_discriminator  # gan's own, kept here: a run patches gan.build_discriminator with a lever's
+DEFAULT_G = gan.build_generator  # the same for G
 
 
 class MinibatchStd(nn.Module):
@@ -86,6 +87,40 @@ def wider_d(factor: int):
     def build(cfg):
         return DEFAULT_D(replace(cfg, width=cfg.width * factor))
     return build
+
+
+class ClassBatchNorm(nn.BatchNorm2d):
+    """BatchNorm whose scale and shift are looked up per class (conditional BatchNorm, as in the projection paper's
+    and BigGAN's generators): the label reaches every stage of G, not only its input."""
+
+    def __init__(self, channels: int, n_classes: int):
+        super().__init__(channels, affine=False)
+        self.scale, self.shift = nn.Embedding(n_classes, channels), nn.Embedding(n_classes, channels)
+        nn.init.normal_(self.scale.weight, 1.0, 0.02), nn.init.zeros_(self.shift.weight)  # the DCGAN init's
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        x = super().forward(x)
+        return x * self.scale(labels)[:, :, None, None] + self.shift(labels)[:, :, None, None]
+
+
+class ClassNormGenerator(gan.Generator):
+    """gan.Generator whose BatchNorm layers take the labels as well."""
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if labels is None:
+            labels = torch.randint(0, self.n_classes, (z.size(0),), device=z.device)
+        x = torch.cat([z, F.one_hot(labels, self.n_classes).to(z.dtype)], dim=1)
+        for layer in self.body:
+            x = layer(x, labels) if isinstance(layer, ClassBatchNorm) else layer(x)
+        return x
+
+
+def class_norm_generator(cfg):
+    """The default G with each BatchNorm made a class-conditional one."""
+    G = DEFAULT_G(cfg)
+    body = nn.Sequential(*(ClassBatchNorm(m.num_features, cfg.n_classes) if isinstance(m, nn.BatchNorm2d) else m
+                           for m in G.body))
+    return ClassNormGenerator(body, G.latent_dim, G.n_classes, cfg)
 
 
 def second_half_decay(epoch: int, epochs: int) -> float:
@@ -176,7 +211,7 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
 BEFORE = {"beta1": 0.5, "ema": 0.999, "width": 16}  # the labelled default before this search: every lever changes it
 NOW = {"beta1": 0.0, "ema": 0.99, "width": 16}  # the labelled default after its first round: the later rounds' base
 # (the fourth look's width 20 became the default after it: config.LABELS)
-LEVERS = {  # name -> (config changes, discriminator builder or None, train_step or None[, learning-rate factor])
+LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, rate factor or None[, G builder]])
     "baseline": ({}, None, None),
     "beta1=0": ({"beta1": 0.0}, None, None),
     "no-bn D, beta1=0": ({"beta1": 0.0}, no_batchnorm, None),
@@ -197,19 +232,24 @@ LEVERS = {  # name -> (config changes, discriminator builder or None, train_step
     "default, width 24": ({**NOW, "width": 24}, None, None),
     "default, width 20": ({**NOW, "width": 20}, None, None),  # a fourth look: the cheaper step of capacity
     "default, D at twice the rate": ({**NOW, "lr_d": 1.6e-3}, None, None),
+    # a fifth round (today's default, width 20): the label at every stage of G
+    "width 20, class BatchNorm G": ({**NOW, "width": 20}, None, None, None, class_norm_generator),
 }
 
 
 def run(lever: str, seed: int, epochs: int, at: list[int], data_dir: str, n: int) -> list[dict]:
     """Train the default before, with `lever` changed, for `epochs` epochs, scoring at the epochs `at` names: a row
     (a dict, also printed as a JSON line) per score. gan.py is as it was again when it returns."""
-    changes, build_d, step, *rate = LEVERS[lever]
+    changes, build_d, step, *more = LEVERS[lever]
+    rate, build_g = (more + [None, None])[:2]
     cfg = replace(gan.Config(data_dir=data_dir, seed=seed, device="cpu"), **{**BEFORE, **changes})
     torch.manual_seed(seed)
     images, labels = gan.load_pixels(cfg)
     with contextlib.ExitStack() as patches:
         if build_d:
             patches.enter_context(mock.patch.object(gan, "build_discriminator", build_d))
+        if build_g:
+            patches.enter_context(mock.patch.object(gan, "build_generator", build_g))
         if step:
             patches.enter_context(mock.patch.object(gan, "train_step", step))
         s = gan.new_training_state(cfg, torch.device("cpu"))
@@ -217,7 +257,7 @@ def run(lever: str, seed: int, epochs: int, at: list[int], data_dir: str, n: int
         update = gan.update_ema
         patches.enter_context(mock.patch.object(gan, "update_ema", lambda _, G, __, t: [
             update(e, G, d, t) for d, e in emas.items()]))
-        return train_and_score(s, cfg, images, labels, emas, epochs, at, n, lever, *rate)
+        return train_and_score(s, cfg, images, labels, emas, epochs, at, n, lever, *([rate] if rate else []))
 
 
 def train_and_score(s, cfg, images, labels, emas: dict, epochs: int, at: list[int], n: int, lever: str,

@@ -10,15 +10,16 @@ import search
 
 
 def test_each_kind_of_lever_trains_and_is_scored_and_gan_is_restored(mnist_dir, capsys):
-    before = (gan.build_discriminator, gan.train_step, gan.update_ema)
+    before = (gan.build_discriminator, gan.build_generator, gan.train_step, gan.update_ema)
     levers = ("baseline", "beta1=0", "spectral norm D", "diffaugment",  # a config change, a D, an augmented step,
               "rp, R1+R2 0.3, no-bn D, beta1=0",                          # another loss with both penalties,
-              "default, minibatch std D", "default, rate down in the second half")  # a layer, a schedule
+              "default, minibatch std D", "default, rate down in the second half",  # a layer, a schedule,
+              "width 20, class BatchNorm G")                                         # a G
     for lever in levers:
         rows = search.run(lever, seed=0, epochs=2, at=[1, 2], data_dir=str(mnist_dir), n=100)
-        ema = 0.99 if lever.startswith("default") else 0.999
+        ema = 0.99 if lever.startswith(("default", "width")) else 0.999
         assert [(r["epoch"], r["ema"]) for r in rows] == [(1, ema)] + [(2, d) for d in search.DECAYS], lever
-        assert (gan.build_discriminator, gan.train_step, gan.update_ema) == before, lever
+        assert (gan.build_discriminator, gan.build_generator, gan.train_step, gan.update_ema) == before, lever
         assert all(math.isfinite(r["fid"]) and 0 <= r["recall"] <= 1 for r in rows), lever  # none is NaN
     assert capsys.readouterr().out.count('"lever": "baseline"') == 5  # a JSON line per score
 
@@ -74,3 +75,18 @@ def test_the_third_round_levers_widen_what_their_names_say():
     assert search.LEVERS["default, width 24"][0] == {**search.NOW, "width": 24}
     assert search.LEVERS["default, width 20"][0] == {**search.NOW, "width": 20}
     assert search.LEVERS["default, D at twice the rate"][0] == {**search.NOW, "lr_d": 2 * config.LABELS["lr_d"]}
+
+
+def test_class_batchnorm_puts_the_label_into_every_stage_of_g():
+    cfg = gan.Config(width=4)
+    G = search.class_norm_generator(cfg)
+    norms = [m for m in G.body if isinstance(m, search.ClassBatchNorm)]
+    assert len(norms) == 3 and not any(isinstance(m, gan.nn.BatchNorm2d) and m.affine for m in G.body.modules())
+    assert sum(p.numel() for p in G.parameters()) - sum(p.numel() for p in gan.build_generator(cfg).parameters()) \
+        == sum((10 - 1) * 2 * m.num_features for m in norms)  # a scale and a shift per class, not one pair for all
+    with gan.torch.no_grad():
+        norms[-1].shift.weight[3] += 5.0  # class 3's last stage shifted: the 3s change, the others hardly
+    z = gan.torch.randn(8, cfg.latent_dim)
+    threes, fours, fives = (G.eval()(z, gan.torch.full((8,), k)) for k in (3, 4, 5))
+    assert (threes - fours).abs().mean() > 0.1 > 0.01 > (fives - fours).abs().mean()  # the one-hot input: N(0, 0.02)
+    assert search.LEVERS["width 20, class BatchNorm G"][0] == {**search.NOW, "width": 20}

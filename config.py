@@ -570,12 +570,13 @@ def check_unchanged(saved: Config, values: dict, checkpoint: str | Path, how: st
     fixed = MODEL_FIELDS + KEPT_FIELDS
     values = {k: v for k, v in values.items()
               if v is not None and not (k in fixed and same_value(k, v, getattr(saved, k)))}
-    if "width" in values and saved.arch != "dcgan":  # not a change to refuse: a network it does not have
-        raise BadValue(f"{{width}} sets the channels of {{arch}} dcgan; {checkpoint} holds {{arch}} {saved.arch}, "
-                       f"which has fixed layer sizes: leave it out")
-    model, kept = ([n for n in names if n in values] for names in (MODEL_FIELDS, KEPT_FIELDS))
+    no_width = "width" in values and saved.arch != "dcgan"  # not another width: a network without one
+    model, kept = ([n for n in names if n in values and not (n == "width" and no_width)]
+                   for names in (MODEL_FIELDS, KEPT_FIELDS))
     listed = lambda names: ", ".join("{" + n + "}" for n in names)  # noqa: E731
-    why = ([f"{listed(model)} would change the networks saved in {checkpoint}"] if model else []) + (
+    why = ([f"{{width}} sets the channels of {{arch}} dcgan, and {checkpoint} holds {{arch}} {saved.arch}, which has "
+            f"fixed layer sizes"] if no_width else []) + (
+        [f"{listed(model)} would change the networks saved in {checkpoint}"] if model else []) + (
         [f"{listed(kept)} stay as {checkpoint} saved them for the rest of its run"] if kept else [])
     if why:
         raise BadValue(f"{' and '.join(why)}: {how} (start a new run in another {{checkpoint_dir}} to train a "

@@ -107,8 +107,10 @@ def test_the_width_depends_on_labels_and_an_mlp_file_of_an_older_width_resumes(r
                        r"--width sets the channels of --arch dcgan; mlp has fixed layer sizes: leave it out")
     # and to a resume of its file: not "would change the networks", as if another width were an option
     assert_refused(run_cli("train", "--resume", path, "--epochs", "3", "--width", "20"),
-                   r"--width sets the channels of --arch dcgan; .*gan_epoch_1\.pth holds --arch mlp, which has fixed "
-                   r"layer sizes: leave it out")
+                   r"--width sets the channels of --arch dcgan, and .*gan_epoch_1\.pth holds --arch mlp, which has "
+                   r"fixed layer sizes: leave them out when resuming")
+    assert_refused(run_cli("train", "--resume", path, "--epochs", "3", "--width", "20", "--latent-dim", "64"),
+                   r"which has fixed layer sizes and --latent-dim would change the networks")  # all named at once
 
 
 def test_resume_with_r1_is_bit_identical(tmp_path, small_data, monkeypatch):  # noqa: F811

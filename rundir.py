@@ -219,16 +219,19 @@ def find_generator(folder: str | Path | None = None) -> tuple[Path, str]:
                         if (named_progress(p) or (0, 0)) > (named_progress(found) or (0, 0)) and progress_of(p) is None)
         passed = f" ({', '.join(unread)} does not read, and was passed over)" if unread else ""
         return found, f"drawing from {found}, the newest checkpoint in {folder}/ that reads{passed}"
+    unread = sorted(p.name for p in folder.glob("*.pth")) if folder.is_dir() else []  # none of them read
+    where = f"{folder}/" + (f" that reads ({', '.join(unread)} {'does' if len(unread) == 1 else 'do'} not, and "
+                            f"{'was' if len(unread) == 1 else 'were'} passed over)" if unread else "")
     if named:
-        raise GANError(f"no checkpoint in {folder}/: train into it first, pass --checkpoint PATH, or leave out "
+        raise GANError(f"no checkpoint in {where}: train into it first, pass --checkpoint PATH, or leave out "
                        f"--checkpoint-dir to draw from checkpoints/ or the shipped model")
     others = sorted(d for d in folder.iterdir() if d.is_dir() and newest_checkpoint(d)) if folder.is_dir() else []
     hint = (f"; {others[0]}/ holds a run of other data: pass --checkpoint-dir {others[0]}" if others else
             " (train your own with: python cli.py train)")
     if SHIPPED_GENERATOR.is_file():
-        return SHIPPED_GENERATOR, (f"no checkpoint in {folder}/: drawing from the shipped model "
+        return SHIPPED_GENERATOR, (f"no checkpoint in {where}: drawing from the shipped model "
                                    f"{SHIPPED_GENERATOR.name}{hint}")
-    raise GANError(f"no checkpoint in {folder}/: train first (python cli.py train) or pass --checkpoint PATH")
+    raise GANError(f"no checkpoint in {where}: train first (python cli.py train) or pass --checkpoint PATH")
 
 
 class Diverged(GANError):

@@ -14,7 +14,7 @@ import evaluate as ev
 import gan
 import rundir
 import checkpoint
-from conftest import FIXTURE, ROOT, RealDigitsOfLabel, write_idx
+from conftest import FIXTURE, ROOT, RealDigitsOfLabel, assert_refused, write_idx
 
 SHIPPED = rundir.SHIPPED_GENERATOR
 
@@ -94,6 +94,21 @@ def test_a_checkpoint_of_ones_own_always_wins(fresh_folder, run_cli, train_args)
     (fresh_folder / "ckpt").rename(fresh_folder / "checkpoints")
     result = run_cli("generate", "--n", "4", "--out", "default.npy")
     assert result.exit_code == 0 and "shipped" not in result.output and "checkpoints/" in result.output, result
+
+
+def test_a_checkpoint_that_does_not_read_is_named_not_silently_passed_over(fresh_folder, run_cli):
+    """Found by a hostile pass: a damaged only checkpoint fell back to the shipped model with 'no checkpoint in
+    checkpoints/', as if the user had none."""
+    for folder, name in (("checkpoints", "gan_epoch_1.pth"), ("mine", "generator_final.pth")):
+        (fresh_folder / folder).mkdir()
+        (fresh_folder / folder / name).write_bytes(b"junk")
+    result = run_cli("generate", "--n", "4", "--out", "x.npy")
+    assert result.exit_code == 0 and np.load(fresh_folder / "x.npy").shape == (4, 1, 28, 28), result
+    assert "no checkpoint in checkpoints/ that reads (gan_epoch_1.pth does not, and was passed over): drawing " \
+           "from the shipped model" in result.output
+    result = run_cli("generate", "--n", "4", "--out", "y.npy", "--checkpoint-dir", "mine")
+    assert_refused(result, r"no checkpoint in mine/ that reads \(generator_final\.pth does not, and was passed over\)")
+    assert (fresh_folder / "checkpoints" / "gan_epoch_1.pth").read_bytes() == b"junk"  # left as it was
 
 
 def test_the_shipped_model_is_found_from_any_folder(tmp_path):

@@ -217,11 +217,11 @@ def find_generator(folder: str | Path | None = None) -> tuple[Path, str]:
     if found is not None:
         unread = sorted(p.name for p in folder.glob("gan_epoch_*.pth")
                         if (named_progress(p) or (0, 0)) > (named_progress(found) or (0, 0)) and progress_of(p) is None)
-        passed = f" ({', '.join(unread)} does not read, and was passed over)" if unread else ""
-        return found, f"drawing from {found}, the newest checkpoint in {folder}/ that reads{passed}"
-    unread = sorted(p.name for p in folder.glob("*.pth")) if folder.is_dir() else []  # none of them read
-    where = f"{folder}/" + (f" that reads ({', '.join(unread)} {'does' if len(unread) == 1 else 'do'} not, and "
-                            f"{'was' if len(unread) == 1 else 'were'} passed over)" if unread else "")
+        return found, (f"drawing from {found}, the newest checkpoint in {folder}/ that reads"
+                       + passed_over(unread, "read"))
+    tried = (sorted(p.name for p in folder.glob("gan_epoch_*.pth") if named_progress(p))  # what newest_checkpoint
+             + [FINAL] * (folder / FINAL).is_file()) if folder.is_dir() else []       # opened: none of them read
+    where = f"{folder}/" + (f" that reads{passed_over(tried)}" if tried else "")
     if named:
         raise GANError(f"no checkpoint in {where}: train into it first, pass --checkpoint PATH, or leave out "
                        f"--checkpoint-dir to draw from checkpoints/ or the shipped model")
@@ -232,6 +232,13 @@ def find_generator(folder: str | Path | None = None) -> tuple[Path, str]:
         return SHIPPED_GENERATOR, (f"no checkpoint in {where}: drawing from the shipped model "
                                    f"{SHIPPED_GENERATOR.name}{hint}")
     raise GANError(f"no checkpoint in {where}: train first (python cli.py train) or pass --checkpoint PATH")
+
+
+def passed_over(names: list[str], verb: str = "") -> str:
+    """The note on checkpoint files that did not read: ' (a.pth does not read, and was passed over)'."""
+    one = len(names) == 1
+    return (f" ({', '.join(names)} {'does' if one else 'do'} not{' ' + verb if verb else ''}, and "
+            f"{'was' if one else 'were'} passed over)" if names else "")
 
 
 class Diverged(GANError):

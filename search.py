@@ -240,8 +240,7 @@ LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, r
 def run(lever: str, seed: int, epochs: int, at: list[int], data_dir: str, n: int) -> list[dict]:
     """Train the default before, with `lever` changed, for `epochs` epochs, scoring at the epochs `at` names: a row
     (a dict, also printed as a JSON line) per score. gan.py is as it was again when it returns."""
-    changes, build_d, step, *more = LEVERS[lever]
-    rate, build_g = (more + [None, None])[:2]
+    changes, build_d, step, rate, build_g = (*LEVERS[lever], None, None)[:5]
     cfg = replace(gan.Config(data_dir=data_dir, seed=seed, device="cpu"), **{**BEFORE, **changes})
     torch.manual_seed(seed)
     images, labels = gan.load_pixels(cfg)
@@ -257,13 +256,14 @@ def run(lever: str, seed: int, epochs: int, at: list[int], data_dir: str, n: int
         update = gan.update_ema
         patches.enter_context(mock.patch.object(gan, "update_ema", lambda _, G, __, t: [
             update(e, G, d, t) for d, e in emas.items()]))
-        return train_and_score(s, cfg, images, labels, emas, epochs, at, n, lever, *([rate] if rate else []))
+        return train_and_score(s, cfg, images, labels, emas, epochs, at, n, lever, rate)
 
 
 def train_and_score(s, cfg, images, labels, emas: dict, epochs: int, at: list[int], n: int, lever: str,
-                    rate=lambda epoch, epochs: 1.0) -> list[dict]:
+                    rate=None) -> list[dict]:
     """Epochs of gan.run_epoch, every moving average scored at the last mark, the default's at the others; `rate`
-    scales the learning rates per epoch."""
+    (epoch, epochs) -> factor scales the learning rates per epoch (None: 1 throughout)."""
+    rate = rate or (lambda epoch, epochs: 1.0)
     precision = resolve_precision(cfg.precision, torch.device("cpu"), cfg.arch, cfg.batch_size)
     lens, rows, seconds = evaluate.mnist_lens(cfg.data_dir), [], 0.0
     while s.epoch < epochs:

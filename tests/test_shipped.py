@@ -102,10 +102,11 @@ def test_a_checkpoint_that_does_not_read_is_named_not_silently_passed_over(fresh
     for folder, name in (("checkpoints", "gan_epoch_1.pth"), ("mine", "generator_final.pth")):
         (fresh_folder / folder).mkdir()
         (fresh_folder / folder / name).write_bytes(b"junk")
+    (fresh_folder / "checkpoints" / "notes.pth").write_bytes(b"not a checkpoint's name: never opened, not named")
     result = run_cli("generate", "--n", "4", "--out", "x.npy")
     assert result.exit_code == 0 and np.load(fresh_folder / "x.npy").shape == (4, 1, 28, 28), result
     assert "no checkpoint in checkpoints/ that reads (gan_epoch_1.pth does not, and was passed over): drawing " \
-           "from the shipped model" in result.output
+           "from the shipped model" in result.output and "notes.pth" not in result.output
     result = run_cli("generate", "--n", "4", "--out", "y.npy", "--checkpoint-dir", "mine")
     assert_refused(result, r"no checkpoint in mine/ that reads \(generator_final\.pth does not, and was passed over\)")
     assert (fresh_folder / "checkpoints" / "gan_epoch_1.pth").read_bytes() == b"junk"  # left as it was

@@ -100,6 +100,8 @@ class Config:
     width: int | None = option(None, "dcgan only: D's channels start at this and double per layer, G's halve from 8x "
                                "it; compute grows with its square (paper: 64).", "model", model=True,
                                default_text=by_labels("width"))
+    d_width: int | None = option(None, "dcgan only: D's own --width, where D should be narrower or wider than G (a "
+                                 "stronger D can cost variety).", "model", model=True, default_text="--width")
     g_act: str = option("relu", "mlp only: generator activation.", "model", choices=("relu", "leaky"), model=True)
     d_dropout: float = option(0.0, "mlp/mlp-bn only: dropout after each hidden layer of D (0: none).", "model",
                               model=True)
@@ -204,6 +206,8 @@ def check_types(cfg: Config) -> None:
         setattr(cfg, name, check_int(name, getattr(cfg, name), 1))
     if cfg.width is not None or cfg.arch == "dcgan":  # the other archs have none
         cfg.width = check_int("width", cfg.width, 1)
+    if cfg.d_width is not None:  # None: D's width is G's
+        cfg.d_width = check_int("d_width", cfg.d_width, 1)
     cfg.keep_last, cfg.eval_every = check_int("keep_last", cfg.keep_last, 0), check_int("eval_every", cfg.eval_every, 0)
     cfg.seed = check_seed("seed", cfg.seed)
     cfg.lr_g, cfg.lr_d = check_rate("lr_g", cfg.lr_g), check_rate("lr_d", cfg.lr_d)
@@ -231,6 +235,8 @@ def rules(cfg: Config) -> list[tuple[bool, str]]:
                                    f"would not fit in memory"),
         (cfg.width is None or cfg.width <= 512,
          f"{{width}} {cfg.width} is too large (at most 512): the networks would not fit in memory"),
+        (cfg.d_width is None or cfg.d_width <= 512,
+         f"{{d_width}} {cfg.d_width} is too large (at most 512): the networks would not fit in memory"),
         (cfg.batch_size <= 1_000_000, f"{{batch_size}} {cfg.batch_size:,} is too large (at most 1,000,000)"),
         (cfg.batch_size >= 2 or cfg.arch == "mlp", f"{{batch_size}} 1 cannot train {cfg.arch}: its BatchNorm needs at "
                                                    f"least 2 images per batch"),
@@ -241,6 +247,8 @@ def rules(cfg: Config) -> list[tuple[bool, str]]:
         # options that shape one arch only are refused for the others, rather than silently ignored
         (cfg.width is None or cfg.arch == "dcgan",
          f"{{width}} sets the channels of {{arch}} dcgan; {cfg.arch} has fixed layer sizes: leave it out"),
+        (cfg.d_width is None or cfg.arch == "dcgan",
+         f"{{d_width}} sets the channels of {{arch}} dcgan's D; {cfg.arch} has fixed layer sizes: leave it out"),
         (cfg.g_act == defaults["g_act"] or cfg.arch == "mlp",
          f"{{g_act}} applies to {{arch}} mlp only ({cfg.arch} has its own activations): leave it out"),
         (cfg.d_dropout == defaults["d_dropout"] or cfg.arch in ("mlp", "mlp-bn"),
@@ -568,14 +576,13 @@ def check_unchanged(saved: Config, values: dict, checkpoint: str | Path, how: st
     what it saved (its value is kept, not a float32 or an int that compares equal). Those that would change the
     networks, or what a run keeps for life (KEPT_FIELDS), are refused in one line that names them all."""
     fixed = MODEL_FIELDS + KEPT_FIELDS
-    values = {k: v for k, v in values.items()
-              if v is not None and not (k in fixed and same_value(k, v, getattr(saved, k)))}
-    no_width = "width" in values and saved.arch != "dcgan"  # not another width: a network without one
-    model, kept = ([n for n in names if n in values and not (n == "width" and no_width)]
-                   for names in (MODEL_FIELDS, KEPT_FIELDS))
+    kept_value = lambda k: (saved.d_width or saved.width) if k == "d_width" else getattr(saved, k)  # noqa: E731
+    values = {k: v for k, v in values.items() if v is not None and not (k in fixed and same_value(k, v, kept_value(k)))}
+    no_width = [n for n in ("width", "d_width") if n in values and saved.arch != "dcgan"]  # a network without one
+    model, kept = ([n for n in names if n in values and n not in no_width] for names in (MODEL_FIELDS, KEPT_FIELDS))
     listed = lambda names: ", ".join("{" + n + "}" for n in names)  # noqa: E731
-    why = ([f"{{width}} sets the channels of {{arch}} dcgan, and {checkpoint} holds {{arch}} {saved.arch}, which has "
-            f"fixed layer sizes"] if no_width else []) + (
+    why = ([f"{listed(no_width)} set{'s' * (len(no_width) == 1)} the channels of {{arch}} dcgan, and {checkpoint} "
+            f"holds {{arch}} {saved.arch}, which has fixed layer sizes"] if no_width else []) + (
         [f"{listed(model)} would change the networks saved in {checkpoint}"] if model else []) + (
         [f"{listed(kept)} stay as {checkpoint} saved them for the rest of its run"] if kept else [])
     if why:

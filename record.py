@@ -99,6 +99,7 @@ def format_stats(means, images_per_s: float) -> str:
 def describe(cfg) -> str:
     """A config's networks in a line, for the head of the model summary."""
     return (f"arch {cfg.arch}, latent_dim {cfg.latent_dim}" + (f", width {cfg.width}" if cfg.arch == "dcgan" else "")
+            + (f" (D {cfg.d_width})" if cfg.d_width not in (None, cfg.width) else "")
             + (", conditional" if cfg.conditional else "")
             + (f", {cfg.size}x{cfg.size} {'colour' if cfg.channels == '3' else 'grey'}" if cfg.images else ""))
 

@@ -111,6 +111,46 @@ def test_the_width_depends_on_labels_and_an_mlp_file_of_an_older_width_resumes(r
                    r"fixed layer sizes: leave them out when resuming")
     assert_refused(run_cli("train", "--resume", path, "--epochs", "3", "--width", "20", "--latent-dim", "64"),
                    r"which has fixed layer sizes and --latent-dim would change the networks")  # all named at once
+    assert_refused(run_cli("train", "--resume", path, "--epochs", "3", "--width", "20", "--d-width", "8"),
+                   r"--width, --d-width set the channels of --arch dcgan, and .*holds --arch mlp")
+
+
+def test_d_width_narrows_d_alone_as_the_shipped_recipe_did_and_a_resume_keeps_it(run_cli, train_args, tmp_path):
+    """--d-width gives D a width of its own (the shipped model v4: G 40, D 32). It builds, from the same seed, the
+    very networks of the recipe that trained v4 (gan.build_discriminator patched to a narrower width), so that the
+    command in docs/results.md reproduces it; G is the one --width builds. A resume keeps D's width; other archs
+    refuse it."""
+    from unittest import mock
+    torch.manual_seed(0)
+    G, D = gan.build_networks(gan.Config(width=8, d_width=4))
+    build = gan.build_discriminator
+    with mock.patch.object(gan, "build_discriminator", lambda c: build(replace(c, width=4))):
+        torch.manual_seed(0)
+        G_recipe, D_recipe = gan.build_networks(gan.Config(width=8))
+    for net, recipe in ((G, G_recipe), (D, D_recipe)):
+        assert net.state_dict().keys() == recipe.state_dict().keys()
+        assert all(torch.equal(v, recipe.state_dict()[k]) for k, v in net.state_dict().items())
+    assert D.features[0].out_channels == 4 and G.body[1].out_channels == 8 * 8  # D at 4, G at --width 8
+    assert run_cli("train", *train_args("--epochs", "1", "--width", "8", "--d-width", "4")).exit_code == 0
+    path = tmp_path / "ckpt" / "gan_epoch_1.pth"
+    state = torch.load(path, weights_only=True)
+    assert (state["config"]["width"], state["config"]["d_width"]) == (8, 4)
+    assert state["D"]["features.0.weight"].shape[0] == 4 and "width 8 (D 4)" in (tmp_path / "ckpt" / "summary.txt").read_text()
+    assert_refused(run_cli("train", "--resume", path, "--epochs", "2", "--d-width", "8"),
+                   r"--d-width would change the networks saved in .*gan_epoch_1\.pth")
+    result = run_cli("train", "--resume", path, "--epochs", "2", "--d-width", "4")  # the width it has: accepted
+    assert result.exit_code == 0, result.output
+    assert torch.load(tmp_path / "ckpt" / "gan_epoch_2.pth", weights_only=True)["D"]["features.0.weight"].shape[0] == 4
+    # a file from before --d-width (or without it) has D at --width: saying so again is no change
+    plain = tmp_path / "plain"
+    assert run_cli("train", *train_args("--epochs", "1", "--width", "8", "--checkpoint-dir", plain,
+                                        "--sample-dir", plain / "samples")).exit_code == 0
+    result = run_cli("train", "--resume", plain / "gan_epoch_1.pth", "--epochs", "2", "--d-width", "8")
+    assert result.exit_code == 0, result.output
+    assert_refused(run_cli("train", *train_args("--epochs", "1", "--d-width", "8", arch="mlp")),
+                   r"--d-width sets the channels of --arch dcgan's D; mlp has fixed layer sizes: leave it out")
+    for bad, why in (("0", r"--d-width"), ("513", r"--d-width 513 is too large \(at most 512\)")):
+        assert_refused(run_cli("train", *train_args("--epochs", "1", "--d-width", bad)), why)
 
 
 def test_resume_with_r1_is_bit_identical(tmp_path, small_data, monkeypatch):  # noqa: F811

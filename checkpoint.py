@@ -398,7 +398,7 @@ def check_weights(net: nn.Module, weights, path, what: str) -> None:
     expected = {k: (tuple(v.shape), v.dtype) for k, v in net.state_dict().items()}
     if expected != {k: (tuple(v.shape), v.dtype) for k, v in weights.items()}:
         raise GANError(f"the {what} weights in {path} do not fit the architecture its config describes "
-                       f"(different arch, width, latent size or number type?): the file is inconsistent")
+                       f"(different arch, width, D's width, latent size or number type?): the file is inconsistent")
     if not all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()):
         raise GANError(f"the {what} weights in {path} hold NaN or infinite values: the file is damaged; use another "
                        f"checkpoint")

@@ -97,8 +97,8 @@ class Config:
     arch: str = option("dcgan", "Network (mlp-bn: the MLP with BatchNorm and no biases; dcgan-tf: the TensorFlow "
                        "tutorial's DCGAN).", "model", choices=ARCHS, model=True)
     latent_dim: int = option(100, "Size of the noise vector z.", "model", model=True)
-    width: int | None = option(None, "dcgan only: D's channels start at this and double per layer, G's halve from 8x "
-                               "it; compute grows with its square (paper: 64).", "model", model=True,
+    width: int | None = option(None, "dcgan only: D's channels start at this (unless --d-width) and double per layer, "
+                               "G's halve from 8x it; compute grows with its square (paper: 64).", "model", model=True,
                                default_text=by_labels("width"))
     d_width: int | None = option(None, "dcgan only: D's own --width, where D should be narrower or wider than G (a "
                                  "stronger D can cost variety).", "model", model=True, default_text="--width")

@@ -469,6 +469,21 @@ def test_a_command_whose_stdout_reader_is_gone_still_succeeds(tmp_path, generato
     assert torch.load(clf, weights_only=True)["epochs"] == 1
 
 
+def test_train_and_export_into_a_file_write_their_lines_and_no_bar(tmp_path, small_data, generator_file):
+    """`train > log` ended with the epochs bar drawn once more, and a blank line, after the run's last line."""
+    train = subprocess.run([sys.executable, "cli.py", "train", *SMALL, "--epochs", "2", "--data-dir", str(small_data),
+                            "--checkpoint-dir", str(tmp_path / "ck"), "--sample-dir", str(tmp_path / "s")],
+                           cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    assert train.returncode == 0 and train.stderr == "", train
+    lines = train.stdout.splitlines()
+    assert [line.split()[:2] for line in lines[1:3]] == [["epoch", "1/2"], ["epoch", "2/2"]], train.stdout
+    assert len(lines) == 4 and lines[-1].startswith("done: 2 epochs") and train.stdout.endswith("report.md\n")
+    export = subprocess.run([sys.executable, "cli.py", "export", "--n", "20", "--out", str(tmp_path / "ex"), "--format",
+                             "npy", "--checkpoint", str(generator_file)], cwd=ROOT, env=ENV, capture_output=True,
+                            text=True, timeout=120)
+    assert export.returncode == 0 and export.stdout.startswith("wrote 20 images") and export.stdout.count("\n") == 1
+
+
 def test_damaged_data_and_odd_paths_say_what_is_wrong(tmp_path, run_cli, generator_file):
     args = [*SMALL, "--checkpoint-dir", tmp_path / "ck", "--sample-dir", tmp_path / "s"]
     gz = make_mnist(tmp_path / "gz")

@@ -61,6 +61,10 @@ def test_what_the_docs_say_of_the_defaults_and_the_shipped_model_is_the_code():
     assert f"{labels['epochs']} epochs in batches of {labels['batch_size']}, Adam {rate}" in readme
     assert f"trained for {asset['epoch']} epochs" in readme
     assert f"width {asset['config']['width']} instead of the default's {config.Config().width}" in readme
+    c = asset["config"]  # the command that trains it again builds its networks and trains its recipe
+    assert (f"`python cli.py train --width {c['width']} --d-width {c['d_width']} --epochs {asset['epoch']} --beta1 "
+            f"{c['beta1']:g} --ema {c['ema']:g} --seed {c['seed']}`") in readme
+    assert f"shipped model (G width {c['width']}, D width {c['d_width']}, {asset['epoch']} epochs)" in readme
     assert f"conditional DCGAN of width {labels['width']} (" in readme and f"(width {free['width']}, {free['epochs']} epochs" in readme
 
 

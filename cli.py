@@ -221,7 +221,7 @@ class TrainingBars:
                                  TextColumn("{task.fields[stats]}"))
         quiet_when_piped(self.progress.console)
         console = self.progress.console  # into a file or pipe, the per-epoch lines say it all: no bar left at the end
-        self.progress.disable = not (console.is_terminal or console.is_jupyter)
+        self.progress.disable = not (console.is_interactive or console.is_jupyter)
         self.console, self.epochs_bar, self.steps_bar, self.epoch, self.closed = self, None, None, None, False
 
     def print(self, *args, **kwargs) -> None:  # into a file or pipe, a line stays one line (for grep)
@@ -366,7 +366,7 @@ def export_command(options: dict) -> None:
         G, _ = gan.load_generator(ask.checkpoint, ask.device, ask.checkpoint_dir)
         progress, task = Progress(), []
         quiet_when_piped(progress.console)
-        progress.disable = not (progress.console.is_terminal or progress.console.is_jupyter)  # a file gets no bar
+        progress.disable = not (progress.console.is_interactive or progress.console.is_jupyter)  # a file: no bar
 
         def advance(k):  # the bar starts with the first images written: a refusal before them prints no bar
             if not task:

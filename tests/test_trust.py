@@ -470,16 +470,26 @@ def test_a_command_whose_stdout_reader_is_gone_still_succeeds(tmp_path, generato
 
 
 def test_train_and_export_into_a_file_write_their_lines_and_no_bar(tmp_path, small_data, generator_file):
-    """`train > log` ended with the epochs bar drawn once more, and a blank line, after the run's last line."""
-    train = subprocess.run([sys.executable, "cli.py", "train", *SMALL, "--epochs", "2", "--data-dir", str(small_data),
-                            "--checkpoint-dir", str(tmp_path / "ck"), "--sample-dir", str(tmp_path / "s")],
-                           cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    """`train > log` ended with the epochs bar drawn once more, and a blank line, after the run's last line (also in
+    a dumb terminal); a terminal keeps its bars."""
+    env = {k: v for k, v in ENV.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}  # a file, as Rich sees it
+    args = [sys.executable, "cli.py", "train", *SMALL, "--epochs", "2", "--data-dir", str(small_data)]
+    in_a_terminal = subprocess.run([*args, "--checkpoint-dir", str(tmp_path / "t"), "--sample-dir", str(tmp_path / "ts")],
+                                   cwd=ROOT, env={**env, "FORCE_COLOR": "1", "TERM": "xterm"}, capture_output=True,
+                                   text=True, timeout=120)
+    assert in_a_terminal.returncode == 0 and "epochs ━" in in_a_terminal.stdout, in_a_terminal
+    dumb = subprocess.run([*args, "--checkpoint-dir", str(tmp_path / "d"), "--sample-dir", str(tmp_path / "ds")],
+                          cwd=ROOT, env={**env, "FORCE_COLOR": "1", "TERM": "dumb"}, capture_output=True, text=True,
+                          timeout=120)
+    assert dumb.returncode == 0 and "━" not in dumb.stdout and dumb.stdout.endswith("report.md\n"), dumb
+    train = subprocess.run([*args, "--checkpoint-dir", str(tmp_path / "ck"), "--sample-dir", str(tmp_path / "s")],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert train.returncode == 0 and train.stderr == "", train
     lines = train.stdout.splitlines()
     assert [line.split()[:2] for line in lines[1:3]] == [["epoch", "1/2"], ["epoch", "2/2"]], train.stdout
     assert len(lines) == 4 and lines[-1].startswith("done: 2 epochs") and train.stdout.endswith("report.md\n")
     export = subprocess.run([sys.executable, "cli.py", "export", "--n", "20", "--out", str(tmp_path / "ex"), "--format",
-                             "npy", "--checkpoint", str(generator_file)], cwd=ROOT, env=ENV, capture_output=True,
+                             "npy", "--checkpoint", str(generator_file)], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=120)
     assert export.returncode == 0 and export.stdout.startswith("wrote 20 images") and export.stdout.count("\n") == 1
 

@@ -31,8 +31,9 @@ from files import atomic_write
 # 2: the learning rates are stored as lr_g and lr_d (format 1 had lr plus optional overrides), and each file
 # names the run that wrote it. 3: the config holds r1. 4: a checkpoint names the data it trained on (its size and
 # checksum), so a mid-epoch resume on other data restarts the epoch instead of indexing the wrong images. 5: the
-# config holds the image size and colour, and each file its lineage. Older files are still read (upgrade_config).
-FORMAT = 5
+# config holds the image size and colour, and each file its lineage. 6: the config may give D a width of its own
+# (d_width), which a reader of format 5 would not build. Older files are still read (upgrade_config).
+FORMAT = 6
 CHECKPOINT_KIND = "mnist-gan-checkpoint"
 GENERATOR_KIND = "mnist-gan-generator"
 # fields that format 1 files written before these options existed lack, with the value they had then

@@ -149,7 +149,7 @@ def test_d_width_narrows_d_alone_as_the_shipped_recipe_did_and_a_resume_keeps_it
     assert result.exit_code == 0, result.output
     assert_refused(run_cli("train", *train_args("--epochs", "1", "--d-width", "8", arch="mlp")),
                    r"--d-width sets the channels of --arch dcgan's D; mlp has fixed layer sizes: leave it out")
-    for bad, why in (("0", r"--d-width"), ("513", r"--d-width 513 is too large \(at most 512\)")):
+    for bad, why in (("0", r"--d-width must be a positive number, got 0"), ("513", r"--d-width 513 is too large \(at most 512\)")):
         assert_refused(run_cli("train", *train_args("--epochs", "1", "--d-width", bad)), why)
 
 

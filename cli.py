@@ -208,6 +208,14 @@ def quiet_when_piped(console):
     return console
 
 
+def bars_where_seen(progress):
+    """Progress bars for a terminal or Jupyter only: into a file, a pipe or a dumb terminal Rich drew the last bar
+    once more at the end, after the lines that say it all. Quiet when piped, as every console here."""
+    quiet_when_piped(progress.console)
+    progress.disable = not (progress.console.is_interactive or progress.console.is_jupyter)
+    return progress
+
+
 class TrainingBars:
     """Rich progress for gan.train: a bar for the epochs and one for the steps of the epoch in progress, fed by
     the loop's on_step hook; the loop's per-epoch lines print above them. If stdout goes away (`| head`), the
@@ -219,9 +227,7 @@ class TrainingBars:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                                  TextColumn("{task.fields[stats]}"))
-        quiet_when_piped(self.progress.console)
-        console = self.progress.console  # into a file or pipe, the per-epoch lines say it all: no bar left at the end
-        self.progress.disable = not (console.is_interactive or console.is_jupyter)
+        bars_where_seen(self.progress)
         self.console, self.epochs_bar, self.steps_bar, self.epoch, self.closed = self, None, None, None, False
 
     def print(self, *args, **kwargs) -> None:  # into a file or pipe, a line stays one line (for grep)
@@ -364,9 +370,7 @@ def export_command(options: dict) -> None:
         import digits
         from rich.progress import Progress
         G, _ = gan.load_generator(ask.checkpoint, ask.device, ask.checkpoint_dir)
-        progress, task = Progress(), []
-        quiet_when_piped(progress.console)
-        progress.disable = not (progress.console.is_interactive or progress.console.is_jupyter)  # a file: no bar
+        progress, task = bars_where_seen(Progress()), []
 
         def advance(k):  # the bar starts with the first images written: a refusal before them prints no bar
             if not task:

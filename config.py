@@ -179,6 +179,11 @@ class Config:
         validate(self)
 
     @property
+    def width_of_d(self) -> int | None:
+        """The DCGAN D's first channels: --d-width where given, else --width (None for the other archs)."""
+        return self.d_width or self.width
+
+    @property
     def n_classes(self) -> int:
         """Classes a conditional model draws: ten for the 28x28 datasets, one per subfolder for --images."""
         return len(self.classes) if self.classes is not None else N_CLASSES
@@ -576,7 +581,7 @@ def check_unchanged(saved: Config, values: dict, checkpoint: str | Path, how: st
     what it saved (its value is kept, not a float32 or an int that compares equal). Those that would change the
     networks, or what a run keeps for life (KEPT_FIELDS), are refused in one line that names them all."""
     fixed = MODEL_FIELDS + KEPT_FIELDS
-    kept_value = lambda k: (saved.d_width or saved.width) if k == "d_width" else getattr(saved, k)  # noqa: E731
+    kept_value = lambda k: saved.width_of_d if k == "d_width" else getattr(saved, k)  # noqa: E731
     values = {k: v for k, v in values.items() if v is not None and not (k in fixed and same_value(k, v, kept_value(k)))}
     no_width = [n for n in ("width", "d_width") if n in values and saved.arch != "dcgan"]  # a network without one
     model, kept = ([n for n in names if n in values and n not in no_width] for names in (MODEL_FIELDS, KEPT_FIELDS))

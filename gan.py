@@ -163,7 +163,7 @@ def build_discriminator(cfg: Config) -> Discriminator:
     """(B, C, S, S) -> (B, w, S/2, S/2) -> ... -> (B, 4w (8w at 64), 4, 4) -> a logit (28: 28 -> 14 -> 7 -> 4);
     w is --d-width where given, else --width."""
     if cfg.arch == "dcgan":
-        w = [(cfg.d_width or cfg.width) << i for i in range(dcgan_stages(cfg))]  # [w, 2w, 4w(, 8w)]
+        w = [cfg.width_of_d << i for i in range(dcgan_stages(cfg))]              # [w, 2w, 4w(, 8w)]
         layers = down(cfg.n_channels, w[0], norm=False)
         for i in range(1, len(w)):
             layers += down(w[i - 1], w[i], kernel=3 if cfg.size == 28 and i == 2 else 4)

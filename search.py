@@ -37,7 +37,7 @@ DECAYS = (0.98, 0.99, 0.995, 0.999)
 
 def no_batchnorm(cfg):
     """D as the DCGAN's, without BatchNorm: it sees real and fake in one pass."""
-    w = [(cfg.d_width or cfg.width) << i for i in range(gan.dcgan_stages(cfg))]
+    w = [cfg.width_of_d << i for i in range(gan.dcgan_stages(cfg))]
     layers = gan.down(cfg.n_channels, w[0], norm=False)
     for i in range(1, len(w)):
         layers += gan.down(w[i - 1], w[i], kernel=3 if cfg.size == 28 and i == 2 else 4, norm=False)
@@ -85,7 +85,7 @@ def wider_d(factor: int):
     G's multiply-adds, but its cost grows with the square of the factor and it runs three times a step (real and fake
     for D's loss, fake again for G's): four times as wide, the run took 3.5x as long per epoch."""
     def build(cfg):
-        return DEFAULT_D(replace(cfg, d_width=(cfg.d_width or cfg.width) * factor))
+        return DEFAULT_D(replace(cfg, d_width=cfg.width_of_d * factor))
     return build
 
 

@@ -156,9 +156,28 @@ def penalty(d_real, d_fake, real, fake, r1: float, r2: float) -> torch.Tensor:
     return (r1 * squared(g_real) + r2 * squared(g_fake)) / 2
 
 
-def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None, every: int = gan.R1_EVERY):
+def noise_and_labels(G, n: int, device, paired: bool = False):
+    """z and the labels to ask G for (None for a label-free G); paired: image i and i + n // 2 ask for one digit."""
+    z = torch.randn(n, G.latent_dim, device=device)
+    labels = torch.randint(0, G.n_classes, (n,), device=device) if G.n_classes else None
+    if paired and labels is not None:
+        labels[n // 2:n // 2 * 2] = labels[:n // 2]
+    return z, labels
+
+
+def nearness(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """MSGAN's term: 1 / (how far apart the batch's two halves are drawn, per unit of distance between their noises).
+    With paired labels (`noise_and_labels`) the halves ask for the same digits: it pushes G to vary within a digit."""
+    half = len(z) // 2
+    apart = (fake[:half].float() - fake[half:2 * half].float()).abs().mean()
+    return 1 / (apart / (z[:half] - z[half:2 * half]).abs().mean() + 1e-5)
+
+
+def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None, every: int = gan.R1_EVERY,
+              mode_seeking: float = 0.0):
     """A train_step like gan.train_step with a choice of loss (bce: the default's; rp: relativistic pairing, R3GAN),
-    lazy R1 and R2 penalties (every `every` steps, weight times `every`), and an augmentation of D's inputs."""
+    lazy R1 and R2 penalties (every `every` steps, weight times `every`), an augmentation of D's inputs, and MSGAN's
+    mode-seeking term (Mao et al. 2019; `nearness`) in G's loss at weight `mode_seeking`."""
     count = {"step": 0}
     aug = augment or (lambda x: x)
 
@@ -171,8 +190,7 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
     def step(G, D, opt_g, opt_d, real, labels, real_target, _r1=0.0, amp=None):
         lazy = count["step"] % every == 0
         count["step"] += 1
-        z = torch.randn(real.size(0), G.latent_dim, device=real.device)
-        fake_labels = torch.randint(0, G.n_classes, (real.size(0),), device=real.device) if G.n_classes else None
+        z, fake_labels = noise_and_labels(G, real.size(0), real.device, paired=bool(mode_seeking))
         with amp():
             fake = G(z, fake_labels)
         fake_in = fake.detach().float()
@@ -181,10 +199,8 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
             real, fake_in = real.detach().requires_grad_(True), fake_in.requires_grad_(True)
         with amp():
             d_real, d_fake = d_pair(D, real, fake_in, labels, fake_labels)
-            if loss == "rp":
-                d_loss = F.softplus(-(d_real - d_fake)).mean()
-            else:
-                d_loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+            d_loss = (F.softplus(-(d_real - d_fake)).mean() if loss == "rp"
+                      else F.softplus(-d_real).mean() + F.softplus(d_fake).mean())
         if penal:
             d_loss = d_loss + every * penalty(d_real, d_fake, real, fake_in, r1, r2)
         opt_d.zero_grad(set_to_none=True)
@@ -199,6 +215,8 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
             else:
                 d_fake_g = D(aug(fake), fake_labels).float()
                 g_loss = F.softplus(-d_fake_g).mean()
+        if mode_seeking:
+            g_loss = g_loss + mode_seeking * nearness(fake, z)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -234,6 +252,8 @@ LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, r
     "default, D at twice the rate": ({**NOW, "lr_d": 1.6e-3}, None, None),
     # a fifth round (today's default, width 20): the label at every stage of G
     "width 20, class BatchNorm G": ({**NOW, "width": 20}, None, None, None, class_norm_generator),
+    # a sixth round (today's default): a term in G's loss for variety within a digit
+    "width 20, mode seeking 1": ({**NOW, "width": 20}, None, make_step(mode_seeking=1.0)),
 }
 
 

@@ -1,8 +1,11 @@
 """search.py, the lever screen of docs/results.md: each kind of lever still trains through gan.py's loop and is
 scored, and gan.py is left as it was."""
 
+import contextlib
 import math
 from unittest import mock
+
+import pytest
 
 import config
 import gan
@@ -90,3 +93,25 @@ def test_class_batchnorm_puts_the_label_into_every_stage_of_g():
     threes, fours, fives = (G.eval()(z, gan.torch.full((8,), k)) for k in (3, 4, 5))
     assert (threes - fours).abs().mean() > 0.1 > 0.01 > (fives - fours).abs().mean()  # the one-hot input: N(0, 0.02)
     assert search.LEVERS["width 20, class BatchNorm G"][0] == {**search.NOW, "width": 20}
+
+
+def test_mode_seeking_pairs_the_digits_and_rewards_drawing_them_apart():
+    torch = gan.torch
+    G = gan.build_generator(gan.Config(width=4))
+    z, labels = search.noise_and_labels(G, 9, "cpu", paired=True)
+    assert z.shape == (9, 100) and (labels[:4] == labels[4:8]).all()  # image i and i + 4 ask for one digit
+    _, unpaired = search.noise_and_labels(G, 4000, "cpu")
+    assert (unpaired[:2000] == unpaired[2000:]).float().mean() < 0.2  # without pairing, as gan.train_step draws
+    same, apart = torch.zeros(8, 1, 28, 28), torch.cat([torch.zeros(4, 1, 28, 28), torch.ones(4, 1, 28, 28)])
+    noise = torch.cat([torch.zeros(4, 100), torch.ones(4, 100)])  # the halves' noises 1 apart per coordinate
+    assert search.nearness(apart, noise).item() == pytest.approx(1, rel=1e-4)  # 1 / (1 / 1)
+    assert search.nearness(same, noise).item() > 1e4  # drawn alike: the term is large, so G is pushed apart
+    step = search.LEVERS["width 20, mode seeking 1"][2]
+    with mock.patch.object(search, "nearness", wraps=search.nearness) as term:
+        cfg = gan.Config(width=4, batch_size=8)
+        s = gan.new_training_state(cfg, torch.device("cpu"))
+        real, real_labels = torch.rand(8, 1, 28, 28) * 2 - 1, torch.arange(8)
+        out = step(s.G, s.D, s.opt_g, s.opt_d, real, real_labels, 1.0, 0.0, contextlib.nullcontext)
+    fake, noise = term.call_args.args
+    assert term.call_count == 1 and fake.shape == (8, 1, 28, 28) and noise.shape == (8, 100) and out.isfinite().all()
+    assert search.LEVERS["width 20, mode seeking 1"][0] == {**search.NOW, "width": 20}

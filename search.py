@@ -169,6 +169,8 @@ def nearness(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """MSGAN's term: 1 / (how far apart the batch's two halves are drawn, per unit of distance between their noises).
     With paired labels (`noise_and_labels`) the halves ask for the same digits: it pushes G to vary within a digit."""
     half = len(z) // 2
+    if half == 0:  # one image: no pair to draw apart
+        return fake.new_zeros((), dtype=torch.float32)
     apart = (fake[:half].float() - fake[half:2 * half].float()).abs().mean()
     return 1 / (apart / (z[:half] - z[half:2 * half]).abs().mean() + 1e-5)
 
@@ -177,7 +179,8 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
               mode_seeking: float = 0.0):
     """A train_step like gan.train_step with a choice of loss (bce: the default's; rp: relativistic pairing, R3GAN),
     lazy R1 and R2 penalties (every `every` steps, weight times `every`), an augmentation of D's inputs, and MSGAN's
-    mode-seeking term (Mao et al. 2019; `nearness`) in G's loss at weight `mode_seeking`."""
+    mode-seeking term (Mao et al. 2019; `nearness`) in G's loss at weight `mode_seeking` (the G loss it returns holds
+    the term)."""
     count = {"step": 0}
     aug = augment or (lambda x: x)
 

@@ -102,16 +102,21 @@ def test_mode_seeking_pairs_the_digits_and_rewards_drawing_them_apart():
     assert z.shape == (9, 100) and (labels[:4] == labels[4:8]).all()  # image i and i + 4 ask for one digit
     _, unpaired = search.noise_and_labels(G, 4000, "cpu")
     assert (unpaired[:2000] == unpaired[2000:]).float().mean() < 0.2  # without pairing, as gan.train_step draws
-    same, apart = torch.zeros(8, 1, 28, 28), torch.cat([torch.zeros(4, 1, 28, 28), torch.ones(4, 1, 28, 28)])
-    noise = torch.cat([torch.zeros(4, 100), torch.ones(4, 100)])  # the halves' noises 1 apart per coordinate
-    assert search.nearness(apart, noise).item() == pytest.approx(1, rel=1e-4)  # 1 / (1 / 1)
-    assert search.nearness(same, noise).item() > 1e4  # drawn alike: the term is large, so G is pushed apart
-    step = search.LEVERS["width 20, mode seeking 1"][2]
-    with mock.patch.object(search, "nearness", wraps=search.nearness) as term:
-        cfg = gan.Config(width=4, batch_size=8)
-        s = gan.new_training_state(cfg, torch.device("cpu"))
+    black, white = -torch.ones(4, 1, 28, 28), torch.ones(4, 1, 28, 28)  # the halves' drawings 2 apart per pixel,
+    noise = torch.cat([torch.zeros(4, 100), torch.full((4, 100), 0.5)])  # their noises 0.5 apart per coordinate
+    assert search.nearness(torch.cat([black, white]), noise).item() == pytest.approx(0.25, rel=1e-4)  # 1 / (2 / 0.5)
+    assert search.nearness(torch.cat([black, black]), noise).item() > 1e4  # drawn alike: a large term pushes apart
+    assert search.nearness(white[:1], noise[:1]).item() == 0  # a batch of one has no pair
+    step, seen, returned, nearness = search.LEVERS["width 20, mode seeking 1"][2], {}, [], search.nearness
+    cfg = gan.Config(width=4, batch_size=8)
+    s = gan.new_training_state(cfg, torch.device("cpu"))
+    s.G.register_forward_pre_hook(lambda _, args: seen.update(labels=args[1].clone()))  # returns None: args kept
+    with mock.patch.object(search, "nearness", side_effect=lambda f, z: returned.append(nearness(f, z)) or
+                           returned[-1]) as term:
         real, real_labels = torch.rand(8, 1, 28, 28) * 2 - 1, torch.arange(8)
         out = step(s.G, s.D, s.opt_g, s.opt_d, real, real_labels, 1.0, 0.0, contextlib.nullcontext)
     fake, noise = term.call_args.args
     assert term.call_count == 1 and fake.shape == (8, 1, 28, 28) and noise.shape == (8, 100) and out.isfinite().all()
+    assert fake.requires_grad and (seen["labels"][:4] == seen["labels"][4:]).all()  # G's own drawing, paired digits
+    assert out[1] > returned[0] > 1  # G's loss holds the term (and the adversarial part, which is positive)
     assert search.LEVERS["width 20, mode seeking 1"][0] == {**search.NOW, "width": 20}

@@ -111,8 +111,10 @@ def test_mode_seeking_pairs_the_digits_and_rewards_drawing_them_apart():
     cfg = gan.Config(width=4, batch_size=8)
     s = gan.new_training_state(cfg, torch.device("cpu"))
     s.G.register_forward_pre_hook(lambda _, args: seen.update(labels=args[1].clone()))  # returns None: args kept
-    with mock.patch.object(search, "nearness", side_effect=lambda f, z: returned.append(nearness(f, z)) or
-                           returned[-1]) as term:
+    def recorded(fake, z):  # the real term, its value kept for the check below
+        returned.append(nearness(fake, z))
+        return returned[-1]
+    with mock.patch.object(search, "nearness", side_effect=recorded) as term:
         real, real_labels = torch.rand(8, 1, 28, 28) * 2 - 1, torch.arange(8)
         out = step(s.G, s.D, s.opt_g, s.opt_d, real, real_labels, 1.0, 0.0, contextlib.nullcontext)
     fake, noise = term.call_args.args

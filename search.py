@@ -89,6 +89,17 @@ def wider_d(factor: int):
     return build
 
 
+def dropout_d(p: float):
+    """The default D with dropout (rate `p`) after each LeakyReLU, as ACGAN's discriminator has it: a D that cannot
+    lean on any one feature, against the late runs where D pulled away from G (D(x) rising, G's loss with it)."""
+    def build(cfg):
+        D = DEFAULT_D(cfg)
+        dropped = ((layer, nn.Dropout(p)) if isinstance(layer, nn.LeakyReLU) else (layer,) for layer in D.features)
+        D.features = nn.Sequential(*(m for group in dropped for m in group))
+        return D
+    return build
+
+
 class ClassBatchNorm(nn.BatchNorm2d):
     """BatchNorm whose scale and shift are looked up per class (conditional BatchNorm, as in the projection paper's
     and BigGAN's generators): the label reaches every stage of G, not only its input."""
@@ -257,6 +268,8 @@ LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, r
     "width 20, class BatchNorm G": ({**NOW, "width": 20}, None, None, None, class_norm_generator),
     # a sixth round (today's default): a term in G's loss for variety within a digit
     "width 20, mode seeking 1": ({**NOW, "width": 20}, None, make_step(mode_seeking=1.0)),
+    # a seventh round: D kept from pulling away
+    "width 20, D dropout 0.3": ({**NOW, "width": 20}, dropout_d(0.3), None),
 }
 
 

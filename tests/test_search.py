@@ -122,3 +122,20 @@ def test_mode_seeking_pairs_the_digits_and_rewards_drawing_them_apart():
     assert fake.requires_grad and (seen["labels"][:4] == seen["labels"][4:]).all()  # G's own drawing, paired digits
     assert out[1] > returned[0] > 1  # G's loss holds the term (and the adversarial part, which is positive)
     assert search.LEVERS["width 20, mode seeking 1"][0] == {**search.NOW, "width": 20}
+
+
+def test_dropout_d_drops_after_each_leaky_relu_and_only_in_training():
+    torch, cfg = gan.torch, gan.Config(width=4)
+    D, plain = search.dropout_d(0.3)(cfg), gan.build_discriminator(cfg)
+    kinds = [type(m).__name__ for m in D.features]
+    assert [kinds[i + 1] for i, k in enumerate(kinds) if k == "LeakyReLU"] == ["Dropout"] * 3
+    assert [m.p for m in D.features if isinstance(m, gan.nn.Dropout)] == [0.3] * 3
+    assert sum(p.numel() for p in D.parameters()) == sum(p.numel() for p in plain.parameters())  # no new weights
+    x, labels = torch.rand(16, 1, 28, 28) * 2 - 1, torch.arange(16) % 10
+    with torch.no_grad():
+        D.eval()  # BatchNorm's running statistics too: both calls see the same D
+        assert torch.equal(D(x, labels), D(x, labels))  # no dropout when scoring
+        dropped = D.train().features[:3](x)  # conv, LeakyReLU, dropout
+        assert 0.2 < (dropped == 0).float().mean() < 0.4  # about 30% of the activations zeroed
+    changes, build_d, _ = search.LEVERS["width 20, D dropout 0.3"]
+    assert changes == {**search.NOW, "width": 20} and sum(isinstance(m, gan.nn.Dropout) for m in build_d(cfg).modules()) == 3

@@ -270,6 +270,7 @@ LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, r
     "width 20, mode seeking 1": ({**NOW, "width": 20}, None, make_step(mode_seeking=1.0)),
     # a seventh round: D kept from pulling away
     "width 20, D dropout 0.3": ({**NOW, "width": 20}, dropout_d(0.3), None),
+    "width 20, D dropout 0.1": ({**NOW, "width": 20}, dropout_d(0.1), None),
 }
 
 

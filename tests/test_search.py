@@ -125,17 +125,30 @@ def test_mode_seeking_pairs_the_digits_and_rewards_drawing_them_apart():
 
 
 def test_dropout_d_drops_after_each_leaky_relu_and_only_in_training():
-    torch, cfg = gan.torch, gan.Config(width=4)
-    D, plain = search.dropout_d(0.3)(cfg), gan.build_discriminator(cfg)
-    kinds = [type(m).__name__ for m in D.features]
-    assert [kinds[i + 1] for i, k in enumerate(kinds) if k == "LeakyReLU"] == ["Dropout"] * 3
-    assert [m.p for m in D.features if isinstance(m, gan.nn.Dropout)] == [0.3] * 3
-    assert sum(p.numel() for p in D.parameters()) == sum(p.numel() for p in plain.parameters())  # no new weights
+    torch, nn, cfg = gan.torch, gan.nn, gan.Config(width=4)
+    torch.manual_seed(0)
+    plain = gan.build_discriminator(cfg)
+    torch.manual_seed(0)
+    D = search.dropout_d(0.3)(cfg)
+    names = [type(m).__name__ for m in plain.features]
+    assert [type(m).__name__ for m in D.features] == [k for n in names for k in ([n, "Dropout"] if n == "LeakyReLU"
+                                                                               else [n])]
+    assert [m.p for m in D.modules() if isinstance(m, nn.Dropout)] == [0.3] * 3
+    assert D.batchnorm and D.n_classes == plain.n_classes == 10
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), D.state_dict().values()))  # init kept
     x, labels = torch.rand(16, 1, 28, 28) * 2 - 1, torch.arange(16) % 10
     with torch.no_grad():
-        D.eval()  # BatchNorm's running statistics too: both calls see the same D
-        assert torch.equal(D(x, labels), D(x, labels))  # no dropout when scoring
-        dropped = D.train().features[:3](x)  # conv, LeakyReLU, dropout
-        assert 0.2 < (dropped == 0).float().mean() < 0.4  # about 30% of the activations zeroed
-    changes, build_d, _ = search.LEVERS["width 20, D dropout 0.3"]
-    assert changes == {**search.NOW, "width": 20} and sum(isinstance(m, gan.nn.Dropout) for m in build_d(cfg).modules()) == 3
+        plain.eval(), D.eval()
+        assert torch.equal(D(x, labels), plain(x, labels))  # scoring: dropout is the identity; head and projection kept
+        plain.train(), D.train()
+        assert not torch.equal(D(x, labels), plain(x, labels))  # training: it drops
+        assert abs((D.features[:3](x) == 0).float().mean() - 0.3) < 0.03  # conv, LeakyReLU, dropout: 30% zeroed
+    for p in (0.3, 0.1):
+        changes, build_d, step = search.LEVERS[f"width 20, D dropout {p}"]
+        assert changes == {**search.NOW, "width": 20} and step is None
+        assert [m.p for m in build_d(cfg).modules() if isinstance(m, nn.Dropout)] == [p] * 3
+    with mock.patch.object(gan, "build_discriminator", search.dropout_d(0.3)):  # as search.run and the shipped-scale run
+        s = gan.new_training_state(gan.Config(width=4, batch_size=8), torch.device("cpu"))
+    out = gan.train_step(s.G, s.D, s.opt_g, s.opt_d, torch.rand(8, 1, 28, 28) * 2 - 1, torch.arange(8), 1.0, 1.0,
+                         contextlib.nullcontext)  # with R1 too: a double backward through the dropout
+    assert sum(isinstance(m, nn.Dropout) for m in s.D.modules()) == 3 and torch.isfinite(out).all()

@@ -103,8 +103,8 @@ class Config:
     d_width: int | None = option(None, "dcgan only: D's own --width, where D should be narrower or wider than G (a "
                                  "stronger D can cost variety).", "model", model=True, default_text="--width")
     g_act: str = option("relu", "mlp only: generator activation.", "model", choices=("relu", "leaky"), model=True)
-    d_dropout: float = option(0.0, "mlp/mlp-bn only: dropout after each hidden layer of D (0: none).", "model",
-                              model=True)
+    d_dropout: float = option(0.0, "Dropout after each hidden layer of D (mlp, mlp-bn) or each of its LeakyReLUs "
+                              "(dcgan); 0: none. More variety, less sharpness (docs/results.md).", "model", model=True)
     conditional: bool = option(True, "G and D see each image's label, and generate --digit draws that digit; "
                                "--no-conditional learns without labels.", "model", model=True)
     dataset: str = option("mnist", "28x28 grey dataset, read through torchvision; other datasets get their own "
@@ -256,8 +256,8 @@ def rules(cfg: Config) -> list[tuple[bool, str]]:
          f"{{d_width}} sets the channels of {{arch}} dcgan's D; {cfg.arch} has fixed layer sizes: leave it out"),
         (cfg.g_act == defaults["g_act"] or cfg.arch == "mlp",
          f"{{g_act}} applies to {{arch}} mlp only ({cfg.arch} has its own activations): leave it out"),
-        (cfg.d_dropout == defaults["d_dropout"] or cfg.arch in ("mlp", "mlp-bn"),
-         f"{{d_dropout}} applies to {{arch}} mlp and mlp-bn only ({cfg.arch} has its own): leave it out"),
+        (cfg.d_dropout == defaults["d_dropout"] or cfg.arch in ("mlp", "mlp-bn", "dcgan"),
+         f"{{d_dropout}} applies to {{arch}} mlp, mlp-bn and dcgan ({cfg.arch} has its own): leave it out"),
         (cfg.images is not None or (cfg.size == 28 and cfg.channels in ("auto", "1")),
          f"{{size}} and {{channels}} shape your own pictures (--images DIR); {cfg.dataset} is 28x28 grey"),
         (cfg.arch == "dcgan" or (cfg.size == 28 and cfg.channels in ("auto", "1")),

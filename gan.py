@@ -129,10 +129,10 @@ def up(cin: int, cout: int, kernel: int = 4, stride: int = 2, padding: int = 1,
     return [conv(cin, cout, kernel, stride, padding, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
-def down(cin: int, cout: int, kernel: int = 4, norm: bool = True) -> list[nn.Module]:
-    """Strided convolution -> [BatchNorm] -> LeakyReLU(0.2): one step of a DCGAN discriminator."""
+def down(cin: int, cout: int, kernel: int = 4, norm: bool = True, dropout: float = 0.0) -> list[nn.Module]:
+    """Strided convolution -> [BatchNorm] -> LeakyReLU(0.2) [-> Dropout]: one step of a DCGAN discriminator."""
     return [nn.Conv2d(cin, cout, kernel, 2, 1, bias=not norm), *([nn.BatchNorm2d(cout)] if norm else []),
-            nn.LeakyReLU(0.2, inplace=True)]
+            nn.LeakyReLU(0.2, inplace=True), *([nn.Dropout(dropout)] if dropout else [])]
 
 
 def dcgan_stages(cfg: Config) -> int:
@@ -164,9 +164,9 @@ def build_discriminator(cfg: Config) -> Discriminator:
     w is --d-width where given, else --width."""
     if cfg.arch == "dcgan":
         w = [cfg.width_of_d << i for i in range(dcgan_stages(cfg))]              # [w, 2w, 4w(, 8w)]
-        layers = down(cfg.n_channels, w[0], norm=False)
+        layers = down(cfg.n_channels, w[0], norm=False, dropout=cfg.d_dropout)
         for i in range(1, len(w)):
-            layers += down(w[i - 1], w[i], kernel=3 if cfg.size == 28 and i == 2 else 4)
+            layers += down(w[i - 1], w[i], kernel=3 if cfg.size == 28 and i == 2 else 4, dropout=cfg.d_dropout)
         features, n = nn.Sequential(*layers, nn.Flatten()), w[-1] * 4 * 4        # the paper's last 4x4 conv is the head
     else:
         features, n = references.discriminator_features(cfg)

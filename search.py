@@ -91,15 +91,10 @@ def wider_d(factor: int):
 
 def dropout_d(p: float):
     """The default D with dropout (rate `p`) after each LeakyReLU, as the Keras ACGAN example's D and this project's
-    dcgan-tf reference have it; the last one drops features of the class projection as well as of the head. Against
-    the late runs where D pulled away from G (D(x) rising, G's loss with it). Its checkpoints load only into a D
-    built the same way: the dropout layers shift the layer numbers of the state dict."""
+    dcgan-tf reference have it: `--d-dropout p` (the last one drops the features of the class projection as well as
+    of the head). Against the late runs where D pulled away from G (D(x) rising, G's loss with it)."""
     def build(cfg):
-        assert cfg.arch == "dcgan", "dcgan-tf's D has dropout of its own"
-        D = DEFAULT_D(cfg)
-        dropped = ((layer, nn.Dropout(p)) if isinstance(layer, nn.LeakyReLU) else (layer,) for layer in D.features)
-        D.features = nn.Sequential(*(m for group in dropped for m in group))  # the same layers: BatchNorm stays
-        return D
+        return DEFAULT_D(replace(cfg, d_dropout=p))
     return build
 
 

@@ -153,6 +153,33 @@ def test_d_width_narrows_d_alone_as_the_shipped_recipe_did_and_a_resume_keeps_it
         assert_refused(run_cli("train", *train_args("--epochs", "1", "--d-width", bad)), why)
 
 
+def test_d_dropout_drops_in_dcgans_d_as_the_search_lever_did_and_a_resume_keeps_it(run_cli, train_args, tmp_path):
+    """--d-dropout P puts dropout after each of dcgan's LeakyReLUs in D: from the same seed, the very networks of
+    search.py's lever (docs/results.md, the seventh round), so its checkpoints name the same layers. It is recorded,
+    a resume keeps it, and dcgan-tf (which has its own) refuses it."""
+    torch.manual_seed(0)
+    D = gan.build_discriminator(gan.Config(width=8, d_dropout=0.3))
+    torch.manual_seed(0)
+    plain = gan.build_discriminator(gan.Config(width=8))  # the lever as the shipped-scale runs had it: dropout
+    plain.features = torch.nn.Sequential(*(m for layer in plain.features for m in (  # inserted after each LeakyReLU
+        (layer, torch.nn.Dropout(0.3)) if isinstance(layer, torch.nn.LeakyReLU) else (layer,))))
+    assert [type(m).__name__ for m in D.features] == [type(m).__name__ for m in plain.features]
+    assert D.state_dict().keys() == plain.state_dict().keys()
+    assert all(torch.equal(v, plain.state_dict()[k]) for k, v in D.state_dict().items())
+    assert [m.p for m in D.modules() if isinstance(m, torch.nn.Dropout)] == [0.3] * 3
+    assert run_cli("train", *train_args("--epochs", "1", "--width", "8", "--d-dropout", "0.3")).exit_code == 0
+    path = tmp_path / "ckpt" / "gan_epoch_1.pth"
+    state = torch.load(path, weights_only=True)
+    assert state["config"]["d_dropout"] == 0.3 and state["D"]["features.3.weight"].dim() == 4  # layer 2 is a dropout
+    assert_refused(run_cli("train", "--resume", path, "--epochs", "2", "--d-dropout", "0"),
+                   r"--d-dropout would change the networks saved in .*gan_epoch_1\.pth")
+    result = run_cli("train", "--resume", path, "--epochs", "2")
+    assert result.exit_code == 0, result.output
+    assert torch.load(tmp_path / "ckpt" / "gan_epoch_2.pth", weights_only=True)["config"]["d_dropout"] == 0.3
+    assert_refused(run_cli("train", *train_args("--epochs", "1", "--d-dropout", "0.3", arch="dcgan-tf")),
+                   r"--d-dropout applies to --arch mlp, mlp-bn and dcgan \(dcgan-tf has its own\): leave it out")
+
+
 def test_resume_with_r1_is_bit_identical(tmp_path, small_data, monkeypatch):  # noqa: F811
     """4 steps an epoch, a penalty every 16 steps: steps 0 and 16, the second after the resume at step 16."""
     cfg = train_label_free(tmp_path / "straight", small_data, epochs=5)

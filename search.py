@@ -89,15 +89,6 @@ def wider_d(factor: int):
     return build
 
 
-def dropout_d(p: float):
-    """The default D with dropout (rate `p`) after each LeakyReLU, as the Keras ACGAN example's D and this project's
-    dcgan-tf reference have it: `--d-dropout p` (the last one drops the features of the class projection as well as
-    of the head). Against the late runs where D pulled away from G (D(x) rising, G's loss with it)."""
-    def build(cfg):
-        return DEFAULT_D(replace(cfg, d_dropout=p))
-    return build
-
-
 class ClassBatchNorm(nn.BatchNorm2d):
     """BatchNorm whose scale and shift are looked up per class (conditional BatchNorm, as in the projection paper's
     and BigGAN's generators): the label reaches every stage of G, not only its input."""
@@ -266,9 +257,10 @@ LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, r
     "width 20, class BatchNorm G": ({**NOW, "width": 20}, None, None, None, class_norm_generator),
     # a sixth round (today's default): a term in G's loss for variety within a digit
     "width 20, mode seeking 1": ({**NOW, "width": 20}, None, make_step(mode_seeking=1.0)),
-    # a seventh round: D kept from pulling away
-    "width 20, D dropout 0.3": ({**NOW, "width": 20}, dropout_d(0.3), None),
-    "width 20, D dropout 0.1": ({**NOW, "width": 20}, dropout_d(0.1), None),
+    # a seventh round: D kept from pulling away, by dropout after each of its LeakyReLUs (`--d-dropout`, as the Keras
+    # ACGAN example's D and the dcgan-tf reference have it; the last one drops the class projection's features too)
+    "width 20, D dropout 0.3": ({**NOW, "width": 20, "d_dropout": 0.3}, None, None),
+    "width 20, D dropout 0.1": ({**NOW, "width": 20, "d_dropout": 0.1}, None, None),
 }
 
 

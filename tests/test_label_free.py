@@ -155,7 +155,8 @@ def test_d_width_narrows_d_alone_as_the_shipped_recipe_did_and_a_resume_keeps_it
 
 def test_d_dropout_drops_in_dcgans_d_as_the_search_lever_did_and_a_resume_keeps_it(run_cli, train_args, tmp_path):
     """--d-dropout P puts dropout after each of dcgan's LeakyReLUs in D: from the same seed, the very networks of
-    search.py's lever (docs/results.md, the seventh round), so its checkpoints name the same layers. It is recorded,
+    the seventh round's shipped-scale runs (docs/results.md: the default D patched so), so their checkpoints name the
+    same layers. It is recorded,
     a resume keeps it, and dcgan-tf (which has its own) refuses it."""
     torch.manual_seed(0)
     D = gan.build_discriminator(gan.Config(width=8, d_dropout=0.3))

@@ -2,6 +2,7 @@
 scored, and gan.py is left as it was."""
 
 import contextlib
+import dataclasses
 import math
 from unittest import mock
 
@@ -124,12 +125,12 @@ def test_mode_seeking_pairs_the_digits_and_rewards_drawing_them_apart():
     assert search.LEVERS["width 20, mode seeking 1"][0] == {**search.NOW, "width": 20}
 
 
-def test_dropout_d_drops_after_each_leaky_relu_and_only_in_training():
+def test_d_dropout_drops_after_each_leaky_relu_and_only_in_training():
     torch, nn, cfg = gan.torch, gan.nn, gan.Config(width=4)
     torch.manual_seed(0)
     plain = gan.build_discriminator(cfg)
     torch.manual_seed(0)
-    D = search.dropout_d(0.3)(cfg)
+    D = gan.build_discriminator(dataclasses.replace(cfg, d_dropout=0.3))
     names = [type(m).__name__ for m in plain.features]
     assert [type(m).__name__ for m in D.features] == [k for n in names for k in ([n, "Dropout"] if n == "LeakyReLU"
                                                                                else [n])]
@@ -145,10 +146,10 @@ def test_dropout_d_drops_after_each_leaky_relu_and_only_in_training():
         assert abs((D.features[:3](x) == 0).float().mean() - 0.3) < 0.03  # conv, LeakyReLU, dropout: 30% zeroed
     for p in (0.3, 0.1):
         changes, build_d, step = search.LEVERS[f"width 20, D dropout {p}"]
-        assert changes == {**search.NOW, "width": 20} and step is None
-        assert [m.p for m in build_d(cfg).modules() if isinstance(m, nn.Dropout)] == [p] * 3
-    with mock.patch.object(gan, "build_discriminator", search.dropout_d(0.3)):  # as search.run and the shipped-scale run
-        s = gan.new_training_state(gan.Config(width=4, batch_size=8), torch.device("cpu"))
+        assert changes == {**search.NOW, "width": 20, "d_dropout": p} and build_d is None and step is None
+        built = gan.build_discriminator(dataclasses.replace(cfg, **changes))  # as search.run builds it
+        assert [m.p for m in built.modules() if isinstance(m, nn.Dropout)] == [p] * 3
+    s = gan.new_training_state(gan.Config(width=4, batch_size=8, d_dropout=0.3), torch.device("cpu"))
     out = gan.train_step(s.G, s.D, s.opt_g, s.opt_d, torch.rand(8, 1, 28, 28) * 2 - 1, torch.arange(8), 1.0, 1.0,
                          contextlib.nullcontext)  # with R1 too: a double backward through the dropout
     assert sum(isinstance(m, nn.Dropout) for m in s.D.modules()) == 3 and torch.isfinite(out).all()

@@ -149,6 +149,25 @@ def translate_only(x: torch.Tensor) -> torch.Tensor:
     return torch.roll(x, shifts=torch.randint(-s, s + 1, (2,)).tolist(), dims=(2, 3))
 
 
+def shift_each(x: torch.Tensor, s: int = 2) -> torch.Tensor:
+    """Each image moved by its own random shift of up to `s` pixels each way, the edge filled with background (-1):
+    the translation of consistency regularisation (Zhang et al. 2020), which D is asked not to notice."""
+    b, _, h, w = x.shape
+    padded = F.pad(x, (s, s, s, s), value=-1.0).permute(0, 2, 3, 1)  # (b, h + 2s, w + 2s, c)
+    dy, dx = (torch.randint(0, 2 * s + 1, (b, 1, 1), device=x.device) for _ in range(2))
+    rows = dy + torch.arange(h, device=x.device).view(1, h, 1)  # (b, h, 1): the rows each image keeps
+    cols = dx + torch.arange(w, device=x.device).view(1, 1, w)
+    return padded[torch.arange(b, device=x.device).view(b, 1, 1), rows, cols].permute(0, 3, 1, 2)
+
+
+def consistency(D, real, fake, labels, fake_labels, d_real, d_fake, weights) -> torch.Tensor:
+    """bCR (Zhao et al. 2021): D's logit on each image shifted a little (`shift_each`) should be its logit on the
+    image, for real images at weights[0] and generated ones at weights[1]. Only D's loss holds it: G never sees a
+    shifted image, so, unlike DiffAugment, nothing lets G draw its digits off centre."""
+    on_real, on_fake = D(shift_each(real), labels).float(), D(shift_each(fake), fake_labels).float()
+    return weights[0] * (on_real - d_real).pow(2).mean() + weights[1] * (on_fake - d_fake).pow(2).mean()
+
+
 def penalty(d_real, d_fake, real, fake, r1: float, r2: float) -> torch.Tensor:
     """R1 and R2: half the weighted squared norm of D's gradient at the real and at the fake images."""
     g_real, g_fake = torch.autograd.grad((d_real.sum(), d_fake.sum()), (real, fake), create_graph=True)
@@ -176,11 +195,11 @@ def nearness(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 
 def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None, every: int = gan.R1_EVERY,
-              mode_seeking: float = 0.0):
+              mode_seeking: float = 0.0, cr: tuple[float, float] = (0.0, 0.0)):
     """A train_step like gan.train_step with a choice of loss (bce: the default's; rp: relativistic pairing, R3GAN),
     lazy R1 and R2 penalties (every `every` steps, weight times `every`), an augmentation of D's inputs, and MSGAN's
     mode-seeking term (Mao et al. 2019; `nearness`) in G's loss at weight `mode_seeking` (the G loss it returns holds
-    the term)."""
+    the term), and bCR's consistency (`consistency`) in D's at weights `cr` (real, generated)."""
     count = {"step": 0}
     aug = augment or (lambda x: x)
 
@@ -206,6 +225,9 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
                       else F.softplus(-d_real).mean() + F.softplus(d_fake).mean())
         if penal:
             d_loss = d_loss + every * penalty(d_real, d_fake, real, fake_in, r1, r2)
+        if any(cr):
+            with amp():
+                d_loss = d_loss + consistency(D, real, fake_in, labels, fake_labels, d_real, d_fake, cr)
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
@@ -261,6 +283,10 @@ LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, r
     # ACGAN example's D and the dcgan-tf reference have it; the last one drops the class projection's features too)
     "width 20, D dropout 0.3": ({**NOW, "width": 20, "d_dropout": 0.3}, None, None),
     "width 20, D dropout 0.1": ({**NOW, "width": 20, "d_dropout": 0.1}, None, None),
+    # an eighth round: D asked to give an image shifted by a pixel or two the logit it gives the image (bCR), on
+    # real and generated images (the paper's weights, 10 each) and on real ones only (CR, as BigGAN-CR had it)
+    "width 20, bCR 10": ({**NOW, "width": 20}, None, make_step(cr=(10.0, 10.0))),
+    "width 20, CR 10 on real": ({**NOW, "width": 20}, None, make_step(cr=(10.0, 0.0))),
 }
 
 

@@ -153,3 +153,50 @@ def test_d_dropout_drops_after_each_leaky_relu_and_only_in_training():
     out = gan.train_step(s.G, s.D, s.opt_g, s.opt_d, torch.rand(8, 1, 28, 28) * 2 - 1, torch.arange(8), 1.0, 1.0,
                          contextlib.nullcontext)  # with R1 too: a double backward through the dropout
     assert sum(isinstance(m, nn.Dropout) for m in s.D.modules()) == 3 and torch.isfinite(out).all()
+
+
+def test_consistency_shifts_each_image_on_its_own_and_only_d_is_asked_to_ignore_it():
+    torch = gan.torch
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 28, 28) * 2 - 1
+    y = search.shift_each(x, 2)
+    padded, moves = torch.nn.functional.pad(x, (2, 2, 2, 2), value=-1.0), []
+    for i in range(64):  # every image is its own, moved by some shift of -2 to 2 each way, the edge background
+        found = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(y[i], padded[i, :, dy:dy + 28, dx:dx + 28])]
+        assert len(found) == 1, i
+        moves += found
+    assert len(set(moves)) > 10 and (2, 2) in moves  # shifts per image, all 25 possible, unmoved among them
+    step, terms, consistency = search.LEVERS["width 20, bCR 10"][2], [], search.consistency
+    cfg = gan.Config(width=4, batch_size=8)
+    torch.manual_seed(5)
+    s = gan.new_training_state(cfg, torch.device("cpu"))
+    shifted = []
+    def recorded(D, real, fake, *rest):  # the real term, its value and inputs kept for the checks below
+        shifted.extend([real, fake])
+        terms.append(consistency(D, real, fake, *rest))
+        return terms[-1]
+    real, real_labels = torch.rand(8, 1, 28, 28) * 2 - 1, torch.arange(8)
+    torch.manual_seed(1)
+    with mock.patch.object(search, "consistency", side_effect=recorded) as term:
+        out = step(s.G, s.D, s.opt_g, s.opt_d, real, real_labels, 1.0, 0.0, contextlib.nullcontext)
+    assert term.call_count == 1 and term.call_args.args[-1] == (10.0, 10.0) and terms[0] > 0
+    assert torch.equal(shifted[0], real) and not shifted[1].requires_grad  # G's drawing reaches it detached
+    torch.manual_seed(5)
+    t = gan.new_training_state(cfg, torch.device("cpu"))  # the same networks again
+    torch.manual_seed(1)  # the same step without the term: D's loss is the term less
+    plain = search.make_step()(t.G, t.D, t.opt_g, t.opt_d, real, real_labels, 1.0, 0.0, contextlib.nullcontext)
+    assert out[0].item() == pytest.approx(plain[0].item() + terms[0].item(), rel=1e-5)
+    D, labels = s.D, torch.arange(8)
+    D.train()
+    with torch.no_grad():  # the term is D's logits on shifted images against its logits on the images
+        torch.manual_seed(2)
+        value = search.consistency(D, real, real, labels, labels, D(real, labels), D(real, labels), (3.0, 0.0))
+        torch.manual_seed(2)
+        expect = 3 * (D(search.shift_each(real), labels) - D(real, labels)).pow(2).mean()
+    assert value.item() == pytest.approx(expect.item(), rel=1e-5)
+    with mock.patch.object(search, "consistency", return_value=torch.zeros(())) as term:
+        search.LEVERS["width 20, CR 10 on real"][2](s.G, s.D, s.opt_g, s.opt_d, real, real_labels, 1.0, 0.0,
+                                                   contextlib.nullcontext)
+    assert term.call_args.args[-1] == (10.0, 0.0)  # on real images only
+    assert search.LEVERS["width 20, bCR 10"][0] == search.LEVERS["width 20, CR 10 on real"][0] == {
+        **search.NOW, "width": 20}

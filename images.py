@@ -89,8 +89,13 @@ def load_folder(cfg: Config, say=print) -> tuple[torch.Tensor, torch.Tensor]:
     if skipped:
         say(f"note: {len(skipped)} of {len(files)} files in {root} were skipped: {', '.join(sorted(skipped)[:3])}"
             + (", ..." if len(skipped) > 3 else ""))
-    if cfg.channels == "auto" and not any((part != part[:, :1]).any() for part in images.split(4096)):
+    grey = images.size(1) == 3 and not any((part != part[:, :1]).any() for part in images.split(4096))
+    if grey and cfg.channels == "auto":
         images = images[:, :1].clone()  # every picture grey: one channel
+    elif grey:  # colour asked for, or kept by a resumed run whose folder has turned grey since
+        say(f"note: every picture in {root} is grey, and this run draws in colour (channels 3: asked for, or kept "
+            f"from its start): it will learn to draw grey in three channels; for one, start a new run with "
+            f"--channels auto")
     return images, labels
 
 

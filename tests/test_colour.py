@@ -107,6 +107,28 @@ def test_a_colour_run_resumes_bit_exactly(tmp_path, icons, run64):
     assert_identical_runs(run64 / "ck" / "gan_epoch_4.pth", tmp_path / "ck" / "gan_epoch_4.pth")
 
 
+def test_a_colour_run_resumed_on_a_folder_turned_grey_says_so_and_keeps_colour(tmp_path, icons):
+    import shutil
+    folder = shutil.copytree(icons, tmp_path / "shapes")
+    cfg = gan.Config(images=str(folder), size=32, width=4, batch_size=20, epochs=1, device="cpu",
+                     checkpoint_dir=str(tmp_path / "ck"), sample_dir=str(tmp_path / "samples"))
+    first = quiet()
+    gan.train(cfg, console=first)
+    assert "grey" not in first.file.getvalue()  # colour pictures, drawn in colour: nothing to say
+    for path in folder.rglob("*.*"):  # the same names, each picture made grey (kept in its own format)
+        with Image.open(path) as image:
+            image.convert("L").convert(image.mode).save(path)
+    said = quiet()
+    gan.resume(tmp_path / "ck" / "gan_epoch_1.pth", {"epochs": 2}, console=said)
+    out = said.file.getvalue()
+    assert out.count(f"every picture in {folder} is grey") == 1 and "--channels auto" in out
+    state = torch.load(tmp_path / "ck" / "gan_epoch_2.pth", weights_only=True)
+    assert state["config"]["channels"] == "3" and state["epoch"] == 2  # trained on, in colour as it began
+    fresh = []
+    x, _ = images.load_folder(gan.Config(images=str(folder), size=32), fresh.append)
+    assert x.shape[1] == 1 and fresh == []  # a new run on it: grey, one channel, nothing to say
+
+
 def test_generate_export_and_interpolate_draw_in_colour(tmp_path, run64, run_cli):
     ck = run64 / "ck"
     result = run_cli("generate", "--checkpoint-dir", ck, "--class", "blue", "--n", "6", "--out", tmp_path / "b.npy")

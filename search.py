@@ -287,6 +287,8 @@ LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, r
     # real and generated images (the paper's weights, 10 each) and on real ones only (CR, as BigGAN-CR had it)
     "width 20, bCR 10": ({**NOW, "width": 20}, None, make_step(cr=(10.0, 10.0))),
     "width 20, CR 10 on real": ({**NOW, "width": 20}, None, make_step(cr=(10.0, 0.0))),
+    # the first round's R3GAN recipe (behind at its 10 epochs, but catching up) to today's default's length
+    "width 20, rp, R1+R2 0.3, no-bn D": ({**NOW, "width": 20}, no_batchnorm, make_step("rp", r1=0.3, r2=0.3)),
 }
 
 

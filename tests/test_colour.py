@@ -71,8 +71,9 @@ def test_a_colour_folder_is_read_in_colour_at_the_size_asked(icons):
         assert torch.bincount(y).tolist() == [40, 40, 40]
         red = x[y == sorted(COLOURS).index("red")].float().mean((0, 2, 3))  # red discs: more red than green or blue
         assert red[0] > red[1] + 10 and red[0] > red[2] + 10
-    grey, _ = images.load_folder(gan.Config(images=str(icons), channels="1"))
-    assert grey.shape == (120, 1, 28, 28)
+    said = []
+    grey, _ = images.load_folder(gan.Config(images=str(icons), channels="1"), said.append)
+    assert grey.shape == (120, 1, 28, 28) and said == []  # grey as asked: nothing to note
     # transparent pixels are laid on white, not on whatever colour hides under them
     corner = images.decode(icons / "red" / "001.png", 32, "3")[:, 0, 0]
     assert corner.min() == 255
@@ -127,6 +128,12 @@ def test_a_colour_run_resumed_on_a_folder_turned_grey_says_so_and_keeps_colour(t
     fresh = []
     x, _ = images.load_folder(gan.Config(images=str(folder), size=32), fresh.append)
     assert x.shape[1] == 1 and fresh == []  # a new run on it: grey, one channel, nothing to say
+    mixed = shutil.copytree(icons, tmp_path / "mixed")
+    with Image.open(mixed / "red" / "000.png") as image:
+        image.convert("L").save(mixed / "red" / "000.png")  # one grey picture among colour ones
+    for channels in ("3", "auto"):
+        x, _ = images.load_folder(gan.Config(images=str(mixed), size=32, channels=channels), fresh.append)
+        assert x.shape[1] == 3 and fresh == [], channels  # colour still: no note
 
 
 def test_generate_export_and_interpolate_draw_in_colour(tmp_path, run64, run_cli):

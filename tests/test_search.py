@@ -158,14 +158,14 @@ def test_d_dropout_drops_after_each_leaky_relu_and_only_in_training():
 def test_consistency_shifts_each_image_on_its_own_and_only_d_is_asked_to_ignore_it():
     torch = gan.torch
     torch.manual_seed(0)
-    x = torch.rand(64, 1, 28, 28) * 2 - 1
+    x = torch.rand(256, 1, 28, 28) * 2 - 1
     y = search.shift_each(x, 2)
     padded, moves = torch.nn.functional.pad(x, (2, 2, 2, 2), value=-1.0), []
-    for i in range(64):  # every image is its own, moved by some shift of -2 to 2 each way, the edge background
+    for i in range(256):  # every image is its own, moved by some shift of -2 to 2 each way, the edge background
         found = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(y[i], padded[i, :, dy:dy + 28, dx:dx + 28])]
         assert len(found) == 1, i
         moves += found
-    assert len(set(moves)) > 10 and (2, 2) in moves  # shifts per image, all 25 possible, unmoved among them
+    assert set(moves) == {(dy, dx) for dy in range(5) for dx in range(5)}  # a shift per image, all 25, unmoved too
     step, terms, consistency = search.LEVERS["width 20, bCR 10"][2], [], search.consistency
     cfg = gan.Config(width=4, batch_size=8)
     torch.manual_seed(5)
@@ -188,12 +188,15 @@ def test_consistency_shifts_each_image_on_its_own_and_only_d_is_asked_to_ignore_
     assert out[0].item() == pytest.approx(plain[0].item() + terms[0].item(), rel=1e-5)
     D, labels = s.D, torch.arange(8)
     D.train()
-    with torch.no_grad():  # the term is D's logits on shifted images against its logits on the images
+    fake, fake_labels = torch.rand(8, 1, 28, 28) * 2 - 1, torch.arange(8).flip(0)
+    with torch.no_grad():  # the term: D's logits on shifted images against its logits on the images, each weighed
+        d_real, d_fake = D(real, labels), D(fake, fake_labels)
         torch.manual_seed(2)
-        value = search.consistency(D, real, real, labels, labels, D(real, labels), D(real, labels), (3.0, 0.0))
+        value = search.consistency(D, real, fake, labels, fake_labels, d_real, d_fake, (3.0, 2.0))
         torch.manual_seed(2)
-        expect = 3 * (D(search.shift_each(real), labels) - D(real, labels)).pow(2).mean()
-    assert value.item() == pytest.approx(expect.item(), rel=1e-5)
+        on_real = 3 * (D(search.shift_each(real), labels) - d_real).pow(2).mean()
+        on_fake = 2 * (D(search.shift_each(fake), fake_labels) - d_fake).pow(2).mean()
+    assert on_real > 0 and on_fake > 0 and value.item() == pytest.approx((on_real + on_fake).item(), rel=1e-5)
     with mock.patch.object(search, "consistency", return_value=torch.zeros(())) as term:
         search.LEVERS["width 20, CR 10 on real"][2](s.G, s.D, s.opt_g, s.opt_d, real, real_labels, 1.0, 0.0,
                                                    contextlib.nullcontext)

@@ -7,7 +7,10 @@ Each run trains the labelled default of the search's time (`python cli.py train 
 names with the built-in evaluation (n = 10,000 against the MNIST test set: FID, precision, recall). The levers that
 are not options of the product are defined here, as small changes to gan.py's step and networks; the moving-average
 decay is measured in every run at once, from extra averages of the same G. No checkpoints are written: it is a
-measurement, not a run.
+measurement, not a run. With --train FOLDER it is a run instead: the lever trains through gan.train itself, writing
+checkpoints, grids and the final generator as `cli.py train` does; that is how the shipped model v5 was trained:
+
+    python search.py --data-dir data --lever "G 40, D 32, rp, R1+R2 0.3, no-bn D" --epochs 50 --seed 0 --train runs/v5
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import copy
 import json
 import time
 from dataclasses import replace
+from pathlib import Path
 from unittest import mock
 
 import torch
@@ -26,6 +30,7 @@ from torch import nn
 
 import evaluate
 import gan
+import rundir
 from device import resolve_precision
 
 # Moving averages kept side by side in every run; with the warm-up (1 + t) / (10 + t), a higher decay is the same as
@@ -289,23 +294,46 @@ LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, r
     "width 20, CR 10 on real": ({**NOW, "width": 20}, None, make_step(cr=(10.0, 0.0))),
     # the first round's R3GAN recipe (behind at its 10 epochs, but catching up) to today's default's length
     "width 20, rp, R1+R2 0.3, no-bn D": ({**NOW, "width": 20}, no_batchnorm, make_step("rp", r1=0.3, r2=0.3)),
+    # the same at the shipped model's size: the recipe of v5 (`--train`, 50 epochs, seed 0)
+    "G 40, D 32, rp, R1+R2 0.3, no-bn D": ({**NOW, "width": 40, "d_width": 32}, no_batchnorm,
+                                           make_step("rp", r1=0.3, r2=0.3)),
 }
+
+
+def lever_config(lever: str, **fields) -> gan.Config:
+    """The config a lever trains with: the default before the search, `fields` (data_dir, seed...), its changes."""
+    return replace(gan.Config(**fields), **{**BEFORE, **LEVERS[lever][0]})
+
+
+@contextlib.contextmanager
+def patched(lever: str):
+    """gan.py with the lever's D builder, G builder and training step in place of its own, as it was again after."""
+    _, build_d, step, _, build_g = (*LEVERS[lever], None, None)[:5]
+    with contextlib.ExitStack() as patches:
+        for name, new in (("build_discriminator", build_d), ("build_generator", build_g), ("train_step", step)):
+            if new:
+                patches.enter_context(mock.patch.object(gan, name, new))
+        yield patches
+
+
+def train(lever: str, seed: int, epochs: int, data_dir: str, folder: str) -> Path:
+    """Train with `lever` through gan.train itself, as `python cli.py train` does (checkpoints every 5 epochs,
+    grids, the final generator, the run's records in folder/checkpoints and folder/samples): how a lever that is not
+    an option of the product trains a model to keep. Returns the path of the final generator."""
+    cfg = lever_config(lever, data_dir=data_dir, seed=seed, epochs=epochs, save_every=5,
+                       checkpoint_dir=f"{folder}/checkpoints", sample_dir=f"{folder}/samples")
+    with patched(lever):
+        gan.train(cfg)
+    return rundir.RunFolder(cfg.checkpoint_dir, cfg.sample_dir).final_generator
 
 
 def run(lever: str, seed: int, epochs: int, at: list[int], data_dir: str, n: int) -> list[dict]:
     """Train the default before, with `lever` changed, for `epochs` epochs, scoring at the epochs `at` names: a row
     (a dict, also printed as a JSON line) per score. gan.py is as it was again when it returns."""
-    changes, build_d, step, rate, build_g = (*LEVERS[lever], None, None)[:5]
-    cfg = replace(gan.Config(data_dir=data_dir, seed=seed, device="cpu"), **{**BEFORE, **changes})
+    cfg, rate = lever_config(lever, data_dir=data_dir, seed=seed, device="cpu"), (*LEVERS[lever], None)[3]
     torch.manual_seed(seed)
     images, labels = gan.load_pixels(cfg)
-    with contextlib.ExitStack() as patches:
-        if build_d:
-            patches.enter_context(mock.patch.object(gan, "build_discriminator", build_d))
-        if build_g:
-            patches.enter_context(mock.patch.object(gan, "build_generator", build_g))
-        if step:
-            patches.enter_context(mock.patch.object(gan, "train_step", step))
+    with patched(lever) as patches:
         s = gan.new_training_state(cfg, torch.device("cpu"))
         emas = {d: s.G_ema if d == cfg.ema else copy.deepcopy(s.G_ema) for d in DECAYS}
         update = gan.update_ema
@@ -351,15 +379,20 @@ def main() -> None:
     p.add_argument("--at", type=int, nargs="+", default=[5, 10], help="epochs to score at")
     p.add_argument("--n", type=int, default=10_000, help="samples per score")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
+    p.add_argument("--train", metavar="FOLDER", help="train through gan.train into FOLDER/checkpoints and "
+                   "FOLDER/samples, keeping the model (no scores; --at and --n are not used)")
     a = p.parse_args()
-    if a.epochs < 1 or not all(1 <= e <= a.epochs for e in a.at) or a.n < 100 or a.threads < 0:
+    if a.epochs < 1 or not (a.train or all(1 <= e <= a.epochs for e in a.at)) or a.n < 100 or a.threads < 0:
         raise SystemExit(f"Error: pass --epochs 1 or more, --at epochs between 1 and --epochs ({a.epochs}), --n 100 or "
                          f"more and --threads 0 or more (got --epochs {a.epochs}, --at {a.at}, --n {a.n}, --threads "
                          f"{a.threads})")
     if a.threads:
         torch.set_num_threads(a.threads)
     try:
-        run(a.lever, a.seed, a.epochs, a.at, a.data_dir, a.n)
+        if a.train:
+            train(a.lever, a.seed, a.epochs, a.data_dir, a.train)  # gan.train says where the generator is
+        else:
+            run(a.lever, a.seed, a.epochs, a.at, a.data_dir, a.n)
     except gan.GANError as e:  # data that cannot be read, say: one line, as from every command of the project
         raise SystemExit(f"Error: {e}") from None
 

@@ -7,6 +7,7 @@ import math
 from unittest import mock
 
 import pytest
+import torch
 
 import config
 import gan
@@ -203,3 +204,26 @@ def test_consistency_shifts_each_image_on_its_own_and_only_d_is_asked_to_ignore_
     assert term.call_args.args[-1] == (10.0, 0.0)  # on real images only
     assert search.LEVERS["width 20, bCR 10"][0] == search.LEVERS["width 20, CR 10 on real"][0] == {
         **search.NOW, "width": 20}
+
+
+def test_train_keeps_a_model_of_a_lever_through_gan_train_and_restores_gan(mnist_dir, tmp_path, monkeypatch):
+    """`search.py --train FOLDER`, how the shipped model (v5) was trained: the lever's D and step inside gan.train,
+    its config (G 40, D 32) recorded, the run's files written, and gan.py as it was afterwards."""
+    before = (gan.build_discriminator, gan.build_generator, gan.train_step)
+    steps = []
+    lever = "G 40, D 32, rp, R1+R2 0.3, no-bn D"
+    step = search.LEVERS[lever][2]
+    monkeypatch.setitem(search.LEVERS, lever, (*search.LEVERS[lever][:2], lambda *a, **k: steps.append(1) or step(
+        *a, **k)))
+    monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", str(mnist_dir), "--lever", lever, "--epochs", "1",
+                                     "--train", str(tmp_path / "run")])
+    search.main()  # 256 images in batches of 256: one step
+    final = tmp_path / "run" / "checkpoints" / "generator_final.pth"
+    G, cfg = gan.load_generator(final)
+    assert (cfg.width, cfg.d_width, cfg.beta1, cfg.ema, cfg.epochs, cfg.seed) == (40, 32, 0.0, 0.99, 1, 0)
+    assert steps == [1]  # the lever's step trained, not gan's
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "gan_epoch_1.pth", weights_only=True)
+    assert saved["D"].keys() == search.no_batchnorm(cfg).state_dict().keys()  # the lever's D, without BatchNorm
+    assert any("running_mean" in k for k in gan.build_discriminator(cfg).state_dict())  # (gan's own has it)
+    assert (tmp_path / "run" / "samples" / "epoch_0001.png").is_file()
+    assert (gan.build_discriminator, gan.build_generator, gan.train_step) == before

@@ -66,21 +66,30 @@ def test_what_the_docs_say_of_the_defaults_and_the_shipped_model_is_the_code():
     assert f"conditional DCGAN of width {labels['width']} (" in readme and f"(width {free['width']}, {free['epochs']} epochs" in readme
 
 
-def test_the_command_that_trains_the_shipped_model_again_asks_for_its_config(run_cli, monkeypatch, tmp_path):
-    """The README's and results.md's command, through the CLI, reaches gan.train with the config the shipped file
-    holds: its networks and its recipe (batch, rates, precision... from the defaults of today), all but the folders,
-    the device and how often it saved."""
+def test_the_command_that_trains_the_shipped_model_again_asks_for_its_config_and_its_recipe(monkeypatch):
+    """The README's and results.md's command for the shipped model (v5: search.py's R3GAN lever, trained through
+    gan.train) reaches gan.train with the config the shipped file holds (all but the folders, the data, the device and
+    how often it saved) and with the lever's D and step in place: a config alone does not say the loss and D."""
+    import shlex
+    import sys
+
     import gan
+    import search
     asked = []
-    monkeypatch.setattr(gan, "train", lambda cfg, **hooks: asked.append(cfg))
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(gan, "train", lambda cfg, **hooks: asked.append(
+        (cfg, gan.build_discriminator, gan.train_step)))
     for doc in (ROOT / "README.md", ROOT / "docs" / "results.md"):
         text = doc.read_text().replace("\\\n", " ")
-        command = re.search(r"python cli\.py (train --width \d+ --d-width [^`#\n]*)", text).group(1).split()
-        assert run_cli(*command).exit_code == 0 and len(asked) == 1, doc.name
-        cfg = dataclasses.asdict(asked.pop())
+        command = re.search(r"python search\.py (--data-dir [^`#\n]*--train [^`#\n]*)", text).group(1)
+        monkeypatch.setattr(sys, "argv", ["search.py", *shlex.split(command)])
+        search.main()
+        (cfg, build_d, step), = asked
+        asked.clear()
+        cfg = dataclasses.asdict(cfg)
         differ = {k for k in cfg if cfg[k] != shipped()["config"][k]}
-        assert differ <= {"checkpoint_dir", "sample_dir", "device", "save_every"}, (doc.name, differ)
+        assert differ <= {"checkpoint_dir", "sample_dir", "data_dir", "device", "save_every"}, (doc.name, differ)
+        lever = search.LEVERS[re.search(r'--lever "([^"]+)"', command).group(1)]
+        assert (build_d, step) == lever[1:3] and build_d is search.no_batchnorm, doc.name
 
 
 def test_run_files_the_docs_name_are_the_ones_runs_write():

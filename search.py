@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import copy
 import json
+import shlex
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +33,7 @@ import evaluate
 import gan
 import rundir
 from device import resolve_precision
+from files import TrainingInterrupted
 
 # Moving averages kept side by side in every run; with the warm-up (1 + t) / (10 + t), a higher decay is the same as
 # 0.999 for the first 30 epochs.
@@ -316,13 +318,22 @@ def patched(lever: str):
         yield patches
 
 
-def train(lever: str, seed: int, epochs: int, data_dir: str, folder: str) -> Path:
+def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str, resume: str | None = None) -> Path:
     """Train with `lever` through gan.train itself, as `python cli.py train` does (checkpoints every 5 epochs,
     grids, the final generator, the run's records in folder/checkpoints and folder/samples): how a lever that is not
-    an option of the product trains a model to keep. Returns the path of the final generator."""
-    cfg = lever_config(lever, data_dir=data_dir, seed=seed, epochs=epochs, save_every=5,
-                       checkpoint_dir=f"{folder}/checkpoints", sample_dir=f"{folder}/samples")
+    an option of the product trains a model to keep. With `resume` (a checkpoint of such a run), continue it, to
+    `epochs` in all where given, as `cli.py resume` does for the product's runs: only here are the lever's D and step
+    built. Returns the path of the final generator."""
+    _, _, _, rate, build_g = (*LEVERS[lever], None, None)[:5]
+    if rate or build_g:
+        raise gan.GANError(f"--train takes levers that change the config, D or the training step; {lever!r} "
+                           f"{'changes the rate per epoch' if rate else 'builds a G of its own'}, which the model "
+                           "would not keep: score it without --train")
     with patched(lever):
+        if resume:
+            return gan.resume(resume, {"epochs": epochs} if epochs else {}).parent / rundir.FINAL
+        cfg = lever_config(lever, data_dir=data_dir, seed=seed, epochs=epochs or 10, save_every=5,
+                           checkpoint_dir=f"{folder}/checkpoints", sample_dir=f"{folder}/samples")
         gan.train(cfg)
     return rundir.RunFolder(cfg.checkpoint_dir, cfg.sample_dir).final_generator
 
@@ -375,27 +386,45 @@ def main() -> None:
     p.add_argument("--lever", choices=list(LEVERS), required=True, metavar="LEVER",
                    help="one of: " + "; ".join(LEVERS))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, help="epochs to train (default 10; with --resume, the run's own)")
     p.add_argument("--at", type=int, nargs="+", default=[5, 10], help="epochs to score at")
     p.add_argument("--n", type=int, default=10_000, help="samples per score")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
     p.add_argument("--train", metavar="FOLDER", help="train through gan.train into FOLDER/checkpoints and "
                    "FOLDER/samples, keeping the model (no scores; --at and --n are not used)")
+    p.add_argument("--resume", metavar="CHECKPOINT", help="with --train: continue that run from this checkpoint")
     a = p.parse_args()
-    if a.epochs < 1 or not (a.train or all(1 <= e <= a.epochs for e in a.at)) or a.n < 100 or a.threads < 0:
-        raise SystemExit(f"Error: pass --epochs 1 or more, --at epochs between 1 and --epochs ({a.epochs}), --n 100 or "
-                         f"more and --threads 0 or more (got --epochs {a.epochs}, --at {a.at}, --n {a.n}, --threads "
-                         f"{a.threads})")
+    check_args(a)
     if a.threads:
         torch.set_num_threads(a.threads)
     try:
-        if a.train:
-            train(a.lever, a.seed, a.epochs, a.data_dir, a.train)  # gan.train says where the generator is
+        if a.train is not None:
+            train(a.lever, a.seed, a.epochs, a.data_dir, a.train, a.resume)  # gan.train says where the generator is
         else:
-            run(a.lever, a.seed, a.epochs, a.at, a.data_dir, a.n)
+            run(a.lever, a.seed, a.epochs or 10, a.at, a.data_dir, a.n)
+    except TrainingInterrupted as e:  # saved: say how to continue with this script, not with cli.py
+        again = (f"python search.py --data-dir {shlex.quote(a.data_dir)} --lever {shlex.quote(a.lever)} --train "
+                 f"{shlex.quote(a.train)} " + (f"--epochs {a.epochs} " if a.epochs else "") + "--resume ")
+        print(str(e).replace("python cli.py resume ", again))
+        raise SystemExit(130) from None
     except gan.GANError as e:  # data that cannot be read, say: one line, as from every command of the project
-        raise SystemExit(f"Error: {e}") from None
+        folders = " (--train FOLDER: --checkpoint-dir is FOLDER/checkpoints, --sample-dir FOLDER/samples)"
+        raise SystemExit(f"Error: {e}" + (folders if a.train is not None else "")) from None
 
+
+def check_args(a: argparse.Namespace) -> None:
+    """One line for values that cannot work, before anything is read or written."""
+    epochs = a.epochs or 10
+    if a.train is not None and not a.train.strip():
+        raise SystemExit("Error: --train needs a folder, e.g. --train runs/v5")
+    if a.resume and a.train is None:
+        raise SystemExit("Error: --resume continues a --train run: pass --train with the run's folder too")
+    measuring = a.train is None
+    if (a.epochs is not None and a.epochs < 1 or a.threads < 0
+            or measuring and (not all(1 <= e <= epochs for e in a.at) or a.n < 100)):
+        raise SystemExit(f"Error: pass --epochs 1 or more and --threads 0 or more, and to score, --at epochs between 1 "
+                         f"and --epochs ({epochs}) and --n 100 or more (got --epochs {a.epochs}, --threads "
+                         f"{a.threads}, --at {a.at}, --n {a.n})")
 
 if __name__ == "__main__":
     main()

@@ -70,6 +70,7 @@ def test_the_command_that_trains_the_shipped_model_again_asks_for_its_config_and
     """The README's and results.md's command for the shipped model (v5: search.py's R3GAN lever, trained through
     gan.train) reaches gan.train with the config the shipped file holds (all but the folders, the data, the device and
     how often it saved) and with the lever's D and step in place: a config alone does not say the loss and D."""
+    import inspect
     import shlex
     import sys
 
@@ -90,6 +91,8 @@ def test_the_command_that_trains_the_shipped_model_again_asks_for_its_config_and
         assert differ <= {"checkpoint_dir", "sample_dir", "data_dir", "device", "save_every"}, (doc.name, differ)
         lever = search.LEVERS[re.search(r'--lever "([^"]+)"', command).group(1)]
         assert (build_d, step) == lever[1:3] and build_d is search.no_batchnorm, doc.name
+        game = inspect.getclosurevars(step).nonlocals  # what the docs say the step is: R3GAN's game
+        assert (game["loss"], game["r1"], game["r2"], game["mode_seeking"], game["cr"]) == ("rp", 0.3, 0.3, 0, (0, 0))
 
 
 def test_run_files_the_docs_name_are_the_ones_runs_write():

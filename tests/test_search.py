@@ -12,6 +12,7 @@ import torch
 import config
 import gan
 import search
+from files import TrainingInterrupted
 
 
 def test_each_kind_of_lever_trains_and_is_scored_and_gan_is_restored(mnist_dir, capsys):
@@ -206,24 +207,70 @@ def test_consistency_shifts_each_image_on_its_own_and_only_d_is_asked_to_ignore_
         **search.NOW, "width": 20}
 
 
-def test_train_keeps_a_model_of_a_lever_through_gan_train_and_restores_gan(mnist_dir, tmp_path, monkeypatch):
+def test_train_keeps_a_model_of_a_lever_through_gan_train_resumes_it_and_restores_gan(mnist_dir, tmp_path,
+                                                                                       monkeypatch):
     """`search.py --train FOLDER`, how the shipped model (v5) was trained: the lever's D and step inside gan.train,
-    its config (G 40, D 32) recorded, the run's files written, and gan.py as it was afterwards."""
+    its config (G 40, D 32) recorded, the run's files written, `--resume` continuing it with the lever's networks, and
+    gan.py as it was afterwards."""
     before = (gan.build_discriminator, gan.build_generator, gan.train_step)
     steps = []
     lever = "G 40, D 32, rp, R1+R2 0.3, no-bn D"
     step = search.LEVERS[lever][2]
     monkeypatch.setitem(search.LEVERS, lever, (*search.LEVERS[lever][:2], lambda *a, **k: steps.append(1) or step(
         *a, **k)))
-    monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", str(mnist_dir), "--lever", lever, "--epochs", "1",
-                                     "--train", str(tmp_path / "run")])
+    args = ["search.py", "--data-dir", str(mnist_dir), "--lever", lever, "--seed", "1", "--train", str(tmp_path / "run")]
+    monkeypatch.setattr("sys.argv", [*args, "--epochs", "1"])
     search.main()  # 256 images in batches of 256: one step
-    final = tmp_path / "run" / "checkpoints" / "generator_final.pth"
-    G, cfg = gan.load_generator(final)
-    assert (cfg.width, cfg.d_width, cfg.beta1, cfg.ema, cfg.epochs, cfg.seed) == (40, 32, 0.0, 0.99, 1, 0)
+    ck = tmp_path / "run" / "checkpoints"
+    G, cfg = gan.load_generator(ck / "generator_final.pth")
+    assert (cfg.width, cfg.d_width, cfg.beta1, cfg.ema, cfg.epochs, cfg.seed, cfg.save_every) == (40, 32, 0.0, 0.99,
+                                                                                                    1, 1, 5)
     assert steps == [1]  # the lever's step trained, not gan's
-    saved = torch.load(tmp_path / "run" / "checkpoints" / "gan_epoch_1.pth", weights_only=True)
+    saved = torch.load(ck / "gan_epoch_1.pth", weights_only=True)
     assert saved["D"].keys() == search.no_batchnorm(cfg).state_dict().keys()  # the lever's D, without BatchNorm
     assert any("running_mean" in k for k in gan.build_discriminator(cfg).state_dict())  # (gan's own has it)
     assert (tmp_path / "run" / "samples" / "epoch_0001.png").is_file()
+    assert (gan.build_discriminator, gan.build_generator, gan.train_step) == before
+
+    monkeypatch.setattr("sys.argv", [*args, "--epochs", "2", "--resume", str(ck / "gan_epoch_1.pth")])
+    search.main()  # the product's resume cannot build this D; the lever's can
+    assert steps == [1, 1] and torch.load(ck / "generator_final.pth", weights_only=True)["epoch"] == 2
+    assert torch.load(ck / "gan_epoch_2.pth", weights_only=True)["D"].keys() == saved["D"].keys()
+    assert (gan.build_discriminator, gan.build_generator, gan.train_step) == before
+
+
+def test_train_says_how_to_continue_refuses_what_it_would_lose_and_restores_gan_after_an_error(
+        mnist_dir, tmp_path, monkeypatch, capsys):
+    before = (gan.build_discriminator, gan.build_generator, gan.train_step)
+    lever = "G 40, D 32, rp, R1+R2 0.3, no-bn D"
+
+    def stopped(cfg, **hooks):  # as rundir says it after Ctrl-C or SIGTERM, the lever's D in place
+        assert gan.build_discriminator is search.no_batchnorm
+        raise TrainingInterrupted("stopped by SIGTERM in epoch 3 after step 5; saved r/c/x.pth. Continue with: "
+                                  "python cli.py resume r/c/x.pth")
+    monkeypatch.setattr(gan, "train", stopped)
+    monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", "d", "--lever", lever, "--epochs", "50", "--train", "r"])
+    with pytest.raises(SystemExit) as stop:
+        search.main()
+    assert stop.value.code == 130 and (gan.build_discriminator, gan.train_step) == before[::2]
+    assert capsys.readouterr().out.strip().endswith(
+        f"Continue with: python search.py --data-dir d --lever '{lever}' --train r --epochs 50 --resume r/c/x.pth")
+    monkeypatch.undo()
+
+    for other, why in (("default, rate down in the second half", "changes the rate per epoch"),
+                       ("width 20, class BatchNorm G", "builds a G of its own")):
+        monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", str(mnist_dir), "--lever", other, "--epochs", "1",
+                                         "--train", str(tmp_path / "x")])
+        with pytest.raises(SystemExit, match=why):
+            search.main()
+        assert not (tmp_path / "x").exists()
+    for bad, says in ((["--train", " "], "--train needs a folder"), (["--resume", "c.pth"], "--resume continues"),
+                      (["--train", "r", "--epochs", "0"], "--epochs 1 or more")):
+        monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", "d", "--lever", lever, *bad])
+        with pytest.raises(SystemExit, match=says):
+            search.main()
+    monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", str(tmp_path / "none"), "--lever", lever, "--epochs",
+                                     "1", "--train", str(tmp_path / "y")])
+    with pytest.raises(SystemExit, match="--checkpoint-dir is FOLDER/checkpoints"):
+        search.main()  # no data: gan.train raises inside the patches
     assert (gan.build_discriminator, gan.build_generator, gan.train_step) == before

@@ -20,6 +20,7 @@ import contextlib
 import copy
 import json
 import shlex
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +34,7 @@ import evaluate
 import gan
 import rundir
 from device import resolve_precision
+from checkpoint import peek
 from files import TrainingInterrupted
 
 # Moving averages kept side by side in every run; with the warm-up (1 + t) / (10 + t), a higher decay is the same as
@@ -330,12 +332,26 @@ def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str,
                            f"{'changes the rate per epoch' if rate else 'builds a G of its own'}, which the model "
                            "would not keep: score it without --train")
     with patched(lever):
-        if resume:
-            return gan.resume(resume, {"epochs": epochs} if epochs else {}).parent / rundir.FINAL
+        if resume is not None:
+            check_trained_with(lever, resume)
+            overrides = {"data_dir": data_dir, **({"epochs": epochs} if epochs else {})}
+            return gan.resume(resume, overrides).parent / rundir.FINAL
         cfg = lever_config(lever, data_dir=data_dir, seed=seed, epochs=epochs or 10, save_every=5,
                            checkpoint_dir=f"{folder}/checkpoints", sample_dir=f"{folder}/samples")
         gan.train(cfg)
     return rundir.RunFolder(cfg.checkpoint_dir, cfg.sample_dir).final_generator
+
+
+def check_trained_with(lever: str, path: str) -> None:
+    """Refuse a checkpoint whose config is not the lever's (another lever's, a product run's). Levers that differ only
+    in their step (diffaugment and the baseline, say) look alike here: the printed --resume command names the run's."""
+    saved = (peek(Path(path)) or {}).get("config")
+    if isinstance(saved, dict):
+        wrong = {k: saved.get(k) for k, v in {**BEFORE, **LEVERS[lever][0]}.items() if saved.get(k) != v}
+        if wrong:
+            said = ", ".join(f"{k} is {v}" for k, v in wrong.items())
+            raise gan.GANError(f"{path} was not trained with the lever {lever!r} (its {said}): pass the lever it was "
+                               "trained with")
 
 
 def run(lever: str, seed: int, epochs: int, at: list[int], data_dir: str, n: int) -> list[dict]:
@@ -402,14 +418,24 @@ def main() -> None:
             train(a.lever, a.seed, a.epochs, a.data_dir, a.train, a.resume)  # gan.train says where the generator is
         else:
             run(a.lever, a.seed, a.epochs or 10, a.at, a.data_dir, a.n)
-    except TrainingInterrupted as e:  # saved: say how to continue with this script, not with cli.py
-        again = (f"python search.py --data-dir {shlex.quote(a.data_dir)} --lever {shlex.quote(a.lever)} --train "
-                 f"{shlex.quote(a.train)} " + (f"--epochs {a.epochs} " if a.epochs else "") + "--resume ")
-        print(str(e).replace("python cli.py resume ", again))
-        raise SystemExit(130) from None
-    except gan.GANError as e:  # data that cannot be read, say: one line, as from every command of the project
-        folders = " (--train FOLDER: --checkpoint-dir is FOLDER/checkpoints, --sample-dir FOLDER/samples)"
-        raise SystemExit(f"Error: {e}" + (folders if a.train is not None else "")) from None
+    except (TrainingInterrupted, gan.GANError) as e:  # one line, as from every command of the project
+        raise SystemExit(tell(str(e), a, "" if isinstance(e, TrainingInterrupted) else "Error: ")) from e
+
+
+def tell(message: str, a: argparse.Namespace, prefix: str) -> int:
+    """Print gan.train's message (a stop, a refusal) on stderr with its advice for cli.py turned into this script's:
+    `python cli.py resume PATH` into the --train --resume command that builds the lever's networks. Returns the exit
+    status: 130 after a stop, 1 after an error."""
+    again = (f"python search.py --data-dir {shlex.quote(a.data_dir)} --lever {shlex.quote(a.lever)} --train "
+             f"{shlex.quote(a.train or 'FOLDER')} " + (f"--epochs {a.epochs} " if a.epochs else "") + "--resume ")
+    head, cli, path = message.partition("python cli.py resume ")
+    if cli:  # the path ends the message, or a backtick after it does
+        path, tick, rest = path.partition("`") if head.endswith("`") else (path, "", "")
+        message = head + again + shlex.quote(path) + tick + rest
+    if a.train is not None and "--checkpoint-dir" in message:
+        message += " (here: --train FOLDER, whose checkpoints and samples go to FOLDER/checkpoints and FOLDER/samples)"
+    print(prefix + message, file=sys.stderr)
+    return 130 if not prefix else 1
 
 
 def check_args(a: argparse.Namespace) -> None:
@@ -417,7 +443,14 @@ def check_args(a: argparse.Namespace) -> None:
     epochs = a.epochs or 10
     if a.train is not None and not a.train.strip():
         raise SystemExit("Error: --train needs a folder, e.g. --train runs/v5")
-    if a.resume and a.train is None:
+    if a.resume is not None and not a.resume.strip():
+        raise SystemExit("Error: --resume needs a checkpoint of a --train run, e.g. --resume runs/v5/checkpoints/"
+                         "gan_epoch_45.pth")
+    if a.resume is not None and a.train is not None and Path(a.resume).resolve().parent != (
+            Path(a.train) / "checkpoints").resolve():
+        raise SystemExit(f"Error: --resume {a.resume} is not in {a.train}/checkpoints: pass the run's own folder as "
+                         f"--train and the lever it was trained with as --lever")
+    if a.resume is not None and a.train is None:
         raise SystemExit("Error: --resume continues a --train run: pass --train with the run's folder too")
     measuring = a.train is None
     if (a.epochs is not None and a.epochs < 1 or a.threads < 0

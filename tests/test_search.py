@@ -208,7 +208,7 @@ def test_consistency_shifts_each_image_on_its_own_and_only_d_is_asked_to_ignore_
 
 
 def test_train_keeps_a_model_of_a_lever_through_gan_train_resumes_it_and_restores_gan(mnist_dir, tmp_path,
-                                                                                       monkeypatch):
+                                                                                       monkeypatch, capsys):
     """`search.py --train FOLDER`, how the shipped model (v5) was trained: the lever's D and step inside gan.train,
     its config (G 40, D 32) recorded, the run's files written, `--resume` continuing it with the lever's networks, and
     gan.py as it was afterwards."""
@@ -238,6 +238,19 @@ def test_train_keeps_a_model_of_a_lever_through_gan_train_resumes_it_and_restore
     assert torch.load(ck / "gan_epoch_2.pth", weights_only=True)["D"].keys() == saved["D"].keys()
     assert (gan.build_discriminator, gan.build_generator, gan.train_step) == before
 
+    other = ["search.py", "--data-dir", str(mnist_dir), "--lever", "width 20, rp, R1+R2 0.3, no-bn D", "--train",
+             str(tmp_path / "run"), "--resume", str(ck / "gan_epoch_2.pth"), "--epochs", "3"]
+    monkeypatch.setattr("sys.argv", other)  # another lever's config: refused before a step
+    with pytest.raises(SystemExit) as refused:
+        search.main()
+    assert refused.value.code == 1 and "its width is 40" in capsys.readouterr().err and steps == [1, 1]
+    monkeypatch.setattr("sys.argv", [*args, "--epochs", "3"])  # a new run into the folder of this one: refused,
+    with pytest.raises(SystemExit) as refused:  # with this script's command to continue it, not cli.py's
+        search.main()
+    said = capsys.readouterr().err
+    assert refused.value.code == 1 and "python cli.py resume" not in said
+    assert f"--train {tmp_path / 'run'} --epochs 3 --resume {ck / 'gan_epoch_2.pth'}" in said, said
+
 
 def test_train_says_how_to_continue_refuses_what_it_would_lose_and_restores_gan_after_an_error(
         mnist_dir, tmp_path, monkeypatch, capsys):
@@ -253,7 +266,7 @@ def test_train_says_how_to_continue_refuses_what_it_would_lose_and_restores_gan_
     with pytest.raises(SystemExit) as stop:
         search.main()
     assert stop.value.code == 130 and (gan.build_discriminator, gan.train_step) == before[::2]
-    assert capsys.readouterr().out.strip().endswith(
+    assert capsys.readouterr().err.strip().endswith(
         f"Continue with: python search.py --data-dir d --lever '{lever}' --train r --epochs 50 --resume r/c/x.pth")
     monkeypatch.undo()
 
@@ -261,16 +274,19 @@ def test_train_says_how_to_continue_refuses_what_it_would_lose_and_restores_gan_
                        ("width 20, class BatchNorm G", "builds a G of its own")):
         monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", str(mnist_dir), "--lever", other, "--epochs", "1",
                                          "--train", str(tmp_path / "x")])
-        with pytest.raises(SystemExit, match=why):
+        with pytest.raises(SystemExit) as refused:
             search.main()
-        assert not (tmp_path / "x").exists()
+        assert refused.value.code == 1 and why in capsys.readouterr().err and not (tmp_path / "x").exists()
     for bad, says in ((["--train", " "], "--train needs a folder"), (["--resume", "c.pth"], "--resume continues"),
+                      (["--train", "r", "--resume", ""], "--resume needs a checkpoint"),
+                      (["--train", "r", "--resume", "s/checkpoints/x.pth"], "is not in r/checkpoints"),
                       (["--train", "r", "--epochs", "0"], "--epochs 1 or more")):
         monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", "d", "--lever", lever, *bad])
         with pytest.raises(SystemExit, match=says):
             search.main()
     monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", str(tmp_path / "none"), "--lever", lever, "--epochs",
                                      "1", "--train", str(tmp_path / "y")])
-    with pytest.raises(SystemExit, match="--checkpoint-dir is FOLDER/checkpoints"):
+    with pytest.raises(SystemExit) as no_data:
         search.main()  # no data: gan.train raises inside the patches
+    assert no_data.value.code == 1 and capsys.readouterr().err.startswith("Error: MNIST is not in")
     assert (gan.build_discriminator, gan.build_generator, gan.train_step) == before

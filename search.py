@@ -33,8 +33,8 @@ from torch import nn
 import evaluate
 import gan
 import rundir
-from device import resolve_precision
 from checkpoint import peek
+from device import resolve_precision
 from files import TrainingInterrupted
 
 # Moving averages kept side by side in every run; with the warm-up (1 + t) / (10 + t), a higher decay is the same as
@@ -304,6 +304,11 @@ LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, r
 }
 
 
+def parts(lever: str) -> tuple:
+    """A lever's five parts, the optional ones None: config changes, D builder, step, rate factor, G builder."""
+    return (*LEVERS[lever], None, None)[:5]
+
+
 def lever_config(lever: str, **fields) -> gan.Config:
     """The config a lever trains with: the default before the search, `fields` (data_dir, seed...), its changes."""
     return replace(gan.Config(**fields), **{**BEFORE, **LEVERS[lever][0]})
@@ -312,7 +317,7 @@ def lever_config(lever: str, **fields) -> gan.Config:
 @contextlib.contextmanager
 def patched(lever: str):
     """gan.py with the lever's D builder, G builder and training step in place of its own, as it was again after."""
-    _, build_d, step, _, build_g = (*LEVERS[lever], None, None)[:5]
+    _, build_d, step, _, build_g = parts(lever)
     with contextlib.ExitStack() as patches:
         for name, new in (("build_discriminator", build_d), ("build_generator", build_g), ("train_step", step)):
             if new:
@@ -326,7 +331,7 @@ def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str,
     an option of the product trains a model to keep. With `resume` (a checkpoint of such a run), continue it, to
     `epochs` in all where given, as `cli.py resume` does for the product's runs: only here are the lever's D and step
     built. Returns the path of the final generator."""
-    _, _, _, rate, build_g = (*LEVERS[lever], None, None)[:5]
+    _, _, _, rate, build_g = parts(lever)
     if rate or build_g:
         raise gan.GANError(f"--train takes levers that change the config, D or the training step; {lever!r} "
                            f"{'changes the rate per epoch' if rate else 'builds a G of its own'}, which the model "
@@ -334,12 +339,11 @@ def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str,
     with patched(lever):
         if resume is not None:
             check_trained_with(lever, resume)
-            overrides = {"data_dir": data_dir, **({"epochs": epochs} if epochs else {})}
-            return gan.resume(resume, overrides).parent / rundir.FINAL
-        cfg = lever_config(lever, data_dir=data_dir, seed=seed, epochs=epochs or 10, save_every=5,
-                           checkpoint_dir=f"{folder}/checkpoints", sample_dir=f"{folder}/samples")
-        gan.train(cfg)
-    return rundir.RunFolder(cfg.checkpoint_dir, cfg.sample_dir).final_generator
+            last = gan.resume(resume, {"data_dir": data_dir, **({"epochs": epochs} if epochs else {})})
+        else:
+            last = gan.train(lever_config(lever, data_dir=data_dir, seed=seed, epochs=epochs or 10, save_every=5,
+                                          checkpoint_dir=f"{folder}/checkpoints", sample_dir=f"{folder}/samples"))
+    return last.parent / rundir.FINAL  # beside the last checkpoint
 
 
 def check_trained_with(lever: str, path: str) -> None:
@@ -357,7 +361,7 @@ def check_trained_with(lever: str, path: str) -> None:
 def run(lever: str, seed: int, epochs: int, at: list[int], data_dir: str, n: int) -> list[dict]:
     """Train the default before, with `lever` changed, for `epochs` epochs, scoring at the epochs `at` names: a row
     (a dict, also printed as a JSON line) per score. gan.py is as it was again when it returns."""
-    cfg, rate = lever_config(lever, data_dir=data_dir, seed=seed, device="cpu"), (*LEVERS[lever], None)[3]
+    cfg, rate = lever_config(lever, data_dir=data_dir, seed=seed, device="cpu"), parts(lever)[3]
     torch.manual_seed(seed)
     images, labels = gan.load_pixels(cfg)
     with patched(lever) as patches:
@@ -458,6 +462,7 @@ def check_args(a: argparse.Namespace) -> None:
         raise SystemExit(f"Error: pass --epochs 1 or more and --threads 0 or more, and to score, --at epochs between 1 "
                          f"and --epochs ({epochs}) and --n 100 or more (got --epochs {a.epochs}, --threads "
                          f"{a.threads}, --at {a.at}, --n {a.n})")
+
 
 if __name__ == "__main__":
     main()

@@ -232,9 +232,13 @@ def test_train_keeps_a_model_of_a_lever_through_gan_train_resumes_it_and_restore
     assert (tmp_path / "run" / "samples" / "epoch_0001.png").is_file()
     assert (gan.build_discriminator, gan.build_generator, gan.train_step) == before
 
-    monkeypatch.setattr("sys.argv", [*args, "--epochs", "2", "--resume", str(ck / "gan_epoch_1.pth")])
-    search.main()  # the product's resume cannot build this D; the lever's can
+    monkeypatch.setattr("sys.argv", [*args, "--epochs", "2", "--resume", str(ck / "gan_epoch_1.pth"), "--lr", "2e-4",
+                                     "--ema", "0.999"])
+    search.main()  # the product's resume cannot build this D; the lever's can, at a rate of its own from there on
     assert steps == [1, 1] and torch.load(ck / "generator_final.pth", weights_only=True)["epoch"] == 2
+    resumed = torch.load(ck / "gan_epoch_2.pth", weights_only=True)
+    assert (resumed["config"]["lr_g"], resumed["config"]["lr_d"], resumed["config"]["ema"]) == (2e-4, 2e-4, 0.999)
+    assert [g["lr"] for g in resumed["opt_g"]["param_groups"] + resumed["opt_d"]["param_groups"]] == [2e-4, 2e-4]
     assert torch.load(ck / "gan_epoch_2.pth", weights_only=True)["D"].keys() == saved["D"].keys()
     assert (gan.build_discriminator, gan.build_generator, gan.train_step) == before
 
@@ -250,6 +254,9 @@ def test_train_keeps_a_model_of_a_lever_through_gan_train_resumes_it_and_restore
     said = capsys.readouterr().err
     assert refused.value.code == 1 and "python cli.py resume" not in said
     assert f"--train {tmp_path / 'run'} --epochs 3 --resume {ck / 'gan_epoch_2.pth'}" in said, said
+    monkeypatch.setattr("sys.argv", [*args, "--epochs", "3", "--resume", str(ck / "gan_epoch_2.pth")])
+    search.main()  # its new decay is the run's own now, not another lever's
+    assert steps == [1, 1, 1] and torch.load(ck / "gan_epoch_3.pth", weights_only=True)["config"]["ema"] == 0.999
 
 
 def test_train_says_how_to_continue_refuses_what_it_would_lose_and_restores_gan_after_an_error(
@@ -268,6 +275,13 @@ def test_train_says_how_to_continue_refuses_what_it_would_lose_and_restores_gan_
     assert stop.value.code == 130 and (gan.build_discriminator, gan.train_step) == before[::2]
     assert capsys.readouterr().err.strip().endswith(
         f"Continue with: python search.py --data-dir d --lever '{lever}' --train r --epochs 50 --resume r/c/x.pth")
+    monkeypatch.setattr(gan, "resume", lambda path, overrides, **hooks: stopped(None))  # a resumed run stopped:
+    monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", "d", "--lever", lever, "--epochs", "70", "--train", "r",
+                                     "--lr", "2e-4", "--ema", "0.999", "--resume", "r/checkpoints/gan_epoch_50.pth"])
+    with pytest.raises(SystemExit) as stop:  # its command goes on at the rate and decay it was given
+        search.main()
+    assert stop.value.code == 130 and capsys.readouterr().err.strip().endswith(
+        "--train r --epochs 70 --lr 0.0002 --ema 0.999 --resume r/c/x.pth")
     monkeypatch.undo()
 
     for other, why in (("default, rate down in the second half", "changes the rate per epoch"),
@@ -280,7 +294,9 @@ def test_train_says_how_to_continue_refuses_what_it_would_lose_and_restores_gan_
     for bad, says in ((["--train", " "], "--train needs a folder"), (["--resume", "c.pth"], "--resume continues"),
                       (["--train", "r", "--resume", ""], "--resume needs a checkpoint"),
                       (["--train", "r", "--resume", "s/checkpoints/x.pth"], "is not in r/checkpoints"),
-                      (["--train", "r", "--epochs", "0"], "--epochs 1 or more")):
+                      (["--train", "r", "--epochs", "0"], "--epochs 1 or more"),
+                      (["--train", "r", "--lr", "1e-4"], "--lr and --ema change a --train run resumed"),
+                      (["--train", "r", "--ema", "0.999"], "--lr and --ema change a --train run resumed")):
         monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", "d", "--lever", lever, *bad])
         with pytest.raises(SystemExit, match=says):
             search.main()

@@ -117,9 +117,8 @@ class Config:
     channels: str = option("auto", "--images only: 3 keeps colour, 1 makes grey; auto: 3 if any picture has colour.",
                            "model", choices=("auto", "1", "3"), model=True)
     classes: list[str] | None = option(None, "", "model", model=True, cli=False)  # the folder's class names
-    ema: float | None = option(None, "Sample from a moving average of G's weights with this decay (0: off); on "
-                               "resume, the decay from there on (a longer one with a lower --lr: docs/results.md).",
-                               "model", resume=True, default_text=by_labels("ema"))
+    ema: float | None = option(None, "Sample from a moving average of G's weights with this decay (0: off).", "model",
+                               default_text=by_labels("ema"))
     # optimisation
     epochs: int | None = option(None, "Total epochs to train; on resume, the epoch to stop at.", "optimisation",
                                 resume=True, default_text=by_labels("epochs"))
@@ -277,10 +276,9 @@ def rules(cfg: Config) -> list[tuple[bool, str]]:
 
 
 MODEL_FIELDS = tuple(f.name for f in fields(Config) if f.metadata["model"] and f.metadata["cli"])
-# What a run keeps for its whole life without defining the networks: its recipe (beta1, label smoothing) and its seed
-# (the checkpoint's random state is restored, so a new one would change nothing but the record). The resume command
-# does not offer them; neither does `train --resume`. The moving average's decay may change, but not to or from 0
-# (config.resumed).
+# What a run keeps for its whole life without defining the networks: its recipe (beta1, label smoothing), its moving
+# average of G (--ema 0 would drop it) and its seed (the checkpoint's random state is restored, so a new one would
+# change nothing but the record). The resume command does not offer them; neither does `train --resume`.
 KEPT_FIELDS = tuple(f.name for f in fields(Config) if f.metadata["cli"] and not f.metadata["model"]
                     and not f.metadata["resume"])
 LR_HELP = "Adam learning rate for both networks: sets --lr-g and --lr-d where they are not given."
@@ -581,33 +579,21 @@ def check_unchanged(saved: Config, values: dict, checkpoint: str | Path, how: st
                     ) -> dict:
     """`values` (options given for a resume of `checkpoint`; None: not given) without those that are None or say
     what it saved (its value is kept, not a float32 or an int that compares equal). Those that would change the
-    networks, what a run keeps for life (KEPT_FIELDS), and an ema that would drop G's average or start one, are
-    refused in one line that names them all."""
+    networks, or what a run keeps for life (KEPT_FIELDS), are refused in one line that names them all."""
     fixed = MODEL_FIELDS + KEPT_FIELDS
     kept_value = lambda k: saved.width_of_d if k == "d_width" else getattr(saved, k)  # noqa: E731
-    values = {k: v for k, v in values.items()  # ema: a decay that may change, but the saved one stays as it was saved
-              if v is not None and not ((k in fixed or k == "ema") and same_value(k, v, kept_value(k)))}
+    values = {k: v for k, v in values.items() if v is not None and not (k in fixed and same_value(k, v, kept_value(k)))}
     no_width = [n for n in ("width", "d_width") if n in values and saved.arch != "dcgan"]  # a network without one
     model, kept = ([n for n in names if n in values and n not in no_width] for names in (MODEL_FIELDS, KEPT_FIELDS))
     listed = lambda names: ", ".join("{" + n + "}" for n in names)  # noqa: E731
     why = ([f"{listed(no_width)} set{'s' * (len(no_width) == 1)} the channels of {{arch}} dcgan, and {checkpoint} "
             f"holds {{arch}} {saved.arch}, which has fixed layer sizes"] if no_width else []) + (
         [f"{listed(model)} would change the networks saved in {checkpoint}"] if model else []) + (
-        [f"{listed(kept)} stay as {checkpoint} saved them for the rest of its run"] if kept else []) + (
-        average_lost(saved, values.get("ema"), checkpoint))
+        [f"{listed(kept)} stay as {checkpoint} saved them for the rest of its run"] if kept else [])
     if why:
         raise BadValue(f"{' and '.join(why)}: {how} (start a new run in another {{checkpoint_dir}} to train a "
                        f"different model or with other values)")
     return values
-
-
-def average_lost(saved: Config, ema, checkpoint: str | Path) -> list[str]:
-    """A resume may change the decay of G's moving average (a longer one for the last epochs), but not drop the average
-    (ema 0: the weights that draw best) or start one the run never had: why not, or nothing."""
-    if not isinstance(ema, numbers.Real) or (ema > 0) == (saved.ema > 0):  # another type: validate() says so
-        return []
-    return [f"{{ema}} {ema:g} would drop the moving average of G that {checkpoint} keeps" if saved.ema else
-            f"{checkpoint} has no moving average of G for {{ema}} {ema:g} to go on with"]
 
 
 def resumed(saved: Config, overrides: dict, checkpoint: str | Path) -> Config:

@@ -333,7 +333,7 @@ def train(cfg: Config, resume: str | Path | None = None, minutes: float | None =
     device = resolve_device(cfg.device)
     if resume is not None and saved is None:  # train(cfg, resume=path): cfg must be that run's
         saved, saved_cfg = load_checkpoint(resume)
-        check_unchanged(saved_cfg, {name: getattr(cfg, name) for name in (*MODEL_FIELDS, *KEPT_FIELDS, "ema")}, resume,
+        check_unchanged(saved_cfg, {name: getattr(cfg, name) for name in MODEL_FIELDS + KEPT_FIELDS}, resume,
                         "pass the saved values, or call gan.resume(path, overrides), which starts from them")
     run = RunFolder(cfg.checkpoint_dir, cfg.sample_dir)
     run.check_resumable(saved, cfg.epochs, resume)

@@ -326,13 +326,12 @@ def patched(lever: str):
 
 
 def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str, resume: str | None = None,
-          lr: float | None = None, ema: float | None = None) -> Path:
+          lr: float | None = None) -> Path:
     """Train with `lever` through gan.train itself, as `python cli.py train` does (checkpoints every 5 epochs,
     grids, the final generator, the run's records in folder/checkpoints and folder/samples): how a lever that is not
     an option of the product trains a model to keep. With `resume` (a checkpoint of such a run), continue it, to
-    `epochs` in all where given, at the Adam rate `lr` (both networks) and with G's moving average of decay `ema`
-    where given, as `cli.py resume` does for the product's runs: only here are the lever's D and step built. Returns
-    the path of the final generator."""
+    `epochs` in all where given, and at the Adam rate `lr` (both networks) where given, as `cli.py resume` does for
+    the product's runs: only here are the lever's D and step built. Returns the path of the final generator."""
     _, _, _, rate, build_g = parts(lever)
     if rate or build_g:
         raise gan.GANError(f"--train takes levers that change the config, D or the training step; {lever!r} "
@@ -340,8 +339,8 @@ def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str,
                            "would not keep: score it without --train")
     with patched(lever):
         if resume is not None:
-            check_trained_with(lever, resume)
-            given = {"epochs": epochs or None, "lr": lr, "ema": ema}
+            check_trained_with(lever, resume, new_rate=lr is not None)
+            given = {"epochs": epochs or None, "lr": lr}
             last = gan.resume(resume, {"data_dir": data_dir, **{k: v for k, v in given.items() if v is not None}})
         else:
             last = gan.train(lever_config(lever, data_dir=data_dir, seed=seed, epochs=epochs or 10, save_every=5,
@@ -349,18 +348,18 @@ def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str,
     return last.parent / rundir.FINAL  # beside the last checkpoint
 
 
-def check_trained_with(lever: str, path: str) -> None:
-    """Refuse a checkpoint whose config is not the lever's (another lever's, a product run's), in what a resume cannot
-    change (its --ema may have changed since). Levers that differ only in their step (diffaugment and the baseline,
-    say) look alike here: the printed --resume command names the run's."""
+def check_trained_with(lever: str, path: str, new_rate: bool = False) -> None:
+    """Refuse a checkpoint whose config is not the lever's (another lever's, a product run's); with `new_rate` (--lr
+    given now) the rates are not compared. Levers that differ only in their step (diffaugment and the baseline, say)
+    look alike here: the printed --resume command names the run's."""
     saved = (peek(Path(path)) or {}).get("config")
     if isinstance(saved, dict):
         wrong = {k: saved.get(k) for k, v in {**BEFORE, **LEVERS[lever][0]}.items()
-                 if saved.get(k) != v and not gan.Config.__dataclass_fields__[k].metadata["resume"]}
+                 if saved.get(k) != v and not (new_rate and k in ("lr_g", "lr_d"))}
         if wrong:
             said = ", ".join(f"{k} is {v}" for k, v in wrong.items())
             raise gan.GANError(f"{path} was not trained with the lever {lever!r} (its {said}): pass the lever it was "
-                               "trained with")
+                               "trained with, and the --lr it was resumed with if one was given")
 
 
 def run(lever: str, seed: int, epochs: int, at: list[int], data_dir: str, n: int) -> list[dict]:
@@ -420,15 +419,13 @@ def main() -> None:
     p.add_argument("--resume", metavar="CHECKPOINT", help="with --train: continue that run from this checkpoint")
     p.add_argument("--lr", type=float, help="with --resume: the Adam rate of both networks from there on (as "
                    "cli.py resume --lr)")
-    p.add_argument("--ema", type=float, help="with --resume: the decay of G's moving average from there on (as "
-                   "cli.py resume --ema)")
     a = p.parse_args()
     check_args(a)
     if a.threads:
         torch.set_num_threads(a.threads)
     try:
         if a.train is not None:
-            train(a.lever, a.seed, a.epochs, a.data_dir, a.train, a.resume, a.lr, a.ema)  # gan.train names G's file
+            train(a.lever, a.seed, a.epochs, a.data_dir, a.train, a.resume, a.lr)  # gan.train names G's file
         else:
             run(a.lever, a.seed, a.epochs or 10, a.at, a.data_dir, a.n)
     except (TrainingInterrupted, gan.GANError) as e:  # one line, as from every command of the project
@@ -441,7 +438,7 @@ def tell(message: str, a: argparse.Namespace, prefix: str) -> int:
     status: 130 after a stop, 1 after an error."""
     again = (f"python search.py --data-dir {shlex.quote(a.data_dir)} --lever {shlex.quote(a.lever)} --train "
              f"{shlex.quote(a.train or 'FOLDER')} " + (f"--epochs {a.epochs} " if a.epochs else "")
-             + "".join(f"--{k} {v:g} " for k, v in (("lr", a.lr), ("ema", a.ema)) if v is not None) + "--resume ")
+             + (f"--lr {a.lr!r} " if a.lr is not None else "") + "--resume ")  # exact: 6 digits could change it
     head, cli, path = message.partition("python cli.py resume ")
     if cli:  # the path ends the message, or a backtick after it does
         path, tick, rest = path.partition("`") if head.endswith("`") else (path, "", "")
@@ -466,9 +463,9 @@ def check_args(a: argparse.Namespace) -> None:
                          f"--train and the lever it was trained with as --lever")
     if a.resume is not None and a.train is None:
         raise SystemExit("Error: --resume continues a --train run: pass --train with the run's folder too")
-    if (a.lr is not None or a.ema is not None) and a.resume is None:
-        raise SystemExit("Error: --lr and --ema change a --train run resumed: pass --resume with its checkpoint (a new "
-                         "run trains with the lever's)")
+    if a.lr is not None and a.resume is None:
+        raise SystemExit("Error: --lr changes the rate of a --train run resumed: pass --resume with its checkpoint (a "
+                         "new run trains at the lever's)")
     measuring = a.train is None
     if (a.epochs is not None and a.epochs < 1 or a.threads < 0
             or measuring and (not all(1 <= e <= epochs for e in a.at) or a.n < 100)):

@@ -232,12 +232,11 @@ def test_train_keeps_a_model_of_a_lever_through_gan_train_resumes_it_and_restore
     assert (tmp_path / "run" / "samples" / "epoch_0001.png").is_file()
     assert (gan.build_discriminator, gan.build_generator, gan.train_step) == before
 
-    monkeypatch.setattr("sys.argv", [*args, "--epochs", "2", "--resume", str(ck / "gan_epoch_1.pth"), "--lr", "2e-4",
-                                     "--ema", "0.999"])
+    monkeypatch.setattr("sys.argv", [*args, "--epochs", "2", "--resume", str(ck / "gan_epoch_1.pth"), "--lr", "2e-4"])
     search.main()  # the product's resume cannot build this D; the lever's can, at a rate of its own from there on
     assert steps == [1, 1] and torch.load(ck / "generator_final.pth", weights_only=True)["epoch"] == 2
     resumed = torch.load(ck / "gan_epoch_2.pth", weights_only=True)
-    assert (resumed["config"]["lr_g"], resumed["config"]["lr_d"], resumed["config"]["ema"]) == (2e-4, 2e-4, 0.999)
+    assert (resumed["config"]["lr_g"], resumed["config"]["lr_d"]) == (2e-4, 2e-4)
     assert [g["lr"] for g in resumed["opt_g"]["param_groups"] + resumed["opt_d"]["param_groups"]] == [2e-4, 2e-4]
     assert torch.load(ck / "gan_epoch_2.pth", weights_only=True)["D"].keys() == saved["D"].keys()
     assert (gan.build_discriminator, gan.build_generator, gan.train_step) == before
@@ -255,8 +254,8 @@ def test_train_keeps_a_model_of_a_lever_through_gan_train_resumes_it_and_restore
     assert refused.value.code == 1 and "python cli.py resume" not in said
     assert f"--train {tmp_path / 'run'} --epochs 3 --resume {ck / 'gan_epoch_2.pth'}" in said, said
     monkeypatch.setattr("sys.argv", [*args, "--epochs", "3", "--resume", str(ck / "gan_epoch_2.pth")])
-    search.main()  # its new decay is the run's own now, not another lever's
-    assert steps == [1, 1, 1] and torch.load(ck / "gan_epoch_3.pth", weights_only=True)["config"]["ema"] == 0.999
+    search.main()  # resumed again, without --lr: the lever's config is the run's, its new rate kept
+    assert steps == [1, 1, 1] and torch.load(ck / "gan_epoch_3.pth", weights_only=True)["config"]["lr_g"] == 2e-4
 
 
 def test_train_says_how_to_continue_refuses_what_it_would_lose_and_restores_gan_after_an_error(
@@ -277,11 +276,11 @@ def test_train_says_how_to_continue_refuses_what_it_would_lose_and_restores_gan_
         f"Continue with: python search.py --data-dir d --lever '{lever}' --train r --epochs 50 --resume r/c/x.pth")
     monkeypatch.setattr(gan, "resume", lambda path, overrides, **hooks: stopped(None))  # a resumed run stopped:
     monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", "d", "--lever", lever, "--epochs", "70", "--train", "r",
-                                     "--lr", "2e-4", "--ema", "0.999", "--resume", "r/checkpoints/gan_epoch_50.pth"])
-    with pytest.raises(SystemExit) as stop:  # its command goes on at the rate and decay it was given
+                                     "--lr", "0.00012345678", "--resume", "r/checkpoints/gan_epoch_50.pth"])
+    with pytest.raises(SystemExit) as stop:  # its command goes on at the rate it was given, to the last digit
         search.main()
     assert stop.value.code == 130 and capsys.readouterr().err.strip().endswith(
-        "--train r --epochs 70 --lr 0.0002 --ema 0.999 --resume r/c/x.pth")
+        "--train r --epochs 70 --lr 0.00012345678 --resume r/c/x.pth")
     monkeypatch.undo()
 
     for other, why in (("default, rate down in the second half", "changes the rate per epoch"),
@@ -295,8 +294,7 @@ def test_train_says_how_to_continue_refuses_what_it_would_lose_and_restores_gan_
                       (["--train", "r", "--resume", ""], "--resume needs a checkpoint"),
                       (["--train", "r", "--resume", "s/checkpoints/x.pth"], "is not in r/checkpoints"),
                       (["--train", "r", "--epochs", "0"], "--epochs 1 or more"),
-                      (["--train", "r", "--lr", "1e-4"], "--lr and --ema change a --train run resumed"),
-                      (["--train", "r", "--ema", "0.999"], "--lr and --ema change a --train run resumed")):
+                      (["--train", "r", "--lr", "1e-4"], "--lr changes the rate of a --train run resumed")):
         monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", "d", "--lever", lever, *bad])
         with pytest.raises(SystemExit, match=says):
             search.main()
@@ -306,3 +304,17 @@ def test_train_says_how_to_continue_refuses_what_it_would_lose_and_restores_gan_
         search.main()  # no data: gan.train raises inside the patches
     assert no_data.value.code == 1 and capsys.readouterr().err.startswith("Error: MNIST is not in")
     assert (gan.build_discriminator, gan.build_generator, gan.train_step) == before
+
+
+def test_a_checkpoint_of_another_lever_is_told_apart_by_its_rates_unless_a_new_rate_is_asked(monkeypatch):
+    """Found by a hostile pass: skipping every option a resume may change let a `default` run resume as "D at half the
+    rate". The rates are compared unless --lr is given now (then they are the new ones)."""
+    saved = dataclasses.asdict(search.lever_config("default"))
+    monkeypatch.setattr(search, "peek", lambda path: {"config": saved})
+    with pytest.raises(gan.GANError, match=r"not trained with the lever 'default, D at half the rate' \(its lr_d is "
+                                           r"0\.0008\).*the --lr it was resumed with"):
+        search.check_trained_with("default, D at half the rate", "x.pth")
+    search.check_trained_with("default, D at half the rate", "x.pth", new_rate=True)  # --lr 4e-4, say: the run's now
+    search.check_trained_with("default", "x.pth")
+    with pytest.raises(gan.GANError, match="its width is 16"):
+        search.check_trained_with("default, width 20", "x.pth", new_rate=True)

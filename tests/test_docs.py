@@ -66,10 +66,11 @@ def test_what_the_docs_say_of_the_defaults_and_the_shipped_model_is_the_code():
     assert f"conditional DCGAN of width {labels['width']} (" in readme and f"(width {free['width']}, {free['epochs']} epochs" in readme
 
 
-def test_the_command_that_trains_the_shipped_model_again_asks_for_its_config_and_its_recipe(monkeypatch):
-    """The README's and results.md's command for the shipped model (v5: search.py's R3GAN lever, trained through
-    gan.train) reaches gan.train with the config the shipped file holds (all but the folders, the data, the device and
-    how often it saved) and with the lever's D and step in place: a config alone does not say the loss and D."""
+def test_the_commands_that_train_the_shipped_model_again_ask_for_its_config_and_its_recipe(monkeypatch):
+    """The README's and results.md's commands for the shipped model (search.py's R3GAN lever trained through
+    gan.train, then resumed at a lower rate) reach gan.train, in turn, with the lever's D and step in place, and end
+    with the config the shipped file holds (all but the folders, the data, the device and how often it saved): a
+    config alone does not say the loss and D, and a resume that lost its --lr would train at the first rate."""
     import inspect
     import shlex
     import sys
@@ -78,18 +79,22 @@ def test_the_command_that_trains_the_shipped_model_again_asks_for_its_config_and
     import search
     asked = []
     monkeypatch.setattr(gan, "train", lambda cfg, **hooks: asked.append(  # returns the last checkpoint, as it does
-        (cfg, gan.build_discriminator, gan.train_step)) or Path(cfg.checkpoint_dir) / "gan_epoch_50.pth")
+        (cfg, gan.build_discriminator, gan.train_step)) or Path(cfg.checkpoint_dir) / f"gan_epoch_{cfg.epochs}.pth")
+    monkeypatch.setattr(gan, "load_checkpoint", lambda path: ({}, asked[-1][0]))  # the run the first command saved
     for doc in (ROOT / "README.md", ROOT / "docs" / "results.md"):
         text = doc.read_text().replace("\\\n", " ")
-        command = re.search(r"python search\.py (--data-dir [^`#\n]*--train [^`#\n]*)", text).group(1)
-        monkeypatch.setattr(sys, "argv", ["search.py", *shlex.split(command)])
-        search.main()
-        (cfg, build_d, step), = asked
+        commands = re.findall(r"python search\.py (--data-dir [^`#\n]*--train [^`#\n]*)", text)
+        assert len(commands) == 2 and "--resume" in commands[1] and "--resume" not in commands[0], (doc.name, commands)
+        for command in commands:
+            monkeypatch.setattr(sys, "argv", ["search.py", *shlex.split(command)])
+            search.main()
+        (first, *_), (cfg, build_d, step) = asked
         asked.clear()
+        assert first.epochs < cfg.epochs and first.lr_g > cfg.lr_g, doc.name  # the resume went on, at a lower rate
         cfg = dataclasses.asdict(cfg)
         differ = {k for k in cfg if cfg[k] != shipped()["config"][k]}
         assert differ <= {"checkpoint_dir", "sample_dir", "data_dir", "device", "save_every"}, (doc.name, differ)
-        lever = search.LEVERS[re.search(r'--lever "([^"]+)"', command).group(1)]
+        lever = search.LEVERS[re.search(r'--lever "([^"]+)"', commands[0]).group(1)]
         assert (build_d, step) == lever[1:3] and build_d is search.no_batchnorm, doc.name
         game = inspect.getclosurevars(step).nonlocals  # what the docs say the step is: R3GAN's game
         assert (game["loss"], game["r1"], game["r2"], game["mode_seeking"], game["cr"]) == ("rp", 0.3, 0.3, 0, (0, 0))

@@ -37,6 +37,7 @@ import evaluate
 import gan
 import rundir
 from checkpoint import peek
+from config import BadValue
 from device import resolve_precision
 from files import TrainingInterrupted
 
@@ -431,8 +432,9 @@ def main() -> None:
             train(a.lever, a.seed, a.epochs, a.data_dir, a.train, a.resume, a.lr)  # gan.train names G's file
         else:
             run(a.lever, a.seed, a.epochs or 10, a.at, a.data_dir, a.n)
-    except (TrainingInterrupted, gan.GANError) as e:  # one line, as from every command of the project
-        raise SystemExit(tell(str(e), a, "" if isinstance(e, TrainingInterrupted) else "Error: ")) from e
+    except (TrainingInterrupted, gan.GANError) as e:  # one line, as from every command of the project, options named
+        said = e.for_cli() if isinstance(e, BadValue) else str(e)  # as this script spells them: --lr, not lr
+        raise SystemExit(tell(said, a, "" if isinstance(e, TrainingInterrupted) else "Error: ")) from e
 
 
 def tell(message: str, a: argparse.Namespace, prefix: str) -> int:

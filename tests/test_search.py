@@ -235,6 +235,11 @@ def test_train_keeps_a_model_of_a_lever_through_gan_train_resumes_it_and_restore
     monkeypatch.setattr("sys.argv", [*args, "--epochs", "2", "--resume", str(ck / "gan_epoch_1.pth"), "--lr", "2e-4"])
     search.main()  # the product's resume cannot build this D; the lever's can, at a rate of its own from there on
     assert steps == [1, 1] and torch.load(ck / "generator_final.pth", weights_only=True)["epoch"] == 2
+    monkeypatch.setattr("sys.argv", [*args, "--epochs", "3", "--resume", str(ck / "gan_epoch_2.pth"), "--lr", "2"])
+    with pytest.raises(SystemExit) as refused:  # a bad rate: named as this script's option, before a step
+        search.main()
+    assert refused.value.code == 1 and capsys.readouterr().err.startswith("Error: --lr must be at most 1") and \
+        steps == [1, 1]
     resumed = torch.load(ck / "gan_epoch_2.pth", weights_only=True)
     assert (resumed["config"]["lr_g"], resumed["config"]["lr_d"]) == (2e-4, 2e-4)
     assert [g["lr"] for g in resumed["opt_g"]["param_groups"] + resumed["opt_d"]["param_groups"]] == [2e-4, 2e-4]

@@ -209,9 +209,9 @@ def test_consistency_shifts_each_image_on_its_own_and_only_d_is_asked_to_ignore_
 
 def test_train_keeps_a_model_of_a_lever_through_gan_train_resumes_it_and_restores_gan(mnist_dir, tmp_path,
                                                                                        monkeypatch, capsys):
-    """`search.py --train FOLDER`, how the shipped model (v5, and v6's first 50 epochs) was trained: the lever's D and step inside gan.train,
-    its config (G 40, D 32) recorded, the run's files written, `--resume` continuing it with the lever's networks, and
-    gan.py as it was afterwards."""
+    """`search.py --train FOLDER`, how the shipped model (v5, and v6's first 50 epochs) was trained: the lever's D and
+    step inside gan.train, its config (G 40, D 32) recorded, the run's files written, `--resume` continuing it with the
+    lever's networks (and v6's last 10 epochs: at a new rate), and gan.py as it was afterwards."""
     before = (gan.build_discriminator, gan.build_generator, gan.train_step)
     steps = []
     lever = "G 40, D 32, rp, R1+R2 0.3, no-bn D"
@@ -235,16 +235,16 @@ def test_train_keeps_a_model_of_a_lever_through_gan_train_resumes_it_and_restore
     monkeypatch.setattr("sys.argv", [*args, "--epochs", "2", "--resume", str(ck / "gan_epoch_1.pth"), "--lr", "2e-4"])
     search.main()  # the product's resume cannot build this D; the lever's can, at a rate of its own from there on
     assert steps == [1, 1] and torch.load(ck / "generator_final.pth", weights_only=True)["epoch"] == 2
+    resumed = torch.load(ck / "gan_epoch_2.pth", weights_only=True)
+    assert (resumed["config"]["lr_g"], resumed["config"]["lr_d"]) == (2e-4, 2e-4)
+    assert [g["lr"] for g in resumed["opt_g"]["param_groups"] + resumed["opt_d"]["param_groups"]] == [2e-4, 2e-4]
+    assert resumed["D"].keys() == saved["D"].keys()
+    assert (gan.build_discriminator, gan.build_generator, gan.train_step) == before
     monkeypatch.setattr("sys.argv", [*args, "--epochs", "3", "--resume", str(ck / "gan_epoch_2.pth"), "--lr", "2"])
     with pytest.raises(SystemExit) as refused:  # a bad rate: named as this script's option, before a step
         search.main()
     assert refused.value.code == 1 and capsys.readouterr().err.startswith("Error: --lr must be at most 1") and \
         steps == [1, 1]
-    resumed = torch.load(ck / "gan_epoch_2.pth", weights_only=True)
-    assert (resumed["config"]["lr_g"], resumed["config"]["lr_d"]) == (2e-4, 2e-4)
-    assert [g["lr"] for g in resumed["opt_g"]["param_groups"] + resumed["opt_d"]["param_groups"]] == [2e-4, 2e-4]
-    assert torch.load(ck / "gan_epoch_2.pth", weights_only=True)["D"].keys() == saved["D"].keys()
-    assert (gan.build_discriminator, gan.build_generator, gan.train_step) == before
 
     other = ["search.py", "--data-dir", str(mnist_dir), "--lever", "width 20, rp, R1+R2 0.3, no-bn D", "--train",
              str(tmp_path / "run"), "--resume", str(ck / "gan_epoch_2.pth"), "--epochs", "3"]

@@ -312,7 +312,7 @@ def seed_field(what: str = "repeatable results"):
 def spread_field(panel: str):
     return option(1.0, "How wide the noise is drawn (its standard deviation): above 1, more varied and less typical "
                   "images; below 1, more typical and more alike (the truncation trick). At 1.1 the shipped model's "
-                  "recall rises from 0.85 to 0.87 (real digits': 0.875) and its FID from 2.5 to 5.0 (docs/results.md).",
+                  "recall rises from 0.85 to 0.87 (real digits': 0.875) and its FID from 2.6 to 4.8 (docs/results.md).",
                   panel)
 
 

@@ -9,11 +9,11 @@ are not options of the product are defined here, as small changes to gan.py's st
 decay is measured in every run at once, from extra averages of the same G. No checkpoints are written: it is a
 measurement, not a run. With --train FOLDER it is a run instead: the lever trains through gan.train itself, writing
 checkpoints, grids and the final generator as `cli.py train` does, and --resume (with --lr, a new rate) continues
-such a run; that is how the shipped model v6 was trained (50 epochs, then 10 at a quarter of the rate):
+such a run; that is how the shipped model v7 was trained (50 epochs, then 20 at half the rate):
 
-    python search.py --data-dir data --lever "G 40, D 32, rp, R1+R2 0.3, no-bn D" --epochs 50 --seed 1 --train runs/v6
-    python search.py --data-dir data --lever "G 40, D 32, rp, R1+R2 0.3, no-bn D" --epochs 60 --lr 2e-4 \
-        --train runs/v6 --resume runs/v6/checkpoints/gan_epoch_50.pth
+    python search.py --data-dir data --lever "G 40, D 32, rp, R1+R2 0.3, no-bn D" --epochs 50 --seed 1 --train runs/v7
+    python search.py --data-dir data --lever "G 40, D 32, rp, R1+R2 0.3, no-bn D" --epochs 70 --lr 4e-4 \
+        --train runs/v7 --resume runs/v7/checkpoints/gan_epoch_50.pth
 """
 
 from __future__ import annotations
@@ -302,7 +302,7 @@ LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, r
     "width 20, CR 10 on real": ({**NOW, "width": 20}, None, make_step(cr=(10.0, 0.0))),
     # the first round's R3GAN recipe (behind at its 10 epochs, but catching up) to today's default's length
     "width 20, rp, R1+R2 0.3, no-bn D": ({**NOW, "width": 20}, no_batchnorm, make_step("rp", r1=0.3, r2=0.3)),
-    # the same at the shipped model's size: the recipe of v5 (`--train`, 50 epochs, seed 0) and of v6's first 50 epochs
+    # the same at the shipped model's size: v5's recipe (`--train`, 50 epochs, seed 0), v6's and v7's first 50 epochs
     "G 40, D 32, rp, R1+R2 0.3, no-bn D": ({**NOW, "width": 40, "d_width": 32}, no_batchnorm,
                                            make_step("rp", r1=0.3, r2=0.3)),
 }
@@ -458,9 +458,9 @@ def check_args(a: argparse.Namespace) -> None:
     """One line for values that cannot work, before anything is read or written."""
     epochs = a.epochs or 10
     if a.train is not None and not a.train.strip():
-        raise SystemExit("Error: --train needs a folder, e.g. --train runs/v6")
+        raise SystemExit("Error: --train needs a folder, e.g. --train runs/v7")
     if a.resume is not None and not a.resume.strip():
-        raise SystemExit("Error: --resume needs a checkpoint of a --train run, e.g. --resume runs/v6/checkpoints/"
+        raise SystemExit("Error: --resume needs a checkpoint of a --train run, e.g. --resume runs/v7/checkpoints/"
                          "gan_epoch_45.pth")
     if a.resume is not None and a.train is not None and Path(a.resume).resolve().parent != (
             Path(a.train) / "checkpoints").resolve():

@@ -209,9 +209,9 @@ def test_consistency_shifts_each_image_on_its_own_and_only_d_is_asked_to_ignore_
 
 def test_train_keeps_a_model_of_a_lever_through_gan_train_resumes_it_and_restores_gan(mnist_dir, tmp_path,
                                                                                        monkeypatch, capsys):
-    """`search.py --train FOLDER`, how the shipped model (v5, and v6's first 50 epochs) was trained: the lever's D and
+    """`search.py --train FOLDER`, how the shipped models (v5, and v6's and v7's first 50 epochs) were trained: the lever's D and
     step inside gan.train, its config (G 40, D 32) recorded, the run's files written, `--resume` continuing it with the
-    lever's networks (and v6's last 10 epochs: at a new rate), and gan.py as it was afterwards."""
+    lever's networks (and v6's and v7's last epochs: at a new rate), and gan.py as it was afterwards."""
     before = (gan.build_discriminator, gan.build_generator, gan.train_step)
     steps = []
     lever = "G 40, D 32, rp, R1+R2 0.3, no-bn D"

@@ -333,9 +333,10 @@ def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str,
           lr: float | None = None) -> Path:
     """Train with `lever` through gan.train itself, as `python cli.py train` does (checkpoints every 5 epochs,
     grids, the final generator, the run's records in folder/checkpoints and folder/samples): how a lever that is not
-    an option of the product trains a model to keep. With `resume` (a checkpoint of such a run), continue it, to
-    `epochs` in all where given, and at the Adam rate `lr` (both networks) where given, as `cli.py resume` does for
-    the product's runs: only here are the lever's D and step built. Returns the path of the final generator."""
+    an option of the product trains a model to keep. With `resume` (a checkpoint in folder/checkpoints), continue
+    it, to `epochs` in all where given, and at the Adam rate `lr` (both networks) where given, as `cli.py resume` does
+    for the product's runs (grids to folder/samples, so a copied folder goes on in its own): only here are the lever's
+    D and step built. Returns the path of the final generator."""
     _, _, _, rate, build_g = parts(lever)
     if rate or build_g:
         raise gan.GANError(f"--train takes levers that change the config, D or the training step; {lever!r} "
@@ -344,8 +345,9 @@ def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str,
     with patched(lever):
         if resume is not None:
             check_trained_with(lever, resume, new_rate=lr is not None)
-            given = {"epochs": epochs or None, "lr": lr}
-            last = gan.resume(resume, {"data_dir": data_dir, **{k: v for k, v in given.items() if v is not None}})
+            given = {"epochs": epochs or None, "lr": lr}  # grids to FOLDER/samples: a copied folder's to its own
+            last = gan.resume(resume, {"data_dir": data_dir, "sample_dir": f"{folder}/samples",
+                                       **{k: v for k, v in given.items() if v is not None}})
         else:
             last = gan.train(lever_config(lever, data_dir=data_dir, seed=seed, epochs=epochs or 10, save_every=5,
                                           checkpoint_dir=f"{folder}/checkpoints", sample_dir=f"{folder}/samples"))

@@ -4,6 +4,7 @@ scored, and gan.py is left as it was."""
 import contextlib
 import dataclasses
 import math
+import shutil
 from unittest import mock
 
 import pytest
@@ -261,6 +262,18 @@ def test_train_keeps_a_model_of_a_lever_through_gan_train_resumes_it_and_restore
     monkeypatch.setattr("sys.argv", [*args, "--epochs", "3", "--resume", str(ck / "gan_epoch_2.pth")])
     search.main()  # resumed again, without --lr: the lever's config is the run's, its new rate kept
     assert steps == [1, 1, 1] and torch.load(ck / "gan_epoch_3.pth", weights_only=True)["config"]["lr_g"] == 2e-4
+
+    # a copy of the run goes on in its own folders, its grids too (it was refused, with advice to pass --sample-dir,
+    # which this script does not have), and the original is left as it was
+    shutil.copytree(tmp_path / "run", tmp_path / "copy")
+    grids = sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())
+    copied = tmp_path / "copy" / "checkpoints" / "gan_epoch_3.pth"
+    monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", str(mnist_dir), "--lever", lever, "--train",
+                                     str(tmp_path / "copy"), "--epochs", "4", "--resume", str(copied)])
+    search.main()
+    assert steps == [1, 1, 1, 1] and (tmp_path / "copy" / "samples" / "epoch_0004.png").is_file()
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == grids
+    assert not (ck / "gan_epoch_4.pth").exists() and (tmp_path / "copy" / "checkpoints" / "gan_epoch_4.pth").is_file()
 
 
 def test_train_says_how_to_continue_refuses_what_it_would_lose_and_restores_gan_after_an_error(

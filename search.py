@@ -23,13 +23,17 @@ import contextlib
 import copy
 import json
 import shlex
+import signal
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
-import torch
+if __name__ == "__main__" and hasattr(signal, "pthread_sigmask"):  # as in cli.py: a Ctrl-C while torch loads
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})  # waits for main()
+
+import torch  # noqa: E402
 import torch.nn.functional as F
 from torch import nn
 
@@ -39,7 +43,7 @@ import rundir
 from checkpoint import peek
 from config import BadValue
 from device import resolve_precision
-from files import TrainingInterrupted
+from files import TrainingInterrupted, hold_stop_signals
 
 # Moving averages kept side by side in every run; with the warm-up (1 + t) / (10 + t), a higher decay is the same as
 # 0.999 for the first 30 epochs.
@@ -207,13 +211,20 @@ def nearness(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return 1 / (apart / (z[:half] - z[half:2 * half]).abs().mean() + 1e-5)
 
 
+def steps_taken(opt: torch.optim.Optimizer) -> int:
+    """How many steps Adam has taken (its count for the first weight; 0 before the first)."""
+    first = opt.param_groups[0]["params"][0]
+    return int(opt.state[first]["step"]) if first in opt.state else 0
+
+
 def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None, every: int = gan.R1_EVERY,
               mode_seeking: float = 0.0, cr: tuple[float, float] = (0.0, 0.0)):
     """A train_step like gan.train_step with a choice of loss (bce: the default's; rp: relativistic pairing, R3GAN),
     lazy R1 and R2 penalties (every `every` steps, weight times `every`), an augmentation of D's inputs, and MSGAN's
     mode-seeking term (Mao et al. 2019; `nearness`) in G's loss at weight `mode_seeking` (the G loss it returns holds
-    the term), and bCR's consistency (`consistency`) in D's at weights `cr` (real, generated)."""
-    count = {"step": 0}
+    the term), and bCR's consistency (`consistency`) in D's at weights `cr` (real, generated). The penalties fall on
+    the run's steps 0, every, 2 every...: counted by D's optimizer, whose state a checkpoint keeps, so a resumed run
+    puts them where the uninterrupted run would."""
     aug = augment or (lambda x: x)
 
     def d_pair(D, real, fake, labels, fake_labels):
@@ -223,8 +234,7 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
         return D(aug(torch.cat([real, fake])), both).float().split(real.size(0))
 
     def step(G, D, opt_g, opt_d, real, labels, real_target, _r1=0.0, amp=None):
-        lazy = count["step"] % every == 0
-        count["step"] += 1
+        lazy = steps_taken(opt_d) % every == 0
         z, fake_labels = noise_and_labels(G, real.size(0), real.device, paired=bool(mode_seeking))
         with amp():
             fake = G(z, fake_labels)
@@ -411,6 +421,17 @@ def train_and_score(s, cfg, images, labels, emas: dict, epochs: int, at: list[in
 
 
 def main() -> None:
+    """The command line. Stop signals held while torch loaded arrive now; one during a run saves it and says how to
+    continue, and a second (or one before the run) ends the script in one line, as in cli.py."""
+    try:
+        hold_stop_signals(False)
+        command_line()
+    except KeyboardInterrupt:
+        print("Error: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def command_line() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", required=True)
     p.add_argument("--lever", choices=list(LEVERS), required=True, metavar="LEVER",

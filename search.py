@@ -343,10 +343,11 @@ def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str,
           lr: float | None = None) -> Path:
     """Train with `lever` through gan.train itself, as `python cli.py train` does (checkpoints every 5 epochs,
     grids, the final generator, the run's records in folder/checkpoints and folder/samples): how a lever that is not
-    an option of the product trains a model to keep. With `resume` (a checkpoint in folder/checkpoints), continue
-    it, to `epochs` in all where given, and at the Adam rate `lr` (both networks) where given, as `cli.py resume` does
-    for the product's runs (grids to folder/samples, so a copied folder goes on in its own): only here are the lever's
-    D and step built. Returns the path of the final generator."""
+    an option of the product trains a model to keep. With `resume` (a checkpoint of such a run), continue it into
+    folder, to `epochs` in all where given, and at the Adam rate `lr` (both networks) where given, as `cli.py resume`
+    does for the product's runs: in the run's own folder it goes on, in a copy's the copy does, and in a new folder it
+    branches (gan.train refuses a folder of another run). Only here are the lever's D and step built. Returns the path
+    of the final generator."""
     _, _, _, rate, build_g = parts(lever)
     if rate or build_g:
         raise gan.GANError(f"--train takes levers that change the config, D or the training step; {lever!r} "
@@ -355,8 +356,9 @@ def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str,
     with patched(lever):
         if resume is not None:
             check_trained_with(lever, resume, new_rate=lr is not None)
-            given = {"epochs": epochs or None, "lr": lr}  # grids to FOLDER/samples: a copied folder's to its own
-            last = gan.resume(resume, {"data_dir": data_dir, "sample_dir": f"{folder}/samples",
+            given = {"epochs": epochs or None, "lr": lr}  # into folder: the run's own, a copy's, or a new branch's
+            last = gan.resume(resume, {"data_dir": data_dir, "checkpoint_dir": f"{folder}/checkpoints",
+                                       "sample_dir": f"{folder}/samples",
                                        **{k: v for k, v in given.items() if v is not None}})
         else:
             last = gan.train(lever_config(lever, data_dir=data_dir, seed=seed, epochs=epochs or 10, save_every=5,
@@ -485,10 +487,6 @@ def check_args(a: argparse.Namespace) -> None:
     if a.resume is not None and not a.resume.strip():
         raise SystemExit("Error: --resume needs a checkpoint of a --train run, e.g. --resume runs/v7/checkpoints/"
                          "gan_epoch_45.pth")
-    if a.resume is not None and a.train is not None and Path(a.resume).resolve().parent != (
-            Path(a.train) / "checkpoints").resolve():
-        raise SystemExit(f"Error: --resume {a.resume} is not in {a.train}/checkpoints: pass the run's own folder as "
-                         f"--train and the lever it was trained with as --lever")
     if a.resume is not None and a.train is None:
         raise SystemExit("Error: --resume continues a --train run: pass --train with the run's folder too")
     if a.lr is not None and a.resume is None:

@@ -340,14 +340,14 @@ def patched(lever: str):
 
 
 def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str, resume: str | None = None,
-          lr: float | None = None) -> Path:
+          lr: float | None = None, keep_last: int | None = None) -> Path:
     """Train with `lever` through gan.train itself, as `python cli.py train` does (checkpoints every 5 epochs,
     grids, the final generator, the run's records in folder/checkpoints and folder/samples): how a lever that is not
     an option of the product trains a model to keep. With `resume` (a checkpoint of such a run), continue it into
     folder, to `epochs` in all where given, and at the Adam rate `lr` (both networks) where given, as `cli.py resume`
     does for the product's runs: in the run's own folder it goes on, in a copy's the copy does, and in a new folder it
-    branches (gan.train refuses a folder of another run). Only here are the lever's D and step built. Returns the path
-    of the final generator."""
+    branches (gan.train refuses a folder of another run). `keep_last`: epoch checkpoints to keep (0: all; None: the
+    run's, 3 for a new one). Only here are the lever's D and step built. Returns the path of the final generator."""
     _, _, _, rate, build_g = parts(lever)
     if rate or build_g:
         raise gan.GANError(f"--train takes levers that change the config, D or the training step; {lever!r} "
@@ -356,13 +356,16 @@ def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str,
     with patched(lever):
         if resume is not None:
             check_trained_with(lever, resume, new_rate=lr is not None)
-            given = {"epochs": epochs or None, "lr": lr}  # into folder: the run's own, a copy's, or a new branch's
+            given = {"epochs": epochs or None, "lr": lr, "keep_last": keep_last}  # into folder: the run's own, a
+            # copy's, or a new branch's
             last = gan.resume(resume, {"data_dir": data_dir, "checkpoint_dir": f"{folder}/checkpoints",
                                        "sample_dir": f"{folder}/samples",
                                        **{k: v for k, v in given.items() if v is not None}})
         else:
+            kept = {"keep_last": keep_last} if keep_last is not None else {}
             last = gan.train(lever_config(lever, data_dir=data_dir, seed=seed, epochs=epochs or 10, save_every=5,
-                                          checkpoint_dir=f"{folder}/checkpoints", sample_dir=f"{folder}/samples"))
+                                          checkpoint_dir=f"{folder}/checkpoints", sample_dir=f"{folder}/samples",
+                                          **kept))
     return last.parent / rundir.FINAL  # beside the last checkpoint
 
 
@@ -448,13 +451,15 @@ def command_line() -> None:
     p.add_argument("--resume", metavar="CHECKPOINT", help="with --train: continue that run from this checkpoint")
     p.add_argument("--lr", type=float, help="with --resume: the Adam rate of both networks from there on (as "
                    "cli.py resume --lr)")
+    p.add_argument("--keep-last", type=int, help="with --train: epoch checkpoints to keep, newest first (0: all; "
+                   "default 3, or with --resume the run's), as cli.py train --keep-last")
     a = p.parse_args()
     check_args(a)
     if a.threads:
         torch.set_num_threads(a.threads)
     try:
         if a.train is not None:
-            train(a.lever, a.seed, a.epochs, a.data_dir, a.train, a.resume, a.lr)  # gan.train names G's file
+            train(a.lever, a.seed, a.epochs, a.data_dir, a.train, a.resume, a.lr, a.keep_last)
         else:
             run(a.lever, a.seed, a.epochs or 10, a.at, a.data_dir, a.n)
     except (TrainingInterrupted, gan.GANError) as e:  # one line, as from every command of the project, options named
@@ -468,7 +473,8 @@ def tell(message: str, a: argparse.Namespace, prefix: str) -> int:
     status: 130 after a stop, 1 after an error."""
     again = (f"python search.py --data-dir {shlex.quote(a.data_dir)} --lever {shlex.quote(a.lever)} --train "
              f"{shlex.quote(a.train or 'FOLDER')} " + (f"--epochs {a.epochs} " if a.epochs else "")
-             + (f"--lr {a.lr!r} " if a.lr is not None else "") + "--resume ")  # exact: 6 digits could change it
+             + (f"--lr {a.lr!r} " if a.lr is not None else "")  # the rate exact: 6 digits could change it
+             + (f"--keep-last {a.keep_last} " if a.keep_last is not None else "") + "--resume ")
     head, cli, path = message.partition("python cli.py resume ")
     if cli:  # the path ends the message, or a backtick after it does
         path, tick, rest = path.partition("`") if head.endswith("`") else (path, "", "")
@@ -489,6 +495,9 @@ def check_args(a: argparse.Namespace) -> None:
                          "gan_epoch_45.pth")
     if a.resume is not None and a.train is None:
         raise SystemExit("Error: --resume continues a --train run: pass --train with the run's folder too")
+    if a.keep_last is not None and a.train is None:
+        raise SystemExit("Error: --keep-last keeps the checkpoints of a --train run: pass --train too (a measurement "
+                         "writes none)")
     if a.lr is not None and a.resume is None:
         raise SystemExit("Error: --lr changes the rate of a --train run resumed: pass --resume with its checkpoint (a "
                          "new run trains at the lever's)")

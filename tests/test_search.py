@@ -388,3 +388,26 @@ def test_a_ctrl_c_while_torch_loads_ends_the_script_in_one_line(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert (proc.returncode, err.strip(), out) == (130, "Error: interrupted", ""), err
     assert not (tmp_path / "run").exists()
+
+
+def test_keep_last_sets_how_many_checkpoints_a_train_run_keeps(mnist_dir, tmp_path, monkeypatch, capsys):
+    """Found by a hostile pass: the README's resume from epoch 50 to 70 pruned epoch 50 (3 kept), the point to branch
+    from again, and search.py had no way to keep it. --keep-last is cli.py train's, for --train runs."""
+    lever = "G 40, D 32, rp, R1+R2 0.3, no-bn D"
+    args = ["search.py", "--data-dir", str(mnist_dir), "--lever", lever, "--train", str(tmp_path / "run")]
+    ck = tmp_path / "run" / "checkpoints"
+    monkeypatch.setattr("sys.argv", [*args, "--epochs", "1", "--keep-last", "0"])
+    search.main()
+    assert torch.load(ck / "gan_epoch_1.pth", weights_only=True)["config"]["keep_last"] == 0
+    monkeypatch.setattr("sys.argv", [*args, "--epochs", "6", "--keep-last", "1", "--resume", str(ck / "gan_epoch_1.pth")])
+    search.main()  # saves epochs 5 and 6 (every 5, and the last), keeping the newest one
+    assert sorted(p.name for p in ck.glob("gan_epoch_*.pth")) == ["gan_epoch_6.pth"]
+    assert torch.load(ck / "gan_epoch_6.pth", weights_only=True)["config"]["keep_last"] == 1
+    monkeypatch.setattr("sys.argv", [*args, "--keep-last", "-1", "--epochs", "7", "--resume", str(ck / "gan_epoch_6.pth")])
+    with pytest.raises(SystemExit) as refused:  # the config's own check, named as this script's option
+        search.main()
+    assert refused.value.code == 1 and capsys.readouterr().err.startswith("Error: --keep-last must be at least 0, got -1")
+    monkeypatch.setattr("sys.argv", [*args[:5], "--keep-last", "2"])  # a measurement: refused before anything runs
+    with pytest.raises(SystemExit, match=r"^Error: --keep-last keeps the checkpoints of a --train run: pass --train"):
+        search.main()
+    assert sorted(p.name for p in ck.glob("gan_epoch_*.pth")) == ["gan_epoch_6.pth"]

@@ -392,12 +392,25 @@ def same_kind(annotation: str, value) -> bool:
     return type(value).__name__ == kind
 
 
+def without_batchnorm(expected: dict, weights: dict) -> bool:
+    """Whether `weights` are the `expected` network's convolutions without its BatchNorm layers (a lever's D)."""
+    def convolutions(shapes):
+        return [shape for shape in shapes if len(shape) == 4]
+    return (any(k.endswith("running_mean") for k in expected) and not any(k.endswith("running_mean") for k in weights)
+            and convolutions(shape for shape, _ in expected.values()) == convolutions(
+                tuple(v.shape) for v in weights.values()))
+
+
 def check_weights(net: nn.Module, weights, path, what: str) -> None:
     """Say in one line when `weights` do not fit `net` (built on the meta device, so nothing is allocated yet)."""
     if not isinstance(weights, dict) or not all(torch.is_tensor(v) for v in weights.values()):
         raise GANError(f"{path} has no {what} weights: use another checkpoint")
     expected = {k: (tuple(v.shape), v.dtype) for k, v in net.state_dict().items()}
     if expected != {k: (tuple(v.shape), v.dtype) for k, v in weights.items()}:
+        if what == "discriminator" and without_batchnorm(expected, weights):
+            raise GANError(f"{path} holds a discriminator without BatchNorm, as search.py's levers build it (the "
+                           f"shipped model's recipe): continue it with `python search.py --train FOLDER --resume "
+                           f"{path}` and the --lever it was trained with")
         raise GANError(f"the {what} weights in {path} do not fit the architecture its config describes "
                        f"(different arch, width, D's width, latent size or number type?): the file is inconsistent")
     if not all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()):

@@ -380,7 +380,8 @@ def check_trained_with(lever: str, path: str, new_rate: bool = False) -> None:
         if wrong:
             said = ", ".join(f"{k} is {v}" for k, v in wrong.items())
             raise gan.GANError(f"{path} was not trained with the lever {lever!r} (its {said}): pass the lever it was "
-                               "trained with, and the --lr it was resumed with if one was given")
+                               "trained with, and the --lr it was resumed with if one was given (a run of cli.py "
+                               f"train goes on with `python cli.py resume {path}`)")
 
 
 def run(lever: str, seed: int, epochs: int, at: list[int], data_dir: str, n: int) -> list[dict]:

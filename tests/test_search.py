@@ -241,6 +241,9 @@ def test_train_keeps_a_model_of_a_lever_through_gan_train_resumes_it_and_restore
     monkeypatch.setattr("sys.argv", [*args, "--epochs", "2", "--resume", str(ck / "gan_epoch_1.pth"), "--lr", "2e-4"])
     search.main()  # the product's resume cannot build this D; the lever's can, at a rate of its own from there on
     assert steps == [1, 1] and torch.load(ck / "generator_final.pth", weights_only=True)["epoch"] == 2
+    with pytest.raises(gan.GANError, match=r"without BatchNorm, as search\.py's levers build it .*python search\.py "
+                                           r"--train FOLDER --resume .*gan_epoch_2\.pth` and the --lever"):
+        gan.load_checkpoint(ck / "gan_epoch_2.pth")  # what cli.py resume says of it: not "the file is inconsistent"
     resumed = torch.load(ck / "gan_epoch_2.pth", weights_only=True)
     assert (resumed["config"]["lr_g"], resumed["config"]["lr_d"]) == (2e-4, 2e-4)
     assert [g["lr"] for g in resumed["opt_g"]["param_groups"] + resumed["opt_d"]["param_groups"]] == [2e-4, 2e-4]
@@ -344,7 +347,7 @@ def test_a_checkpoint_of_another_lever_is_told_apart_by_its_rates_unless_a_new_r
     saved = dataclasses.asdict(search.lever_config("default"))
     monkeypatch.setattr(search, "peek", lambda path: {"config": saved})
     with pytest.raises(gan.GANError, match=r"not trained with the lever 'default, D at half the rate' \(its lr_d is "
-                                           r"0\.0008\).*the --lr it was resumed with"):
+                                           r"0\.0008\).*the --lr it was resumed with.*python cli\.py resume x\.pth"):
         search.check_trained_with("default, D at half the rate", "x.pth")
     search.check_trained_with("default, D at half the rate", "x.pth", new_rate=True)  # --lr 4e-4, say: the run's now
     search.check_trained_with("default", "x.pth")

@@ -409,8 +409,9 @@ def check_weights(net: nn.Module, weights, path, what: str) -> None:
     if expected != {k: (tuple(v.shape), v.dtype) for k, v in weights.items()}:
         if what == "discriminator" and without_batchnorm(expected, weights):
             raise GANError(f"{path} holds a discriminator without BatchNorm, as search.py's levers build it (the "
-                           f"shipped model's recipe): continue it with `python search.py --train FOLDER --resume "
-                           f"{path}` and the --lever it was trained with")
+                           f"shipped model's recipe): continue it with `python search.py --data-dir DIR --lever LEVER "
+                           f"--train FOLDER --epochs N --resume {path}`, LEVER the one it was trained with and FOLDER "
+                           f"the one above its checkpoints folder")
         raise GANError(f"the {what} weights in {path} do not fit the architecture its config describes "
                        f"(different arch, width, D's width, latent size or number type?): the file is inconsistent")
     if not all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()):

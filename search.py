@@ -18,22 +18,23 @@ such a run; that is how the shipped model v7 was trained (50 epochs, then 20 at 
 
 from __future__ import annotations
 
+import signal
+
+if __name__ == "__main__" and hasattr(signal, "pthread_sigmask"):  # as in cli.py: a Ctrl-C while Python
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})  # loads waits for main()
+
 import argparse
 import contextlib
 import copy
 import json
 import shlex
-import signal
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
-if __name__ == "__main__" and hasattr(signal, "pthread_sigmask"):  # as in cli.py: a Ctrl-C while torch loads
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})  # waits for main()
-
-import torch  # noqa: E402
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -470,20 +471,39 @@ def command_line() -> None:
 
 def tell(message: str, a: argparse.Namespace, prefix: str) -> int:
     """Print gan.train's message (a stop, a refusal) on stderr with its advice for cli.py turned into this script's:
-    `python cli.py resume PATH` into the --train --resume command that builds the lever's networks. Returns the exit
-    status: 130 after a stop, 1 after an error."""
-    again = (f"python search.py --data-dir {shlex.quote(a.data_dir)} --lever {shlex.quote(a.lever)} --train "
-             f"{shlex.quote(a.train or 'FOLDER')} " + (f"--epochs {a.epochs} " if a.epochs else "")
-             + (f"--lr {a.lr!r} " if a.lr is not None else "")  # the rate exact: 6 digits could change it
-             + (f"--keep-last {a.keep_last} " if a.keep_last is not None else "") + "--resume ")
+    `python cli.py resume PATH`, where PATH is this lever's, into the --train --resume command that builds the lever's
+    networks (with this command's --epochs where PATH has fewer, and after a stop its --lr). Returns the exit status:
+    130 after a stop, 1 after an error."""
     head, cli, path = message.partition("python cli.py resume ")
     if cli:  # the path ends the message, or a backtick after it does
         path, tick, rest = path.partition("`") if head.endswith("`") else (path, "", "")
-        message = head + again + shlex.quote(path) + tick + rest
-    if a.train is not None and "--checkpoint-dir" in message:
+        if lever_of(a.lever, path):
+            message = head + again(a, path, stopped=not prefix) + tick + rest
+    if a.train is not None and ("--checkpoint-dir" in message or "--sample-dir" in message):
         message += " (here: --train FOLDER, whose checkpoints and samples go to FOLDER/checkpoints and FOLDER/samples)"
     print(prefix + message, file=sys.stderr)
     return 130 if not prefix else 1
+
+
+def again(a: argparse.Namespace, path: str, stopped: bool) -> str:
+    """The command that continues `path` with this lever."""
+    saved = peek(Path(path)) or {}
+    epochs = a.epochs if a.epochs and a.epochs > saved.get("epoch", 0) else None
+    return (f"python search.py --data-dir {shlex.quote(a.data_dir)} --lever {shlex.quote(a.lever)} --train "
+            f"{shlex.quote(a.train or 'FOLDER')} " + (f"--epochs {epochs} " if epochs else "")
+            + (f"--lr {a.lr!r} " if a.lr is not None and stopped else "")  # the rate exact: 6 digits could change it
+            + (f"--keep-last {a.keep_last} " if a.keep_last is not None else "") + "--resume " + shlex.quote(path))
+
+
+def lever_of(lever: str, path: str) -> bool:
+    """Whether `path` could be a run of `lever` (its config and its D's kind; True for a file that cannot be read)."""
+    try:
+        check_trained_with(lever, path, new_rate=True)
+    except gan.GANError:
+        return False
+    weights = (peek(Path(path)) or {}).get("D")
+    batchnorm = isinstance(weights, dict) and any(k.endswith("running_mean") for k in weights)
+    return not isinstance(weights, dict) or batchnorm == (parts(lever)[1] is None)  # gan's D has BatchNorm
 
 
 def check_args(a: argparse.Namespace) -> None:
@@ -494,6 +514,9 @@ def check_args(a: argparse.Namespace) -> None:
     if a.resume is not None and not a.resume.strip():
         raise SystemExit("Error: --resume needs a checkpoint of a --train run, e.g. --resume runs/v7/checkpoints/"
                          "gan_epoch_45.pth")
+    if a.resume is not None and a.train is not None and Path(a.train).resolve() == Path(a.resume).resolve().parent:
+        raise SystemExit(f"Error: --train {a.train} is the run's checkpoints folder: pass the run's folder, the one "
+                         f"above it ({Path(a.train).resolve().parent})")
     if a.resume is not None and a.train is None:
         raise SystemExit("Error: --resume continues a --train run: pass --train with the run's folder too")
     if a.keep_last is not None and a.train is None:

@@ -241,8 +241,9 @@ def test_train_keeps_a_model_of_a_lever_through_gan_train_resumes_it_and_restore
     monkeypatch.setattr("sys.argv", [*args, "--epochs", "2", "--resume", str(ck / "gan_epoch_1.pth"), "--lr", "2e-4"])
     search.main()  # the product's resume cannot build this D; the lever's can, at a rate of its own from there on
     assert steps == [1, 1] and torch.load(ck / "generator_final.pth", weights_only=True)["epoch"] == 2
-    with pytest.raises(gan.GANError, match=r"without BatchNorm, as search\.py's levers build it .*python search\.py "
-                                           r"--train FOLDER --resume .*gan_epoch_2\.pth` and the --lever"):
+    with pytest.raises(gan.GANError, match=r"without BatchNorm, as search\.py's levers build it .*`python search\.py "
+                                           r"--data-dir DIR --lever LEVER --train FOLDER --epochs N --resume "
+                                           r".*gan_epoch_2\.pth`, LEVER the one it was trained with"):
         gan.load_checkpoint(ck / "gan_epoch_2.pth")  # what cli.py resume says of it: not "the file is inconsistent"
     resumed = torch.load(ck / "gan_epoch_2.pth", weights_only=True)
     assert (resumed["config"]["lr_g"], resumed["config"]["lr_d"]) == (2e-4, 2e-4)
@@ -413,4 +414,30 @@ def test_keep_last_sets_how_many_checkpoints_a_train_run_keeps(mnist_dir, tmp_pa
     monkeypatch.setattr("sys.argv", [*args[:5], "--keep-last", "2"])  # a measurement: refused before anything runs
     with pytest.raises(SystemExit, match=r"^Error: --keep-last keeps the checkpoints of a --train run: pass --train"):
         search.main()
+    monkeypatch.setattr("sys.argv", [*args, "--epochs", "3"])  # a new run into this one's folder: refused, and the
+    with pytest.raises(SystemExit) as refused:  # advice to continue the run there leaves out an --epochs it has passed
+        search.main()
+    said = capsys.readouterr().err
+    assert refused.value.code == 1 and f"--train {tmp_path / 'run'} --resume {ck / 'gan_epoch_6.pth'}" in said, said
     assert sorted(p.name for p in ck.glob("gan_epoch_*.pth")) == ["gan_epoch_6.pth"]
+
+
+def test_a_product_run_is_sent_to_cli_py_and_a_checkpoints_folder_is_not_a_run_folder(mnist_dir, tmp_path, monkeypatch,
+                                                                                       capsys):
+    """Found by a hostile pass: the advice for a cli.py train checkpoint was rewritten into the very search.py command
+    that had been refused; and --train FOLDER/checkpoints nested a branch inside the run's checkpoints."""
+    product = gan.train(gan.Config(data_dir=str(mnist_dir), epochs=1, checkpoint_dir=str(tmp_path / "p" / "checkpoints"),
+                                   sample_dir=str(tmp_path / "p" / "samples")))
+    lever = "G 40, D 32, rp, R1+R2 0.3, no-bn D"
+    monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", str(mnist_dir), "--lever", lever, "--train",
+                                     str(tmp_path / "p"), "--epochs", "2", "--resume", str(product)])
+    with pytest.raises(SystemExit) as refused:
+        search.main()
+    said = capsys.readouterr().err
+    assert refused.value.code == 1 and said.strip().endswith(f"(a run of cli.py train goes on with `python cli.py resume "
+                                                             f"{product}`)") and "python search.py" not in said, said
+    monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", str(mnist_dir), "--lever", lever, "--train",
+                                     str(product.parent), "--epochs", "2", "--resume", str(product)])
+    with pytest.raises(SystemExit, match=r"is the run's checkpoints folder: pass the run's folder, the one above it"):
+        search.main()
+    assert not (product.parent / "checkpoints").exists() and not (product.parent / "samples").exists()

@@ -253,6 +253,9 @@ class Session:
     def __init__(self, run: RunFolder, s: TrainingState, cfg: Config, resume, untagged_ok: bool, precision: str,
                  minutes: float | None, say):
         self.run, self.s, self.cfg, self.resume, self.precision, self.say = run, s, cfg, resume, precision, say
+        # resumed from a checkpoint in its own folder (not branched into a new one, which has none of its checkpoints
+        # yet): its records go on at once
+        self.resumed_here = resume is not None and os.path.realpath(Path(resume).parent) == os.path.realpath(run.dir)
         self.untagged_ok, self.stack, self.writer, self.stop = untagged_ok, contextlib.ExitStack(), None, None
         self.steps = 0
         self.deadline = time.perf_counter() + 60 * minutes if minutes else None
@@ -312,7 +315,7 @@ class Session:
                                           lineage=lineage(s.history))))
             if self.writer:
                 self.writer.add_image("samples", make_grid(images, nrow=row_length), epoch)
-        if s.last_checkpoint or self.resume:  # the records come with the run's first checkpoint, never before it
+        if s.last_checkpoint or self.resumed_here:  # the records come with the run's first checkpoint in this folder
             if not self.run.summary.exists():
                 write_text(self.run.summary, model_summary(s.G, s.D, f"{describe(cfg)}, precision {self.precision}")
                            + "\n")

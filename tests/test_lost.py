@@ -4,6 +4,7 @@ signals run as real processes."""
 
 import dataclasses
 import errno
+import json
 import os
 import re
 import resource
@@ -1052,3 +1053,22 @@ def test_a_lineage_that_is_not_the_files_own_is_damage_not_another_branch(mark, 
     bad = tmp_path / "gan_epoch_3.pth"
     torch.save(state, bad)
     assert_refused(run_cli("resume", bad, "--epochs", "4"), r"lineage that is not the fingerprint of its own history")
+
+
+def test_a_branch_that_dies_before_its_first_checkpoint_can_be_run_again(tmp_path, small_data):
+    """Found by a hostile pass: a run resumed into new folders (a branch) wrote its records there from its first
+    epoch, before any checkpoint of its own; killed then, the same command was refused ("holds summary.txt, which this
+    run did not write"). Its records now come with its first checkpoint there, as a new run's do."""
+    start = gan.train(config(tmp_path, small_data, epochs=1), console=quiet())
+    branch = {"checkpoint_dir": str(tmp_path / "branch" / "ck"), "sample_dir": str(tmp_path / "branch" / "samples"),
+              "epochs": 4, "save_every": 3, "sample_every": 3}
+
+    def crash(epoch, *_):  # dies in epoch 3, after epoch 2 ended with no checkpoint and no grid (every 3)
+        if epoch == 3:
+            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError, match="killed"):
+        gan.resume(start, branch, console=quiet(), on_step=crash)
+    assert not list((tmp_path / "branch" / "ck").glob("*"))  # nothing of the branch's yet, records neither
+    last = gan.resume(start, branch, console=quiet())  # the same command again: it runs
+    assert last.name == "gan_epoch_4.pth" and (tmp_path / "branch" / "ck" / "gan_epoch_3.pth").is_file()
+    assert [row["epoch"] for row in json.loads((tmp_path / "branch" / "ck" / "metrics.json").read_text())] == [1, 2, 3, 4]

@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import copy
 import json
+import os
 import shlex
 import sys
 import time
@@ -525,6 +526,10 @@ def check_args(a: argparse.Namespace) -> None:
     if a.lr is not None and a.resume is None:
         raise SystemExit("Error: --lr changes the rate of a --train run resumed: pass --resume with its checkpoint (a "
                          "new run trains at the lever's)")
+    most = 8 * (os.cpu_count() or 1)
+    if a.threads > most:  # torch crashes (a segfault) at some huge counts
+        raise SystemExit(f"Error: --threads {a.threads} is more than this machine can use: pass at most {most} "
+                         f"({os.cpu_count()} cores), or 0 for torch's choice")
     measuring = a.train is None
     if (a.epochs is not None and a.epochs < 1 or a.threads < 0
             or measuring and (not all(1 <= e <= epochs for e in a.at) or a.n < 100)):

@@ -330,6 +330,7 @@ def test_train_says_how_to_continue_refuses_what_it_would_lose_and_restores_gan_
     for bad, says in ((["--train", " "], "--train needs a folder"), (["--resume", "c.pth"], "--resume continues"),
                       (["--train", "r", "--resume", ""], "--resume needs a checkpoint"),
                       (["--train", "r", "--epochs", "0"], "--epochs 1 or more"),
+                      (["--train", "r", "--threads", "100000"], "--threads 100000 is more than this machine can use"),
                       (["--train", "r", "--lr", "1e-4"], "--lr changes the rate of a --train run resumed")):
         monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", "d", "--lever", lever, *bad])
         with pytest.raises(SystemExit, match=says):

@@ -392,11 +392,16 @@ def same_kind(annotation: str, value) -> bool:
     return type(value).__name__ == kind
 
 
+def has_batchnorm(weights: dict) -> bool:
+    """Whether a network's weights (a state dict, or its names) hold BatchNorm layers."""
+    return any(k.endswith("running_mean") for k in weights)
+
+
 def without_batchnorm(expected: dict, weights: dict) -> bool:
     """Whether `weights` are the `expected` network's convolutions without its BatchNorm layers (a lever's D)."""
     def convolutions(shapes):
         return [shape for shape in shapes if len(shape) == 4]
-    return (any(k.endswith("running_mean") for k in expected) and not any(k.endswith("running_mean") for k in weights)
+    return (has_batchnorm(expected) and not has_batchnorm(weights)
             and convolutions(shape for shape, _ in expected.values()) == convolutions(
                 tuple(v.shape) for v in weights.values()))
 

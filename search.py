@@ -31,6 +31,7 @@ import os
 import shlex
 import sys
 import time
+import weakref
 from dataclasses import replace
 from pathlib import Path
 from unittest import mock
@@ -42,7 +43,7 @@ from torch import nn
 import evaluate
 import gan
 import rundir
-from checkpoint import peek
+from checkpoint import has_batchnorm, peek
 from config import BadValue
 from device import resolve_precision
 from files import TrainingInterrupted, hold_stop_signals
@@ -226,8 +227,9 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
     mode-seeking term (Mao et al. 2019; `nearness`) in G's loss at weight `mode_seeking` (the G loss it returns holds
     the term), and bCR's consistency (`consistency`) in D's at weights `cr` (real, generated). The penalties fall on
     the run's steps 0, every, 2 every...: counted by D's optimizer, whose state a checkpoint keeps, so a resumed run
-    puts them where the uninterrupted run would."""
+    puts them where the uninterrupted run would (read once per optimizer: on a GPU each read would wait for it)."""
     aug = augment or (lambda x: x)
+    taken = weakref.WeakKeyDictionary()  # D's optimizer -> steps it has taken
 
     def d_pair(D, real, fake, labels, fake_labels):
         if D.batchnorm:
@@ -236,7 +238,8 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
         return D(aug(torch.cat([real, fake])), both).float().split(real.size(0))
 
     def step(G, D, opt_g, opt_d, real, labels, real_target, _r1=0.0, amp=None):
-        lazy = steps_taken(opt_d) % every == 0
+        done = taken[opt_d] if opt_d in taken else steps_taken(opt_d)
+        taken[opt_d], lazy = done + 1, done % every == 0
         z, fake_labels = noise_and_labels(G, real.size(0), real.device, paired=bool(mode_seeking))
         with amp():
             fake = G(z, fake_labels)
@@ -358,8 +361,8 @@ def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str,
     with patched(lever):
         if resume is not None:
             check_trained_with(lever, resume, new_rate=lr is not None)
-            given = {"epochs": epochs or None, "lr": lr, "keep_last": keep_last}  # into folder: the run's own, a
-            # copy's, or a new branch's
+            given = {"epochs": epochs or None, "lr": lr, "keep_last": keep_last}
+            # into folder: the run's own, a copy's, or a new branch's
             last = gan.resume(resume, {"data_dir": data_dir, "checkpoint_dir": f"{folder}/checkpoints",
                                        "sample_dir": f"{folder}/samples",
                                        **{k: v for k, v in given.items() if v is not None}})
@@ -375,15 +378,22 @@ def check_trained_with(lever: str, path: str, new_rate: bool = False) -> None:
     """Refuse a checkpoint whose config is not the lever's (another lever's, a product run's); with `new_rate` (--lr
     given now) the rates are not compared. Levers that differ only in their step (diffaugment and the baseline, say)
     look alike here: the printed --resume command names the run's."""
-    saved = (peek(Path(path)) or {}).get("config")
-    if isinstance(saved, dict):
-        wrong = {k: saved.get(k) for k, v in {**BEFORE, **LEVERS[lever][0]}.items()
-                 if saved.get(k) != v and not (new_rate and k in ("lr_g", "lr_d"))}
-        if wrong:
-            said = ", ".join(f"{k} is {v}" for k, v in wrong.items())
-            raise gan.GANError(f"{path} was not trained with the lever {lever!r} (its {said}): pass the lever it was "
-                               "trained with, and the --lr it was resumed with if one was given (a run of cli.py "
-                               f"train goes on with `python cli.py resume {path}`)")
+    wrong = unlike(lever, peek(Path(path)), new_rate)
+    if wrong:
+        said = ", ".join(f"{k} is {v}" for k, v in wrong.items())
+        raise gan.GANError(f"{path} was not trained with the lever {lever!r} (its {said}): pass the lever it was "
+                           "trained with, and the --lr it was resumed with if one was given (a run of cli.py "
+                           f"train goes on with `python cli.py resume {path}`)")
+
+
+def unlike(lever: str, saved: dict | None, new_rate: bool) -> dict:
+    """The options of a checkpoint (as peek reads it) that are not the lever's, with their values; the rates left
+    out with `new_rate`. Nothing for a file that cannot be read (the resume then says why)."""
+    config = (saved or {}).get("config")
+    if not isinstance(config, dict):
+        return {}
+    return {k: config.get(k) for k, v in {**BEFORE, **LEVERS[lever][0]}.items()
+            if config.get(k) != v and not (new_rate and k in ("lr_g", "lr_d"))}
 
 
 def run(lever: str, seed: int, epochs: int, at: list[int], data_dir: str, n: int) -> list[dict]:
@@ -478,33 +488,30 @@ def tell(message: str, a: argparse.Namespace, prefix: str) -> int:
     head, cli, path = message.partition("python cli.py resume ")
     if cli:  # the path ends the message, or a backtick after it does
         path, tick, rest = path.partition("`") if head.endswith("`") else (path, "", "")
-        if lever_of(a.lever, path):
-            message = head + again(a, path, stopped=not prefix) + tick + rest
+        saved = peek(Path(path))
+        if lever_of(a.lever, saved):
+            message = head + again(a, path, saved, stopped=not prefix) + tick + rest
     if a.train is not None and ("--checkpoint-dir" in message or "--sample-dir" in message):
         message += " (here: --train FOLDER, whose checkpoints and samples go to FOLDER/checkpoints and FOLDER/samples)"
     print(prefix + message, file=sys.stderr)
     return 130 if not prefix else 1
 
 
-def again(a: argparse.Namespace, path: str, stopped: bool) -> str:
-    """The command that continues `path` with this lever."""
-    saved = peek(Path(path)) or {}
-    epochs = a.epochs if a.epochs and a.epochs > saved.get("epoch", 0) else None
+def again(a: argparse.Namespace, path: str, saved: dict | None, stopped: bool) -> str:
+    """The command that continues `path` (`saved`, as peek read it) with this lever."""
+    epochs = a.epochs if a.epochs and a.epochs > (saved or {}).get("epoch", 0) else None
     return (f"python search.py --data-dir {shlex.quote(a.data_dir)} --lever {shlex.quote(a.lever)} --train "
             f"{shlex.quote(a.train or 'FOLDER')} " + (f"--epochs {epochs} " if epochs else "")
             + (f"--lr {a.lr!r} " if a.lr is not None and stopped else "")  # the rate exact: 6 digits could change it
             + (f"--keep-last {a.keep_last} " if a.keep_last is not None else "") + "--resume " + shlex.quote(path))
 
 
-def lever_of(lever: str, path: str) -> bool:
-    """Whether `path` could be a run of `lever` (its config and its D's kind; True for a file that cannot be read)."""
-    try:
-        check_trained_with(lever, path, new_rate=True)
-    except gan.GANError:
-        return False
-    weights = (peek(Path(path)) or {}).get("D")
-    batchnorm = isinstance(weights, dict) and any(k.endswith("running_mean") for k in weights)
-    return not isinstance(weights, dict) or batchnorm == (parts(lever)[1] is None)  # gan's D has BatchNorm
+def lever_of(lever: str, saved: dict | None) -> bool:
+    """Whether a checkpoint (as peek read it) could be a run of `lever`: its config and its D's kind (True for a file
+    that could not be read)."""
+    weights = (saved or {}).get("D")
+    return not unlike(lever, saved, new_rate=True) and (
+        not isinstance(weights, dict) or has_batchnorm(weights) == (parts(lever)[1] is None))  # gan's D has BatchNorm
 
 
 def check_args(a: argparse.Namespace) -> None:

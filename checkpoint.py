@@ -15,6 +15,7 @@ import json
 import math
 import pickle
 import re
+import shlex
 import uuid
 import warnings
 import zipfile
@@ -39,6 +40,11 @@ GENERATOR_KIND = "mnist-gan-generator"
 # fields that format 1 files written before these options existed lack, with the value they had then
 FORMAT1_MISSING = {"conditional": False, "ema": 0.0, "dataset": "mnist"}
 DIVERGED_ADVICE = "Try a lower --lr or --label-smoothing 0.9"  # said when a loss or a weight becomes NaN
+
+
+def resume_command(path: str | Path) -> str:
+    """The command that continues a checkpoint, its path quoted for the shell (spaces, quotes, backticks)."""
+    return f"python cli.py resume {shlex.quote(str(path))}"
 
 
 def upgrade_config(saved: dict, file_format: int) -> dict:
@@ -415,8 +421,8 @@ def check_weights(net: nn.Module, weights, path, what: str) -> None:
         if what == "discriminator" and without_batchnorm(expected, weights):
             raise GANError(f"{path} holds a discriminator without BatchNorm, as search.py's levers build it (the "
                            f"shipped model's recipe): continue it with `python search.py --data-dir DIR --lever LEVER "
-                           f"--train FOLDER --epochs N --resume {path}`, LEVER the one it was trained with and FOLDER "
-                           f"the one above its checkpoints folder")
+                           f"--train FOLDER --epochs N --resume {shlex.quote(str(path))}`, LEVER the one it was "
+                           f"trained with and FOLDER the one above its checkpoints folder")
         raise GANError(f"the {what} weights in {path} do not fit the architecture its config describes "
                        f"(different arch, width, D's width, latent size or number type?): the file is inconsistent")
     if not all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()):

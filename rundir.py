@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from checkpoint import (DIVERGED_ADVICE, TrainingState, data_fingerprint, finished_generator, lineage, origin_of,
-                        progress_of)
+                        progress_of, resume_command)
 from config import STAT_NAMES, BadValue, Config, GANError
 from files import LINEAGE_TAG, RUN_TAG, StopRequest, TrainingInterrupted, held_folder, png_text, write_text
 from record import describe, format_stats, make_grid, model_summary, save_grid, tensorboard, write_record, write_report
@@ -109,14 +109,14 @@ class RunFolder:
         folder, newest = path.parent, newest_checkpoint(self.dir, resumable=True)
         branch = "--checkpoint-dir DIR --sample-dir DIR"
         if problem == "other":
-            how = f": continue it with `python cli.py resume {newest}`" if newest else f" ({path.name}): keep it"
+            how = f": continue it with `{resume_command(newest)}`" if newest else f" ({path.name}): keep it"
             return f"{folder} already holds another run{how}, or start this one in a folder of its own with {branch}"
         if problem == "branch":
             return (f"{folder} holds {path.name} from another branch of this run (resumed from an older checkpoint): "
                     f"give this one new folders with {branch}")
         later = newest is not None and resume is not None and Path(resume).resolve() != newest.resolve() and \
             named_progress(newest) is not None and named_progress(newest) > (named_progress(Path(resume)) or (0, 0))
-        how = (f"continue from the newest (`python cli.py resume {newest}`)" if later else
+        how = (f"continue from the newest (`{resume_command(newest)}`)" if later else
                "move it away (its checkpoints are gone or elsewhere)")
         return (f"{flag} {folder} holds {path.name}, from later in this run than {resume}: resuming here would "
                 f"replace it. Either {how}, or branch from {Path(resume).name if resume else 'here'} into new folders "
@@ -331,10 +331,10 @@ class Session:
         where = f"in epoch {s.epoch + 1} after step {s.pos // cfg.batch_size}"
         if self.stop.signal_name:
             raise TrainingInterrupted(f"stopped by {self.stop.signal_name} {where}; saved {path}. "
-                                      f"Continue with: python cli.py resume {path}")
+                                      f"Continue with: {resume_command(path)}")
         s.export(self.run.final_generator, asdict(cfg))
-        self.say(f"stopped at the time limit ({self.minutes:g} min) {where}; saved {path}; continue with: python "
-                 f"cli.py resume {path}")
+        self.say(f"stopped at the time limit ({self.minutes:g} min) {where}; saved {path}; continue with: "
+                 f"{resume_command(path)}")
         return path
 
     def finish(self) -> Path:

@@ -28,6 +28,7 @@ import contextlib
 import copy
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -43,7 +44,7 @@ from torch import nn
 import evaluate
 import gan
 import rundir
-from checkpoint import has_batchnorm, peek
+from checkpoint import has_batchnorm, peek, resume_command
 from config import BadValue
 from device import resolve_precision
 from files import TrainingInterrupted, hold_stop_signals
@@ -383,7 +384,7 @@ def check_trained_with(lever: str, path: str, new_rate: bool = False) -> None:
         said = ", ".join(f"{k} is {v}" for k, v in wrong.items())
         raise gan.GANError(f"{path} was not trained with the lever {lever!r} (its {said}): pass the lever it was "
                            "trained with, and the --lr it was resumed with if one was given (a run of cli.py "
-                           f"train goes on with `python cli.py resume {path}`)")
+                           f"train goes on with `{resume_command(path)}`)")
 
 
 def unlike(lever: str, saved: dict | None, new_rate: bool) -> dict:
@@ -480,17 +481,21 @@ def command_line() -> None:
         raise SystemExit(tell(said, a, "" if isinstance(e, TrainingInterrupted) else "Error: ")) from e
 
 
+SHELL_WORD = r"""(?:[\w@%+=:,./-]+|'[^']*'|"[^"]*")+"""  # a word as shlex.quote writes it: plain, or quoted
+
+
 def tell(message: str, a: argparse.Namespace, prefix: str) -> int:
     """Print gan.train's message (a stop, a refusal) on stderr with its advice for cli.py turned into this script's:
     `python cli.py resume PATH`, where PATH is this lever's, into the --train --resume command that builds the lever's
     networks (with this command's --epochs where PATH has fewer, and after a stop its --lr). Returns the exit status:
     130 after a stop, 1 after an error."""
-    head, cli, path = message.partition("python cli.py resume ")
-    if cli:  # the path ends the message, or a backtick after it does
-        path, tick, rest = path.partition("`") if head.endswith("`") else (path, "", "")
+    head, cli, tail = message.partition("python cli.py resume ")
+    word = re.match(SHELL_WORD, tail) if cli else None  # the path, as resume_command quoted it
+    if word:
+        path, rest = shlex.split(word[0])[0], tail[word.end():]
         saved = peek(Path(path))
         if lever_of(a.lever, saved):
-            message = head + again(a, path, saved, stopped=not prefix) + tick + rest
+            message = head + again(a, path, saved, stopped=not prefix) + rest
     if a.train is not None and ("--checkpoint-dir" in message or "--sample-dir" in message):
         message += " (here: --train FOLDER, whose checkpoints and samples go to FOLDER/checkpoints and FOLDER/samples)"
     print(prefix + message, file=sys.stderr)

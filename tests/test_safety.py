@@ -15,6 +15,7 @@ import pickle
 import random
 import re
 import resource
+import shlex
 import signal
 import subprocess
 import sys
@@ -178,6 +179,9 @@ def trained(tmp_path_factory, small_data) -> Path:
 # ---- interrupt safely ----
 
 def test_ctrl_c_saves_the_last_step_says_how_to_resume_and_exits_130(tmp_path, small_data, run_cli):
+    """In a folder whose name a shell would split or run (a space, a quote, a backtick): the printed command, pasted
+    into a shell, names the saved file."""
+    tmp_path = tmp_path / "my runs, Bob's `date`"
     ck = tmp_path / "ck"
     proc = cli_process("train", *TINY, "--epochs", "100", *SMALL, *folders(tmp_path, small_data))
     try:
@@ -189,7 +193,10 @@ def test_ctrl_c_saves_the_last_step_says_how_to_resume_and_exits_130(tmp_path, s
     assert proc.returncode == 130, out + err
     assert "Traceback" not in out
     line = one_clear_line(err, r"stopped by SIGINT", r"python cli\.py resume ")
-    saved = Path(re.search(r"python cli\.py resume (\S+)", line).group(1))
+    command = shlex.split(line.partition("Continue with: ")[2])
+    assert command[:3] == ["python", "cli.py", "resume"] and len(command) == 4, line
+    saved = Path(command[3])
+    assert saved.parent == ck, line
     assert re.fullmatch(r"gan_epoch_\d+_interrupted\.pth", saved.name), saved
     state, _ = gan.load_checkpoint(saved)
     assert 0 < state["pos"] <= 128 and state["epoch"] >= 1  # stopped inside an epoch, after a completed step

@@ -4,6 +4,7 @@ scored, and gan.py is left as it was."""
 import contextlib
 import dataclasses
 import math
+import shlex
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import torch
 import config
 import gan
 import search
+from checkpoint import resume_command
 from files import TrainingInterrupted
 
 
@@ -318,6 +320,15 @@ def test_train_says_how_to_continue_refuses_what_it_would_lose_and_restores_gan_
         search.main()
     assert stop.value.code == 130 and capsys.readouterr().err.strip().endswith(
         "--train r --epochs 70 --lr 0.00012345678 --resume r/c/x.pth")
+    odd = "Bob's runs `date`"  # a folder a shell would split, unquote and run: the command stays one to paste
+    monkeypatch.setattr(gan, "train", lambda cfg, **hooks: (_ for _ in ()).throw(TrainingInterrupted(
+        f"stopped by SIGINT in epoch 3 after step 5; saved x. Continue with: {resume_command(odd + '/c/x.pth')}")))
+    monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", "my data", "--lever", lever, "--train", odd])
+    with pytest.raises(SystemExit) as stop:
+        search.main()
+    said = capsys.readouterr().err.strip().partition("Continue with: ")[2]
+    assert stop.value.code == 130 and shlex.split(said) == [
+        "python", "search.py", "--data-dir", "my data", "--lever", lever, "--train", odd, "--resume", odd + "/c/x.pth"]
     monkeypatch.undo()
 
     for other, why in (("default, rate down in the second half", "changes the rate per epoch"),

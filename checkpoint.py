@@ -42,9 +42,16 @@ FORMAT1_MISSING = {"conditional": False, "ema": 0.0, "dataset": "mnist"}
 DIVERGED_ADVICE = "Try a lower --lr or --label-smoothing 0.9"  # said when a loss or a weight becomes NaN
 
 
+def shell_path(path: str | Path) -> str:
+    """`path` as a shell word that a command line reads as that path: quoted (spaces, quotes, backticks), and not
+    taken for an option where it starts with a dash."""
+    path = str(path)
+    return shlex.quote(f"./{path}" if path.startswith("-") else path)
+
+
 def resume_command(path: str | Path) -> str:
-    """The command that continues a checkpoint, its path quoted for the shell (spaces, quotes, backticks)."""
-    return f"python cli.py resume {shlex.quote(str(path))}"
+    """The command that continues a checkpoint, pasteable into a shell."""
+    return f"python cli.py resume {shell_path(path)}"
 
 
 def upgrade_config(saved: dict, file_format: int) -> dict:
@@ -421,7 +428,7 @@ def check_weights(net: nn.Module, weights, path, what: str) -> None:
         if what == "discriminator" and without_batchnorm(expected, weights):
             raise GANError(f"{path} holds a discriminator without BatchNorm, as search.py's levers build it (the "
                            f"shipped model's recipe): continue it with `python search.py --data-dir DIR --lever LEVER "
-                           f"--train FOLDER --epochs N --resume {shlex.quote(str(path))}`, LEVER the one it was "
+                           f"--train FOLDER --epochs N --resume {shell_path(path)}`, LEVER the one it was "
                            f"trained with and FOLDER the one above its checkpoints folder")
         raise GANError(f"the {what} weights in {path} do not fit the architecture its config describes "
                        f"(different arch, width, D's width, latent size or number type?): the file is inconsistent")

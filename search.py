@@ -44,7 +44,7 @@ from torch import nn
 import evaluate
 import gan
 import rundir
-from checkpoint import has_batchnorm, peek, resume_command
+from checkpoint import has_batchnorm, peek, resume_command, shell_path
 from config import BadValue
 from device import resolve_precision
 from files import TrainingInterrupted, hold_stop_signals
@@ -481,7 +481,9 @@ def command_line() -> None:
         raise SystemExit(tell(said, a, "" if isinstance(e, TrainingInterrupted) else "Error: ")) from e
 
 
-SHELL_WORD = r"""(?:[\w@%+=:,./-]+|'[^']*'|"[^"]*")+"""  # a word as shlex.quote writes it: plain, or quoted
+# resume_command's command where gan.train's messages give it: after a backtick or "with: " (a folder named like it
+# is not taken for it), its path a word as shlex.quote writes it: plain or quoted
+CLI_RESUME = re.compile(r"""(?:(?<=`)|(?<=with: ))python cli\.py resume ((?:[\w@%+=:,./-]+|'[^']*'|"[^"]*")+)""")
 
 
 def tell(message: str, a: argparse.Namespace, prefix: str) -> int:
@@ -489,13 +491,12 @@ def tell(message: str, a: argparse.Namespace, prefix: str) -> int:
     `python cli.py resume PATH`, where PATH is this lever's, into the --train --resume command that builds the lever's
     networks (with this command's --epochs where PATH has fewer, and after a stop its --lr). Returns the exit status:
     130 after a stop, 1 after an error."""
-    head, cli, tail = message.partition("python cli.py resume ")
-    word = re.match(SHELL_WORD, tail) if cli else None  # the path, as resume_command quoted it
-    if word:
-        path, rest = shlex.split(word[0])[0], tail[word.end():]
+    command = CLI_RESUME.search(message)
+    if command:
+        path = shlex.split(command[1])[0]
         saved = peek(Path(path))
         if lever_of(a.lever, saved):
-            message = head + again(a, path, saved, stopped=not prefix) + rest
+            message = message[:command.start()] + again(a, path, saved, stopped=not prefix) + message[command.end():]
     if a.train is not None and ("--checkpoint-dir" in message or "--sample-dir" in message):
         message += " (here: --train FOLDER, whose checkpoints and samples go to FOLDER/checkpoints and FOLDER/samples)"
     print(prefix + message, file=sys.stderr)
@@ -505,10 +506,10 @@ def tell(message: str, a: argparse.Namespace, prefix: str) -> int:
 def again(a: argparse.Namespace, path: str, saved: dict | None, stopped: bool) -> str:
     """The command that continues `path` (`saved`, as peek read it) with this lever."""
     epochs = a.epochs if a.epochs and a.epochs > (saved or {}).get("epoch", 0) else None
-    return (f"python search.py --data-dir {shlex.quote(a.data_dir)} --lever {shlex.quote(a.lever)} --train "
-            f"{shlex.quote(a.train or 'FOLDER')} " + (f"--epochs {epochs} " if epochs else "")
+    return (f"python search.py --data-dir {shell_path(a.data_dir)} --lever {shlex.quote(a.lever)} --train "
+            f"{shell_path(a.train) if a.train else 'FOLDER'} " + (f"--epochs {epochs} " if epochs else "")
             + (f"--lr {a.lr!r} " if a.lr is not None and stopped else "")  # the rate exact: 6 digits could change it
-            + (f"--keep-last {a.keep_last} " if a.keep_last is not None else "") + "--resume " + shlex.quote(path))
+            + (f"--keep-last {a.keep_last} " if a.keep_last is not None else "") + "--resume " + shell_path(path))
 
 
 def lever_of(lever: str, saved: dict | None) -> bool:

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import torch
 
+from checkpoint import resume_command, shell_path
 from conftest import (ROOT, assert_identical_runs, assert_refused, cli, cli_process, config, forkserver, make_mnist,
                       one_clear_line, quiet, write_idx)
 
@@ -208,6 +209,16 @@ def test_ctrl_c_saves_the_last_step_says_how_to_resume_and_exits_130(tmp_path, s
     assert result.exit_code == 0, result
     assert gan.load_checkpoint(ck / f"gan_epoch_{done}.pth")[0]["epoch"] == done
     assert not (ck / saved.name).exists()  # the partial checkpoint is superseded by the complete epoch
+
+
+def test_a_printed_path_is_one_word_a_shell_reads_back_and_never_an_option(tmp_path):
+    for path in ("-d/ck/gan_epoch_2.pth", "--epochs=3/a.pth", "a b/`touch run1`/$(touch run2);touch run3'q'\"x.pth",
+                 "plain/gan_epoch_1.pth", "ü 数据/x.pth"):
+        shell = subprocess.run(["bash", "-c", f"printf %s {shell_path(path)}"], cwd=tmp_path, capture_output=True,
+                               text=True, check=True)
+        assert Path(shell.stdout) == Path(path) and not shell.stdout.startswith("-"), (path, shell.stdout)
+        assert shlex.split(resume_command(path))[:3] == ["python", "cli.py", "resume"]
+    assert list(tmp_path.iterdir()) == []  # nothing in the names ran
 
 
 def test_sigterm_saves_and_exits_130(fork, tmp_path, small_data):

@@ -320,15 +320,19 @@ def test_train_says_how_to_continue_refuses_what_it_would_lose_and_restores_gan_
         search.main()
     assert stop.value.code == 130 and capsys.readouterr().err.strip().endswith(
         "--train r --epochs 70 --lr 0.00012345678 --resume r/c/x.pth")
-    odd = "Bob's runs `date`"  # a folder a shell would split, unquote and run: the command stays one to paste
+    # a folder a shell would split, unquote and run, that starts like an option and holds the words of the command
+    odd = "-Bob's runs `date` python cli.py resume x"
     monkeypatch.setattr(gan, "train", lambda cfg, **hooks: (_ for _ in ()).throw(TrainingInterrupted(
-        f"stopped by SIGINT in epoch 3 after step 5; saved x. Continue with: {resume_command(odd + '/c/x.pth')}")))
-    monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", "my data", "--lever", lever, "--train", odd])
+        f"stopped by SIGINT in epoch 3 after step 5; saved {odd}/c/x.pth. Continue with: "
+        f"{resume_command(odd + '/c/x.pth')}")))
+    monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", "my data", "--lever", lever, f"--train={odd}"])
     with pytest.raises(SystemExit) as stop:
         search.main()
-    said = capsys.readouterr().err.strip().partition("Continue with: ")[2]
-    assert stop.value.code == 130 and shlex.split(said) == [
-        "python", "search.py", "--data-dir", "my data", "--lever", lever, "--train", odd, "--resume", odd + "/c/x.pth"]
+    said = capsys.readouterr().err.strip()
+    assert stop.value.code == 130 and said.count("python search.py") == 1, said
+    assert shlex.split(said.partition("Continue with: ")[2]) == [
+        "python", "search.py", "--data-dir", "my data", "--lever", lever, "--train", f"./{odd}", "--resume",
+        f"./{odd}/c/x.pth"]
     monkeypatch.undo()
 
     for other, why in (("default, rate down in the second half", "changes the rate per epoch"),

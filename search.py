@@ -321,6 +321,9 @@ LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, r
     # the same at the shipped model's size: v5's recipe (`--train`, 50 epochs, seed 0), v6's and v7's first 50 epochs
     "G 40, D 32, rp, R1+R2 0.3, no-bn D": ({**NOW, "width": 40, "d_width": 32}, no_batchnorm,
                                            make_step("rp", r1=0.3, r2=0.3)),
+    # its D half as wide again: for the last two targets (recall, every digit drawn as asked), D's capacity
+    "G 40, D 48, rp, R1+R2 0.3, no-bn D": ({**NOW, "width": 40, "d_width": 48}, no_batchnorm,
+                                           make_step("rp", r1=0.3, r2=0.3)),
 }
 
 

@@ -54,6 +54,11 @@ def resume_command(path: str | Path) -> str:
     return f"python cli.py resume {shell_path(path)}"
 
 
+# resume_command read back from a message (search.py rewrites it into its own): after a backtick or "with: ", as the
+# messages give it (a folder named like the command is not taken for it); group 1 the path as shlex.quote writes it
+RESUME_COMMAND = re.compile(r"""(?:(?<=`)|(?<=with: ))python cli\.py resume ((?:[\w@%+=:,./-]+|'[^']*'|"[^"]*")+)""")
+
+
 def upgrade_config(saved: dict, file_format: int) -> dict:
     """A stored config as today's Config fields: format 1's lr/lr_g/lr_d become two rates, and fields older
     files lack take the value that reproduces what those runs did (no R1; fp32, which trained every run before

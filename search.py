@@ -28,7 +28,6 @@ import contextlib
 import copy
 import json
 import os
-import re
 import shlex
 import sys
 import time
@@ -44,7 +43,7 @@ from torch import nn
 import evaluate
 import gan
 import rundir
-from checkpoint import has_batchnorm, peek, resume_command, shell_path
+from checkpoint import RESUME_COMMAND, has_batchnorm, peek, resume_command, shell_path
 from config import BadValue
 from device import resolve_precision
 from files import TrainingInterrupted, hold_stop_signals
@@ -484,17 +483,12 @@ def command_line() -> None:
         raise SystemExit(tell(said, a, "" if isinstance(e, TrainingInterrupted) else "Error: ")) from e
 
 
-# resume_command's command where gan.train's messages give it: after a backtick or "with: " (a folder named like it
-# is not taken for it), its path a word as shlex.quote writes it: plain or quoted
-CLI_RESUME = re.compile(r"""(?:(?<=`)|(?<=with: ))python cli\.py resume ((?:[\w@%+=:,./-]+|'[^']*'|"[^"]*")+)""")
-
-
 def tell(message: str, a: argparse.Namespace, prefix: str) -> int:
     """Print gan.train's message (a stop, a refusal) on stderr with its advice for cli.py turned into this script's:
     `python cli.py resume PATH`, where PATH is this lever's, into the --train --resume command that builds the lever's
     networks (with this command's --epochs where PATH has fewer, and after a stop its --lr). Returns the exit status:
     130 after a stop, 1 after an error."""
-    command = CLI_RESUME.search(message)
+    command = RESUME_COMMAND.search(message)
     if command:
         path = shlex.split(command[1])[0]
         saved = peek(Path(path))

@@ -43,7 +43,7 @@ from torch import nn
 import evaluate
 import gan
 import rundir
-from checkpoint import RESUME_COMMAND, has_batchnorm, peek, resume_command, shell_path
+from checkpoint import RESUME_COMMAND, has_batchnorm, peek, resume_command, save_state, shell_path
 from config import BadValue
 from device import resolve_precision
 from files import TrainingInterrupted, hold_stop_signals
@@ -74,6 +74,49 @@ def spectral(cfg):
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.utils.parametrizations.spectral_norm(m)
     return D
+
+
+class ClassifyingDiscriminator(gan.Discriminator):
+    """D with a second head that names the digit, as AC-GAN's (Odena et al. 2017), beside the class projection: with
+    classes=True it returns that head's 10 logits too. The step trains the head on real digits only and asks G to
+    draw digits it names as asked (`make_step(classes=...)`)."""
+
+    def __init__(self, features: nn.Sequential, n_features: int, n_classes: int):
+        super().__init__(features, n_features, n_classes)
+        self.classify = nn.Linear(n_features, n_classes)  # registered last: its weights come last in parameters()
+
+    def forward(self, images, labels=None, classes: bool = False):
+        h = self.features(images)
+        logit = self.head(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+        return (logit, self.classify(h)) if classes else logit
+
+
+def classifying(cfg):
+    """The no-BatchNorm D with a head that names the digit (`ClassifyingDiscriminator`)."""
+    D = no_batchnorm(cfg)
+    D = ClassifyingDiscriminator(D.features, D.head.in_features, cfg.n_classes)
+    D.head.apply(gan.init_dcgan_weights), D.classify.apply(gan.init_dcgan_weights)
+    return D
+
+
+def with_classifier(path: str, folder: str, seed: int) -> str:
+    """A copy of checkpoint `path` (a run whose D has no naming head) with a new head (DCGAN init, from `seed`) added
+    to D and to D's optimizer (no moments yet, as Adam has for a weight before its first step), written to
+    folder/start/: how a run of a classifying lever starts from the epoch of another lever's run."""
+    out = Path(folder) / "start" / Path(path).name
+    if out.exists():
+        raise gan.GANError(f"{out} is there already (the start of an earlier run into {folder}): continue that run "
+                           "from its own checkpoints, or pass another --train folder")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    n_classes, n_features = saved["D"]["embed.weight"].shape
+    torch.manual_seed(seed)
+    head = nn.Linear(n_features, n_classes)
+    gan.init_dcgan_weights(head)
+    saved["D"].update({f"classify.{k}": v for k, v in head.state_dict().items()})
+    group = saved["opt_d"]["param_groups"][0]
+    group["params"] = [*group["params"], *range(len(group["params"]), len(group["params"]) + 2)]
+    return str(save_state(out, saved, replace=False))
 
 
 DEFAULT_D = gan.build_discriminator  # gan's own, kept here: a run patches gan.build_discriminator with a lever's
@@ -221,11 +264,14 @@ def steps_taken(opt: torch.optim.Optimizer) -> int:
 
 
 def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None, every: int = gan.R1_EVERY,
-              mode_seeking: float = 0.0, cr: tuple[float, float] = (0.0, 0.0)):
+              mode_seeking: float = 0.0, cr: tuple[float, float] = (0.0, 0.0), classes: float = 0.0):
     """A train_step like gan.train_step with a choice of loss (bce: the default's; rp: relativistic pairing, R3GAN),
     lazy R1 and R2 penalties (every `every` steps, weight times `every`), an augmentation of D's inputs, and MSGAN's
     mode-seeking term (Mao et al. 2019; `nearness`) in G's loss at weight `mode_seeking` (the G loss it returns holds
-    the term), and bCR's consistency (`consistency`) in D's at weights `cr` (real, generated). The penalties fall on
+    the term), bCR's consistency (`consistency`) in D's at weights `cr` (real, generated), and with a
+    `ClassifyingDiscriminator` the cross-entropy of its naming head at weight `classes`: on the real digits' labels
+    in D's loss, on the asked-for labels of the generated ones in G's (AC-GAN's terms, D's on real digits only, so the
+    head learns what real digits look like, not what G draws). The penalties fall on
     the run's steps 0, every, 2 every...: counted by D's optimizer, whose state a checkpoint keeps, so a resumed run
     puts them where the uninterrupted run would (read once per optimizer: on a GPU each read would wait for it)."""
     aug = augment or (lambda x: x)
@@ -235,6 +281,10 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
         if D.batchnorm:
             return D(aug(real), labels).float(), D(aug(fake), fake_labels).float()
         both = torch.cat([labels, fake_labels]) if labels is not None else None
+        if classes:  # the naming head's logits kept aside (D.named: real's, generated's) for the terms below
+            logits, named = D(aug(torch.cat([real, fake])), both, classes=True)
+            D.named = named.float().split(real.size(0))
+            return logits.float().split(real.size(0))
         return D(aug(torch.cat([real, fake])), both).float().split(real.size(0))
 
     def step(G, D, opt_g, opt_d, real, labels, real_target, _r1=0.0, amp=None):
@@ -253,6 +303,8 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
                       else F.softplus(-d_real).mean() + F.softplus(d_fake).mean())
         if penal:
             d_loss = d_loss + every * penalty(d_real, d_fake, real, fake_in, r1, r2)
+        if classes:
+            d_loss = d_loss + classes * F.cross_entropy(D.named[0], labels)
         if any(cr):
             with amp():
                 d_loss = d_loss + consistency(D, real, fake_in, labels, fake_labels, d_real, d_fake, cr)
@@ -265,11 +317,17 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
             if loss == "rp":
                 d_real_g, d_fake_g = d_pair(D, real.detach(), fake, labels, fake_labels)
                 g_loss = F.softplus(-(d_fake_g - d_real_g)).mean()
+            elif classes:
+                d_fake_g, named = D(aug(fake), fake_labels, classes=True)
+                D.named = (None, named.float())
+                g_loss = F.softplus(-d_fake_g.float()).mean()
             else:
                 d_fake_g = D(aug(fake), fake_labels).float()
                 g_loss = F.softplus(-d_fake_g).mean()
         if mode_seeking:
             g_loss = g_loss + mode_seeking * nearness(fake, z)
+        if classes:
+            g_loss = g_loss + classes * F.cross_entropy(D.named[1], fake_labels)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -323,6 +381,10 @@ LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, r
     # its D half as wide again: for the last two targets (recall, every digit drawn as asked), D's capacity
     "G 40, D 48, rp, R1+R2 0.3, no-bn D": ({**NOW, "width": 40, "d_width": 48}, no_batchnorm,
                                            make_step("rp", r1=0.3, r2=0.3)),
+    # v7's recipe with a head in D that names the digit (AC-GAN's terms, weight 1), for the target of every digit
+    # drawn as asked: trained as v7's second stage, from its first stage's epoch 50 (`with_classifier`)
+    "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head 1": ({**NOW, "width": 40, "d_width": 32}, classifying,
+                                                         make_step("rp", r1=0.3, r2=0.3, classes=1.0)),
 }
 
 
@@ -364,6 +426,8 @@ def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str,
     with patched(lever):
         if resume is not None:
             check_trained_with(lever, resume, new_rate=lr is not None)
+            if parts(lever)[1] is classifying and "classify.weight" not in ((peek(Path(resume)) or {}).get("D") or {}):
+                resume = with_classifier(resume, folder, seed)  # another lever's run: D gets its naming head
             given = {"epochs": epochs or None, "lr": lr, "keep_last": keep_last}
             # into folder: the run's own, a copy's, or a new branch's
             last = gan.resume(resume, {"data_dir": data_dir, "checkpoint_dir": f"{folder}/checkpoints",

@@ -457,3 +457,54 @@ def test_a_product_run_is_sent_to_cli_py_and_a_checkpoints_folder_is_not_a_run_f
     with pytest.raises(SystemExit, match=r"is the run's checkpoints folder: pass the run's folder, the one above it"):
         search.main()
     assert not (product.parent / "checkpoints").exists() and not (product.parent / "samples").exists()
+
+
+def test_a_naming_head_starts_from_another_levers_run_learns_real_digits_and_asks_g_for_the_asked_digit(
+        mnist_dir, tmp_path, monkeypatch, capsys):
+    """The AC-GAN lever as v7's second stage: resumed from a checkpoint of v7's lever (no naming head), D gets a new
+    head (a copy of the checkpoint written to FOLDER/start, the original untouched); the head learns the real digits'
+    labels, G's loss holds the cross-entropy of what it draws against what it was asked for, and the run goes on as
+    a run of its own (resumed again from its own checkpoints)."""
+    lever, naming = "G 40, D 32, rp, R1+R2 0.3, no-bn D", "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head 1"
+    run = ["search.py", "--data-dir", str(mnist_dir), "--seed", "1"]
+    monkeypatch.setattr("sys.argv", [*run, "--lever", lever, "--train", str(tmp_path / "v7"), "--epochs", "1"])
+    search.main()
+    first = tmp_path / "v7" / "checkpoints" / "gan_epoch_1.pth"
+    before = first.read_bytes()
+
+    terms = []  # (real labels' loss, asked-for labels' loss) of each step
+    cross_entropy = search.F.cross_entropy
+    monkeypatch.setattr(search.F, "cross_entropy", lambda *a, **k: terms.append(cross_entropy(*a, **k)) or terms[-1])
+    monkeypatch.setattr("sys.argv", [*run, "--lever", naming, "--train", str(tmp_path / "ac"), "--epochs", "8",
+                                     "--resume", str(first), "--lr", "4e-4"])
+    search.main()
+    assert first.read_bytes() == before  # the other lever's run as it was
+    start = torch.load(tmp_path / "ac" / "start" / "gan_epoch_1.pth", weights_only=True)
+    assert start["D"]["classify.weight"].shape == (10, 128 * 16) and start["D"]["classify.weight"].std() < 0.03
+    last = torch.load(tmp_path / "ac" / "checkpoints" / "gan_epoch_8.pth", weights_only=True)
+    assert last["D"].keys() == search.classifying(gan.Config(width=40, d_width=32)).state_dict().keys()
+    assert not torch.equal(last["D"]["classify.weight"], start["D"]["classify.weight"])
+    assert len(terms) == 2 * 7 and all(t.requires_grad for t in terms)  # one step an epoch: D's term, then G's
+    real = [t.item() for t in terms[0::2]]
+    # the head learns to name the real digits (the same 256 each step), from ln 10 = 2.30 (its new weights near 0)
+    assert abs(real[0] - math.log(10)) < 0.01 and all(b < a for a, b in zip(real, real[1:])) and real[-1] < 2.25, real
+
+    D = search.classifying(gan.Config(width=40, d_width=32))
+    D.load_state_dict(last["D"])
+    G, _ = gan.load_generator(tmp_path / "ac" / "checkpoints" / "gan_epoch_8.pth")
+    asked = torch.arange(10).repeat(5)
+    logits, named = D(G(torch.randn(50, G.latent_dim), asked), asked, classes=True)
+    assert logits.shape == (50,) and named.shape == (50, 10)
+
+    monkeypatch.setattr("sys.argv", [*run, "--lever", naming, "--train", str(tmp_path / "ac2"), "--epochs", "2",
+                                     "--resume", str(first), "--lr", "4e-4"])
+    search.main()  # the same start again, in another folder; then its own checkpoint goes on without a new head
+    monkeypatch.setattr("sys.argv", [*run, "--lever", naming, "--train", str(tmp_path / "ac2"), "--epochs", "3",
+                                     "--resume", str(tmp_path / "ac2" / "checkpoints" / "gan_epoch_2.pth")])
+    search.main()
+    assert sorted(p.name for p in (tmp_path / "ac2" / "start").iterdir()) == ["gan_epoch_1.pth"]
+    monkeypatch.setattr("sys.argv", [*run, "--lever", naming, "--train", str(tmp_path / "ac2"), "--epochs", "3",
+                                     "--resume", str(first)])
+    with pytest.raises(SystemExit) as refused:  # a second start into that folder: refused, the first start kept
+        search.main()
+    assert refused.value.code == 1 and "is there already" in capsys.readouterr().err

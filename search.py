@@ -26,6 +26,7 @@ if __name__ == "__main__" and hasattr(signal, "pthread_sigmask"):  # as in cli.p
 import argparse
 import contextlib
 import copy
+import hashlib
 import json
 import os
 import shlex
@@ -43,7 +44,8 @@ from torch import nn
 import evaluate
 import gan
 import rundir
-from checkpoint import RESUME_COMMAND, has_batchnorm, peek, resume_command, save_state, shell_path
+from checkpoint import (CHECKPOINT_KIND, RESUME_COMMAND, has_batchnorm, peek, resume_command, run_of, save_state,
+                        shell_path)
 from config import BadValue
 from device import resolve_precision
 from files import TrainingInterrupted, hold_stop_signals
@@ -100,22 +102,42 @@ def classifying(cfg):
 
 
 def with_classifier(path: str, folder: str, seed: int) -> str:
-    """A copy of checkpoint `path` (a run whose D has no naming head) with a new head (DCGAN init, from `seed`) added
-    to D and to D's optimizer (no moments yet, as Adam has for a weight before its first step), written to
-    folder/start/: how a run of a classifying lever starts from the epoch of another lever's run."""
+    """How a run of a classifying lever starts from an epoch of another lever's run: a copy of checkpoint `path` with
+    a new naming head (DCGAN init, from `seed`) added to D and to D's optimizer (no moments yet, as Adam has for a
+    weight before its first step), as a run of its own (a new run id, so it can never write into, prune or replace
+    the files of the run it came from), written to folder/start/ and used again by the same start. Returns the
+    copy's path; `path` itself where it is not a checkpoint of a D without BatchNorm and without the head (a
+    naming run's own, or a file that gan.resume will refuse in one line)."""
+    saved = peek(Path(path))
+    weights = (saved or {}).get("D")
+    if saved is None or saved.get("kind") != CHECKPOINT_KIND or not isinstance(weights, dict) or \
+            has_batchnorm(weights) or "classify.weight" in weights or "embed.weight" not in weights:
+        return path
+    run = hashlib.sha256(f"{saved.get('run')} {saved.get('lineage')} {saved.get('epoch')} {saved.get('pos')} {seed} "
+                         "naming head".encode()).hexdigest()[:12]
+    others = sorted(p for p in (Path(folder) / "checkpoints").glob("*.pth") if run_of(p) != run)
+    if others:  # its own folder, say: the start is checked here, before a file is written
+        raise gan.GANError(f"{others[0]} is another run's, and a run with a naming head is a run of its own: pass a "
+                           f"new --train folder (not {folder})")
     out = Path(folder) / "start" / Path(path).name
-    if out.exists():
-        raise gan.GANError(f"{out} is there already (the start of an earlier run into {folder}): continue that run "
-                           "from its own checkpoints, or pass another --train folder")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    n_classes, n_features = saved["D"]["embed.weight"].shape
-    torch.manual_seed(seed)
-    head = nn.Linear(n_features, n_classes)
-    gan.init_dcgan_weights(head)
-    saved["D"].update({f"classify.{k}": v for k, v in head.state_dict().items()})
-    group = saved["opt_d"]["param_groups"][0]
-    group["params"] = [*group["params"], *range(len(group["params"]), len(group["params"]) + 2)]
+    if os.path.lexists(out):
+        there = peek(out)
+        if there and there.get("run") == run and "classify.weight" in (there.get("D") or {}):
+            return str(out)  # this start, made by an earlier try (one refused, say, for want of --epochs)
+        raise gan.GANError(f"{out} is there already and is not the start of this run (of {path} with --seed {seed}): "
+                           "pass another --train folder, or move it away")
+    n_classes, n_features = weights["embed.weight"].shape
+    head = {"weight": torch.empty(n_classes, n_features), "bias": torch.zeros(n_classes)}
+    nn.init.normal_(head["weight"], 0.0, 0.02, generator=torch.Generator().manual_seed(seed))  # the DCGAN init's
+    saved = {**saved, "run": run, "D": {**weights, **{f"classify.{k}": v for k, v in head.items()}}}
+    group = saved["opt_d"]["param_groups"][0]  # the head's weights come last in D.parameters(): ClassifyingD
+    saved["opt_d"] = {**saved["opt_d"], "param_groups": [{**group, "params": [*group["params"], *range(
+        len(group["params"]), len(group["params"]) + 2)]}]}
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise gan.GANError(f"could not make {out.parent} ({e.strerror}): pass a --train folder that can be written "
+                           "to") from None
     return str(save_state(out, saved, replace=False))
 
 
@@ -279,6 +301,8 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
 
     def d_pair(D, real, fake, labels, fake_labels):
         if D.batchnorm:
+            if classes:
+                raise gan.GANError("the naming head's terms need D without BatchNorm (search.classifying builds it)")
             return D(aug(real), labels).float(), D(aug(fake), fake_labels).float()
         both = torch.cat([labels, fake_labels]) if labels is not None else None
         if classes:  # the naming head's logits kept aside (D.named: real's, generated's) for the terms below
@@ -426,7 +450,7 @@ def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str,
     with patched(lever):
         if resume is not None:
             check_trained_with(lever, resume, new_rate=lr is not None)
-            if parts(lever)[1] is classifying and "classify.weight" not in ((peek(Path(resume)) or {}).get("D") or {}):
+            if parts(lever)[1] is classifying:
                 resume = with_classifier(resume, folder, seed)  # another lever's run: D gets its naming head
             given = {"epochs": epochs or None, "lr": lr, "keep_last": keep_last}
             # into folder: the run's own, a copy's, or a new branch's
@@ -445,12 +469,23 @@ def check_trained_with(lever: str, path: str, new_rate: bool = False) -> None:
     """Refuse a checkpoint whose config is not the lever's (another lever's, a product run's); with `new_rate` (--lr
     given now) the rates are not compared. Levers that differ only in their step (diffaugment and the baseline, say)
     look alike here: the printed --resume command names the run's."""
-    wrong = unlike(lever, peek(Path(path)), new_rate)
+    saved = peek(Path(path))
+    if not named_as(lever, saved):
+        raise gan.GANError(f"{path} was trained with a head in D that names the digit, which the lever {lever!r} does "
+                           "not have: pass the lever it was trained with (one ending in 'naming head 1')")
+    wrong = unlike(lever, saved, new_rate)
     if wrong:
         said = ", ".join(f"{k} is {v}" for k, v in wrong.items())
         raise gan.GANError(f"{path} was not trained with the lever {lever!r} (its {said}): pass the lever it was "
                            "trained with, and the --lr it was resumed with if one was given (a run of cli.py "
                            f"train goes on with `{resume_command(path)}`)")
+
+
+def named_as(lever: str, saved: dict | None) -> bool:
+    """False for a checkpoint (as peek reads it) whose D has a naming head when the lever's has none; a naming lever
+    takes checkpoints without the head as well (`with_classifier` gives them one)."""
+    weights = (saved or {}).get("D")
+    return not isinstance(weights, dict) or "classify.weight" not in weights or parts(lever)[1] is classifying
 
 
 def unlike(lever: str, saved: dict | None, new_rate: bool) -> dict:
@@ -577,7 +612,7 @@ def lever_of(lever: str, saved: dict | None) -> bool:
     """Whether a checkpoint (as peek read it) could be a run of `lever`: its config and its D's kind (True for a file
     that could not be read)."""
     weights = (saved or {}).get("D")
-    return not unlike(lever, saved, new_rate=True) and (
+    return not unlike(lever, saved, new_rate=True) and named_as(lever, saved) and (
         not isinstance(weights, dict) or has_batchnorm(weights) == (parts(lever)[1] is None))  # gan's D has BatchNorm
 
 

@@ -2,6 +2,7 @@
 scored, and gan.py is left as it was."""
 
 import contextlib
+import copy
 import dataclasses
 import math
 import shlex
@@ -503,8 +504,76 @@ def test_a_naming_head_starts_from_another_levers_run_learns_real_digits_and_ask
                                      "--resume", str(tmp_path / "ac2" / "checkpoints" / "gan_epoch_2.pth")])
     search.main()
     assert sorted(p.name for p in (tmp_path / "ac2" / "start").iterdir()) == ["gan_epoch_1.pth"]
-    monkeypatch.setattr("sys.argv", [*run, "--lever", naming, "--train", str(tmp_path / "ac2"), "--epochs", "3",
-                                     "--resume", str(first)])
-    with pytest.raises(SystemExit) as refused:  # a second start into that folder: refused, the first start kept
-        search.main()
-    assert refused.value.code == 1 and "is there already" in capsys.readouterr().err
+
+    def refused_with(*args):
+        monkeypatch.setattr("sys.argv", [*run, *args])
+        with pytest.raises(SystemExit) as refused:
+            search.main()
+        assert refused.value.code == 1
+        return capsys.readouterr().err
+
+    said = refused_with("--lever", naming, "--train", str(tmp_path / "ac2"), "--epochs", "3", "--resume", str(first))
+    assert "holds gan_epoch_2.pth, from later in this run" in said  # its start again, over its later epochs: refused,
+    assert f"naming head 1' --train {tmp_path / 'ac2'} --resume {tmp_path / 'ac2' / 'checkpoints'}/gan_epoch_3" in said
+    said = refused_with("--lever", naming, "--train", str(tmp_path / "ac2"), "--epochs", "3", "--resume", str(first),
+                        "--seed", "2")  # (the last --seed wins) another start, into a folder of another
+    assert "ac2/checkpoints/gan_epoch_2.pth is another run's" in said
+
+    said = refused_with("--lever", naming, "--train", str(tmp_path / "ac3"), "--epochs", "2", "--resume", str(first),
+                        "--lr", "2")  # refused after its start was written; tried again, the start is used again
+    assert said.startswith("Error: --lr must be at most 1") and not (tmp_path / "ac3" / "checkpoints").exists()
+    said = refused_with("--lever", naming, "--train", str(tmp_path / "ac3"), "--epochs", "2", "--resume", str(first),
+                        "--seed", "2")  # another start there: refused, the file not replaced
+    assert "start/gan_epoch_1.pth is there already and is not the start of this run" in said
+    monkeypatch.setattr("sys.argv", [*run, "--lever", naming, "--train", str(tmp_path / "ac3"), "--epochs", "2",
+                                     "--resume", str(first), "--lr", "4e-4"])
+    search.main()
+    assert [p.name for p in (tmp_path / "ac3" / "start").iterdir()] == ["gan_epoch_1.pth"]
+    two, three = (torch.load(tmp_path / f / "checkpoints" / "gan_epoch_2.pth", weights_only=True) for f in ("ac2", "ac3"))
+    assert all(torch.equal(two[n][k], three[n][k]) for n in ("G", "D") for k in two[n])  # the same start, the same run
+    kept = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    said = refused_with("--lever", naming, "--train", str(tmp_path / "v7"), "--epochs", "3", "--resume", str(first))
+    assert "is another run's, and a run with a naming head is a run of its own" in said  # the run it starts from:
+    # never written into, not even a start of the new run beside it
+    said = refused_with("--lever", lever, "--train", str(tmp_path / "ac"), "--epochs", "9", "--resume",
+                        str(tmp_path / "ac" / "checkpoints" / "gan_epoch_8.pth"))
+    assert said.startswith("Error: ") and "a head in D that names the digit" in said and said.count("\n") == 1
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == kept  # nothing changed, nothing added
+
+
+def test_the_naming_heads_terms_name_real_digits_for_d_and_the_asked_for_digits_for_g(monkeypatch):
+    """Found by a hostile pass (the test above could not tell): D's term is on the real digits and their labels, G's
+    on what G drew just now (a path back to G's weights, not D's own pass on the detached images) and the labels it
+    was asked for; without the terms the head never moves, with them G moves otherwise."""
+    cfg = gan.Config(width=4, d_width=4)
+    torch.manual_seed(0)
+    G0, D0 = gan.build_generator(cfg), search.classifying(cfg)
+    real, labels = torch.rand(8, 1, 28, 28) * 2 - 1, torch.arange(8)
+    calls, cross_entropy, now = [], search.F.cross_entropy, {}
+
+    def recorded(x, y):  # the logits, the labels, and whether the logits lead back to G's weights
+        reach = torch.autograd.grad(x.sum(), next(now["G"].parameters()), retain_graph=True, allow_unused=True)[0]
+        calls.append((x.detach(), y, reach is not None and reach.abs().sum() > 0))
+        return cross_entropy(x, y)
+
+    monkeypatch.setattr(search.F, "cross_entropy", recorded)
+    after = {}
+    for classes in (0.0, 1.0):
+        G, D = copy.deepcopy(G0), copy.deepcopy(D0)
+        now["G"] = G
+        opt_g, opt_d = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
+        torch.manual_seed(1)
+        search.make_step("rp", classes=classes)(G, D, opt_g, opt_d, real, labels, 1.0, amp=contextlib.nullcontext)
+        after[classes] = (G.state_dict(), D.classify.weight.detach().clone())
+    assert len(calls) == 2
+    (d_in, d_target, d_reach), (g_in, g_target, g_reach) = calls
+    torch.manual_seed(1)
+    asked = search.noise_and_labels(G0, 8, "cpu")[1]
+    assert torch.equal(d_target, labels) and torch.equal(g_target, asked) and not torch.equal(asked, labels)
+    assert d_in.shape == g_in.shape == (8, 10)
+    assert g_reach and not d_reach  # G's term from what G drew just now; D's from the real digits
+    assert torch.equal(after[0.0][1], D0.classify.weight) and not torch.equal(after[1.0][1], D0.classify.weight)
+    assert any(not torch.equal(after[0.0][0][k], after[1.0][0][k]) for k in after[0.0][0])
+    with pytest.raises(gan.GANError, match="without BatchNorm"):  # gan's own D has no head to name with
+        search.make_step("rp", classes=1.0)(G, gan.build_discriminator(cfg), opt_g, opt_d, real, labels, 1.0,
+                                            amp=contextlib.nullcontext)

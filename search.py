@@ -81,11 +81,13 @@ def spectral(cfg):
 class ClassifyingDiscriminator(gan.Discriminator):
     """D with a second head that names the digit, as AC-GAN's (Odena et al. 2017), beside the class projection: with
     classes=True it returns that head's 10 logits too. The step trains the head on real digits only and asks G to
-    draw digits it names as asked (`make_step(classes=...)`)."""
+    draw digits it names as asked (`make_step(classes=...)`), at the weight D keeps with its weights (`naming`), so
+    that a checkpoint says which lever trained it."""
 
-    def __init__(self, features: nn.Sequential, n_features: int, n_classes: int):
+    def __init__(self, features: nn.Sequential, n_features: int, n_classes: int, weight: float):
         super().__init__(features, n_features, n_classes)
         self.classify = nn.Linear(n_features, n_classes)  # registered last: its weights come last in parameters()
+        self.register_buffer("naming", torch.tensor(float(weight)))
 
     def forward(self, images, labels=None, classes: bool = False):
         h = self.features(images)
@@ -93,52 +95,71 @@ class ClassifyingDiscriminator(gan.Discriminator):
         return (logit, self.classify(h)) if classes else logit
 
 
-def classifying(cfg):
-    """The no-BatchNorm D with a head that names the digit (`ClassifyingDiscriminator`)."""
-    D = no_batchnorm(cfg)
-    D = ClassifyingDiscriminator(D.features, D.head.in_features, cfg.n_classes)
-    D.head.apply(gan.init_dcgan_weights), D.classify.apply(gan.init_dcgan_weights)
-    return D
+def classifying(weight: float):
+    """A builder of the no-BatchNorm D with a head that names the digit (`ClassifyingDiscriminator`), for the terms'
+    `weight` (the builder's .naming)."""
+    def build(cfg):
+        D = no_batchnorm(cfg)
+        D = ClassifyingDiscriminator(D.features, D.head.in_features, cfg.n_classes, weight)
+        D.head.apply(gan.init_dcgan_weights), D.classify.apply(gan.init_dcgan_weights)
+        return D
+    build.naming = weight
+    return build
 
 
-def with_classifier(path: str, folder: str, seed: int) -> str:
-    """How a run of a classifying lever starts from an epoch of another lever's run: a copy of checkpoint `path` with
-    a new naming head (DCGAN init, from `seed`) added to D and to D's optimizer (no moments yet, as Adam has for a
-    weight before its first step), as a run of its own (a new run id, so it can never write into, prune or replace
-    the files of the run it came from), written to folder/start/ and used again by the same start. Returns the
-    copy's path; `path` itself where it is not a checkpoint of a D without BatchNorm and without the head (a
-    naming run's own, or a file that gan.resume will refuse in one line)."""
+def naming_weight(lever: str) -> float | None:
+    """The weight of a lever's naming head; None for a lever without one."""
+    return getattr(parts(lever)[1], "naming", None)
+
+
+def with_classifier(path: str, folder: str, seed: int, weight: float) -> str:
+    """How a run of a naming lever starts from an epoch of another lever's run: a copy of checkpoint `path` with a new
+    naming head (DCGAN init, from `seed`; its terms at `weight`) added to D and to D's optimizer (no moments yet, as
+    Adam has for a weight before its first step), as a run of its own (a new run id, so it can never write into,
+    prune or replace the checkpoints of the run it came from), written to folder/start/ and used again by the same
+    start. Returns the copy's path; `path` itself where it is not a checkpoint of a D without BatchNorm and without
+    the head (a naming run's own, or a file that gan.resume will refuse in one line)."""
     saved = peek(Path(path))
     weights = (saved or {}).get("D")
     if saved is None or saved.get("kind") != CHECKPOINT_KIND or not isinstance(weights, dict) or \
             has_batchnorm(weights) or "classify.weight" in weights or "embed.weight" not in weights:
         return path
     run = hashlib.sha256(f"{saved.get('run')} {saved.get('lineage')} {saved.get('epoch')} {saved.get('pos')} {seed} "
-                         "naming head".encode()).hexdigest()[:12]
+                         f"naming head {weight}".encode()).hexdigest()[:12]
     others = sorted(p for p in (Path(folder) / "checkpoints").glob("*.pth") if run_of(p) != run)
     if others:  # its own folder, say: the start is checked here, before a file is written
         raise gan.GANError(f"{others[0]} is another run's, and a run with a naming head is a run of its own: pass a "
                            f"new --train folder (not {folder})")
     out = Path(folder) / "start" / Path(path).name
     if os.path.lexists(out):
-        there = peek(out)
-        if there and there.get("run") == run and "classify.weight" in (there.get("D") or {}):
-            return str(out)  # this start, made by an earlier try (one refused, say, for want of --epochs)
-        raise gan.GANError(f"{out} is there already and is not the start of this run (of {path} with --seed {seed}): "
-                           "pass another --train folder, or move it away")
+        return started(out, run, path, seed)
     n_classes, n_features = weights["embed.weight"].shape
     head = {"weight": torch.empty(n_classes, n_features), "bias": torch.zeros(n_classes)}
     nn.init.normal_(head["weight"], 0.0, 0.02, generator=torch.Generator().manual_seed(seed))  # the DCGAN init's
-    saved = {**saved, "run": run, "D": {**weights, **{f"classify.{k}": v for k, v in head.items()}}}
+    saved = {**saved, "run": run, "D": {**weights, **{f"classify.{k}": v for k, v in head.items()},
+                                        "naming": torch.tensor(float(weight))}}
     group = saved["opt_d"]["param_groups"][0]  # the head's weights come last in D.parameters(): ClassifyingD
     saved["opt_d"] = {**saved["opt_d"], "param_groups": [{**group, "params": [*group["params"], *range(
         len(group["params"]), len(group["params"]) + 2)]}]}
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise gan.GANError(f"could not make {out.parent} ({e.strerror}): pass a --train folder that can be written "
-                           "to") from None
-    return str(save_state(out, saved, replace=False))
+        raise gan.GANError(f"could not make the folder {out.parent} ({e.strerror}): move away what is in its place, "
+                           "or pass another --train folder") from None
+    try:
+        return str(save_state(out, saved, replace=False))
+    except FileExistsError:  # another command, started at the same moment, wrote it first
+        return started(out, run, path, seed)
+
+
+def started(out: Path, run: str, path: str, seed: int) -> str:
+    """`out`, where a start is there already: used again if it is this run's (an earlier try of the same command,
+    one refused for want of --epochs, say, or a second command started at once), refused if not."""
+    there = peek(out)
+    if there and there.get("run") == run and "classify.weight" in (there.get("D") or {}):
+        return str(out)
+    raise gan.GANError(f"{out} is there already and is not the start of this run (of {path} with --seed {seed} and "
+                       "this lever): pass another --train folder, or move it away")
 
 
 DEFAULT_D = gan.build_discriminator  # gan's own, kept here: a run patches gan.build_discriminator with a lever's
@@ -302,7 +323,7 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
     def d_pair(D, real, fake, labels, fake_labels):
         if D.batchnorm:
             if classes:
-                raise gan.GANError("the naming head's terms need D without BatchNorm (search.classifying builds it)")
+                raise gan.GANError("the naming head's terms need D without BatchNorm (search.classifying builds one)")
             return D(aug(real), labels).float(), D(aug(fake), fake_labels).float()
         both = torch.cat([labels, fake_labels]) if labels is not None else None
         if classes:  # the naming head's logits kept aside (D.named: real's, generated's) for the terms below
@@ -407,8 +428,12 @@ LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, r
                                            make_step("rp", r1=0.3, r2=0.3)),
     # v7's recipe with a head in D that names the digit (AC-GAN's terms, weight 1), for the target of every digit
     # drawn as asked: trained as v7's second stage, from its first stage's epoch 50 (`with_classifier`)
-    "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head 1": ({**NOW, "width": 40, "d_width": 32}, classifying,
+    "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head 1": ({**NOW, "width": 40, "d_width": 32}, classifying(1.0),
                                                          make_step("rp", r1=0.3, r2=0.3, classes=1.0)),
+    # at weight 1 every digit was drawn as asked and recall fell: the same at lower weights, for the trade between them
+    **{f"G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head {w}": ({**NOW, "width": 40, "d_width": 32}, classifying(w),
+                                                                make_step("rp", r1=0.3, r2=0.3, classes=w))
+       for w in (0.1, 0.03)},
 }
 
 
@@ -450,8 +475,8 @@ def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str,
     with patched(lever):
         if resume is not None:
             check_trained_with(lever, resume, new_rate=lr is not None)
-            if parts(lever)[1] is classifying:
-                resume = with_classifier(resume, folder, seed)  # another lever's run: D gets its naming head
+            if naming_weight(lever) is not None:  # another lever's run: D gets its naming head
+                resume = with_classifier(resume, folder, seed, naming_weight(lever))
             given = {"epochs": epochs or None, "lr": lr, "keep_last": keep_last}
             # into folder: the run's own, a copy's, or a new branch's
             last = gan.resume(resume, {"data_dir": data_dir, "checkpoint_dir": f"{folder}/checkpoints",
@@ -470,9 +495,9 @@ def check_trained_with(lever: str, path: str, new_rate: bool = False) -> None:
     given now) the rates are not compared. Levers that differ only in their step (diffaugment and the baseline, say)
     look alike here: the printed --resume command names the run's."""
     saved = peek(Path(path))
-    if not named_as(lever, saved):
-        raise gan.GANError(f"{path} was trained with a head in D that names the digit, which the lever {lever!r} does "
-                           "not have: pass the lever it was trained with (one ending in 'naming head 1')")
+    if why := named_as(lever, saved):
+        raise gan.GANError(f"{path} was not trained with the lever {lever!r} ({why}): pass the lever it was trained "
+                           "with (the one whose name ends in 'naming head' and its weight)")
     wrong = unlike(lever, saved, new_rate)
     if wrong:
         said = ", ".join(f"{k} is {v}" for k, v in wrong.items())
@@ -481,11 +506,20 @@ def check_trained_with(lever: str, path: str, new_rate: bool = False) -> None:
                            f"train goes on with `{resume_command(path)}`)")
 
 
-def named_as(lever: str, saved: dict | None) -> bool:
-    """False for a checkpoint (as peek reads it) whose D has a naming head when the lever's has none; a naming lever
-    takes checkpoints without the head as well (`with_classifier` gives them one)."""
-    weights = (saved or {}).get("D")
-    return not isinstance(weights, dict) or "classify.weight" not in weights or parts(lever)[1] is classifying
+def named_as(lever: str, saved: dict | None) -> str | None:
+    """Why a checkpoint (as peek reads it) is not a run of `lever` by its naming head, or None: a head the lever does
+    not have, or one trained at another weight. A naming lever takes checkpoints without the head as well
+    (`with_classifier` gives them one)."""
+    weights, weight = (saved or {}).get("D"), naming_weight(lever)
+    if not isinstance(weights, dict) or "classify.weight" not in weights:
+        return None
+    if weight is None:
+        return "its D has a head that names the digit, which the lever does not have"
+    trained = weights.get("naming")
+    if not torch.is_tensor(trained) or trained.numel() != 1 or float(trained) != weight:
+        return (f"its D's naming head was trained at weight {float(trained):g}" if torch.is_tensor(trained) and
+                trained.numel() == 1 else "its D's naming head has no weight recorded") + f", not {weight:g}"
+    return None
 
 
 def unlike(lever: str, saved: dict | None, new_rate: bool) -> dict:
@@ -612,7 +646,7 @@ def lever_of(lever: str, saved: dict | None) -> bool:
     """Whether a checkpoint (as peek read it) could be a run of `lever`: its config and its D's kind (True for a file
     that could not be read)."""
     weights = (saved or {}).get("D")
-    return not unlike(lever, saved, new_rate=True) and named_as(lever, saved) and (
+    return not unlike(lever, saved, new_rate=True) and not named_as(lever, saved) and (
         not isinstance(weights, dict) or has_batchnorm(weights) == (parts(lever)[1] is None))  # gan's D has BatchNorm
 
 

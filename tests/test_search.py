@@ -483,14 +483,14 @@ def test_a_naming_head_starts_from_another_levers_run_learns_real_digits_and_ask
     start = torch.load(tmp_path / "ac" / "start" / "gan_epoch_1.pth", weights_only=True)
     assert start["D"]["classify.weight"].shape == (10, 128 * 16) and start["D"]["classify.weight"].std() < 0.03
     last = torch.load(tmp_path / "ac" / "checkpoints" / "gan_epoch_8.pth", weights_only=True)
-    assert last["D"].keys() == search.classifying(gan.Config(width=40, d_width=32)).state_dict().keys()
+    assert last["D"].keys() == search.classifying(1.0)(gan.Config(width=40, d_width=32)).state_dict().keys()
     assert not torch.equal(last["D"]["classify.weight"], start["D"]["classify.weight"])
     assert len(terms) == 2 * 7 and all(t.requires_grad for t in terms)  # one step an epoch: D's term, then G's
     real = [t.item() for t in terms[0::2]]
     # the head learns to name the real digits (the same 256 each step), from ln 10 = 2.30 (its new weights near 0)
     assert abs(real[0] - math.log(10)) < 0.01 and all(b < a for a, b in zip(real, real[1:])) and real[-1] < 2.25, real
 
-    D = search.classifying(gan.Config(width=40, d_width=32))
+    D = search.classifying(1.0)(gan.Config(width=40, d_width=32))
     D.load_state_dict(last["D"])
     G, _ = gan.load_generator(tmp_path / "ac" / "checkpoints" / "gan_epoch_8.pth")
     asked = torch.arange(10).repeat(5)
@@ -537,7 +537,10 @@ def test_a_naming_head_starts_from_another_levers_run_learns_real_digits_and_ask
     # never written into, not even a start of the new run beside it
     said = refused_with("--lever", lever, "--train", str(tmp_path / "ac"), "--epochs", "9", "--resume",
                         str(tmp_path / "ac" / "checkpoints" / "gan_epoch_8.pth"))
-    assert said.startswith("Error: ") and "a head in D that names the digit" in said and said.count("\n") == 1
+    assert said.startswith("Error: ") and "a head that names the digit" in said and said.count("\n") == 1
+    said = refused_with("--lever", naming.replace("head 1", "head 0.1"), "--train", str(tmp_path / "ac"), "--epochs", "9",
+                        "--resume", str(tmp_path / "ac" / "checkpoints" / "gan_epoch_8.pth"))  # another weight: the
+    assert "naming head was trained at weight 1, not 0.1" in said and said.count("\n") == 1  # run's own is kept
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == kept  # nothing changed, nothing added
 
 
@@ -547,7 +550,7 @@ def test_the_naming_heads_terms_name_real_digits_for_d_and_the_asked_for_digits_
     was asked for; without the terms the head never moves, with them G moves otherwise."""
     cfg = gan.Config(width=4, d_width=4)
     torch.manual_seed(0)
-    G0, D0 = gan.build_generator(cfg), search.classifying(cfg)
+    G0, D0 = gan.build_generator(cfg), search.classifying(1.0)(cfg)
     real, labels = torch.rand(8, 1, 28, 28) * 2 - 1, torch.arange(8)
     calls, cross_entropy, now = [], search.F.cross_entropy, {}
 
@@ -577,3 +580,23 @@ def test_the_naming_heads_terms_name_real_digits_for_d_and_the_asked_for_digits_
     with pytest.raises(gan.GANError, match="without BatchNorm"):  # gan's own D has no head to name with
         search.make_step("rp", classes=1.0)(G, gan.build_discriminator(cfg), opt_g, opt_d, real, labels, 1.0,
                                             amp=contextlib.nullcontext)
+
+
+def test_two_naming_starts_at_once_into_one_folder_end_in_one_run_and_one_line(mnist_dir, tmp_path):
+    """Found by a hostile pass: two commands started together both found no start, and the second to write it died
+    in a traceback (FileExistsError). Now the second uses the first's start (the same run), and the folder lock lets
+    one of them train; the other, if it comes second, says why in one line."""
+    lever = "G 40, D 32, rp, R1+R2 0.3, no-bn D"
+    base = [sys.executable, "search.py", "--data-dir", str(mnist_dir), "--seed", "1", "--threads", "1"]
+    subprocess.run([*base, "--lever", lever, "--train", str(tmp_path / "v7"), "--epochs", "1"], check=True,
+                   cwd=search.Path(search.__file__).parent, capture_output=True)
+    command = [*base, "--lever", lever + ", naming head 1", "--train", str(tmp_path / "ac"), "--epochs", "2",
+               "--resume", str(tmp_path / "v7" / "checkpoints" / "gan_epoch_1.pth")]
+    runs = [subprocess.Popen(command, cwd=search.Path(search.__file__).parent, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    ended = [(p.wait(timeout=300), p.stderr.read()) for p in runs]
+    assert all("Traceback" not in err for _, err in ended), ended
+    assert sorted(code for code, _ in ended)[0] == 0, ended  # one trained
+    assert all(code == 0 or (code == 1 and err.startswith("Error: ") and err.count("\n") == 1) for code, err in ended)
+    assert [p.name for p in (tmp_path / "ac" / "start").iterdir()] == ["gan_epoch_1.pth"]
+    assert torch.load(tmp_path / "ac" / "checkpoints" / "gan_epoch_2.pth", weights_only=True)["epoch"] == 2

@@ -81,13 +81,14 @@ def spectral(cfg):
 class ClassifyingDiscriminator(gan.Discriminator):
     """D with a second head that names the digit, as AC-GAN's (Odena et al. 2017), beside the class projection: with
     classes=True it returns that head's 10 logits too. The step trains the head on real digits only and asks G to
-    draw digits it names as asked (`make_step(classes=...)`), at the weight D keeps with its weights (`naming`), so
-    that a checkpoint says which lever trained it."""
+    draw digits it names as asked (`make_step(classes=...)`). D keeps the terms' weight and whether G's applies to
+    the digits the head misnames only (`naming`: the two as floats) with its weights, so that a checkpoint says which
+    lever trained it."""
 
-    def __init__(self, features: nn.Sequential, n_features: int, n_classes: int, weight: float):
+    def __init__(self, features: nn.Sequential, n_features: int, n_classes: int, naming: tuple[float, bool]):
         super().__init__(features, n_features, n_classes)
         self.classify = nn.Linear(n_features, n_classes)  # registered last: its weights come last in parameters()
-        self.register_buffer("naming", torch.tensor(float(weight)))
+        self.register_buffer("naming", torch.tensor([float(v) for v in naming]))
 
     def forward(self, images, labels=None, classes: bool = False):
         h = self.features(images)
@@ -95,27 +96,33 @@ class ClassifyingDiscriminator(gan.Discriminator):
         return (logit, self.classify(h)) if classes else logit
 
 
-def classifying(weight: float):
+def classifying(weight: float, misnamed_only: bool = False):
     """A builder of the no-BatchNorm D with a head that names the digit (`ClassifyingDiscriminator`), for the terms'
-    `weight` (the builder's .naming)."""
+    `weight` and G's term on misnamed digits only or not (the builder's .naming)."""
     def build(cfg):
         D = no_batchnorm(cfg)
-        D = ClassifyingDiscriminator(D.features, D.head.in_features, cfg.n_classes, weight)
+        D = ClassifyingDiscriminator(D.features, D.head.in_features, cfg.n_classes, build.naming)
         D.head.apply(gan.init_dcgan_weights), D.classify.apply(gan.init_dcgan_weights)
         return D
-    build.naming = weight
+    build.naming = (float(weight), bool(misnamed_only))
     return build
 
 
-def naming_weight(lever: str) -> float | None:
-    """The weight of a lever's naming head; None for a lever without one."""
+def naming_of(lever: str) -> tuple[float, bool] | None:
+    """A lever's naming head: its terms' weight and whether G's is on misnamed digits only; None without one."""
     return getattr(parts(lever)[1], "naming", None)
 
 
-def with_classifier(path: str, folder: str, seed: int, weight: float) -> str:
+def said(naming) -> str:
+    """A naming head's settings in words: 'weight 1', 'weight 1 on misnamed digits only'."""
+    weight, only = naming
+    return f"weight {weight:g}" + (" on misnamed digits only" if only else "")
+
+
+def with_classifier(path: str, folder: str, seed: int, naming: tuple[float, bool]) -> str:
     """How a run of a naming lever starts from an epoch of another lever's run: a copy of checkpoint `path` with a new
-    naming head (DCGAN init, from `seed`; its terms at `weight`) added to D and to D's optimizer (no moments yet, as
-    Adam has for a weight before its first step), as a run of its own (a new run id, so it can never write into,
+    naming head (DCGAN init, from `seed`; its terms as `naming` says) added to D and to D's optimizer (no moments yet,
+    as Adam has for a weight before its first step), as a run of its own (a new run id, so it can never write into,
     prune or replace the checkpoints of the run it came from), written to folder/start/ and used again by the same
     start. Returns the copy's path; `path` itself where it is not a checkpoint of a D without BatchNorm and without
     the head (a naming run's own, or a file that gan.resume will refuse in one line)."""
@@ -125,7 +132,7 @@ def with_classifier(path: str, folder: str, seed: int, weight: float) -> str:
             has_batchnorm(weights) or "classify.weight" in weights or "embed.weight" not in weights:
         return path
     run = hashlib.sha256(f"{saved.get('run')} {saved.get('lineage')} {saved.get('epoch')} {saved.get('pos')} {seed} "
-                         f"naming head {weight}".encode()).hexdigest()[:12]
+                         f"naming head {said(naming)}".encode()).hexdigest()[:12]
     others = sorted(p for p in (Path(folder) / "checkpoints").glob("*.pth") if run_of(p) != run)
     if others:  # its own folder, say: the start is checked here, before a file is written
         raise gan.GANError(f"{others[0]} is another run's, and a run with a naming head is a run of its own: pass a "
@@ -137,7 +144,7 @@ def with_classifier(path: str, folder: str, seed: int, weight: float) -> str:
     head = {"weight": torch.empty(n_classes, n_features), "bias": torch.zeros(n_classes)}
     nn.init.normal_(head["weight"], 0.0, 0.02, generator=torch.Generator().manual_seed(seed))  # the DCGAN init's
     saved = {**saved, "run": run, "D": {**weights, **{f"classify.{k}": v for k, v in head.items()},
-                                        "naming": torch.tensor(float(weight))}}
+                                        "naming": torch.tensor([float(v) for v in naming])}}
     group = saved["opt_d"]["param_groups"][0]  # the head's weights come last in D.parameters(): ClassifyingD
     saved["opt_d"] = {**saved["opt_d"], "param_groups": [{**group, "params": [*group["params"], *range(
         len(group["params"]), len(group["params"]) + 2)]}]}
@@ -300,6 +307,15 @@ def nearness(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return 1 / (apart / (z[:half] - z[half:2 * half]).abs().mean() + 1e-5)
 
 
+def naming_term(logits: torch.Tensor, asked: torch.Tensor, misnamed_only: bool = False) -> torch.Tensor:
+    """G's naming term: the cross-entropy of the head's logits against the digits asked for; with `misnamed_only`,
+    counted for the digits the head names otherwise only (0 for the rest, the mean over all), so that G is asked to
+    redraw what reads as another digit and is left free in the rest."""
+    if not misnamed_only:
+        return F.cross_entropy(logits, asked)
+    return (F.cross_entropy(logits, asked, reduction="none") * (logits.argmax(1) != asked)).mean()
+
+
 def steps_taken(opt: torch.optim.Optimizer) -> int:
     """How many steps Adam has taken (its count for the first weight; 0 before the first)."""
     first = opt.param_groups[0]["params"][0]
@@ -307,14 +323,16 @@ def steps_taken(opt: torch.optim.Optimizer) -> int:
 
 
 def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None, every: int = gan.R1_EVERY,
-              mode_seeking: float = 0.0, cr: tuple[float, float] = (0.0, 0.0), classes: float = 0.0):
+              mode_seeking: float = 0.0, cr: tuple[float, float] = (0.0, 0.0), classes: float = 0.0,
+              misnamed_only: bool = False):
     """A train_step like gan.train_step with a choice of loss (bce: the default's; rp: relativistic pairing, R3GAN),
     lazy R1 and R2 penalties (every `every` steps, weight times `every`), an augmentation of D's inputs, and MSGAN's
     mode-seeking term (Mao et al. 2019; `nearness`) in G's loss at weight `mode_seeking` (the G loss it returns holds
     the term), bCR's consistency (`consistency`) in D's at weights `cr` (real, generated), and with a
     `ClassifyingDiscriminator` the cross-entropy of its naming head at weight `classes`: on the real digits' labels
     in D's loss, on the asked-for labels of the generated ones in G's (AC-GAN's terms, D's on real digits only, so the
-    head learns what real digits look like, not what G draws). The penalties fall on
+    head learns what real digits look like, not what G draws; G's, with `misnamed_only`, on the digits the head names
+    otherwise only: `naming_term`). The penalties fall on
     the run's steps 0, every, 2 every...: counted by D's optimizer, whose state a checkpoint keeps, so a resumed run
     puts them where the uninterrupted run would (read once per optimizer: on a GPU each read would wait for it)."""
     aug = augment or (lambda x: x)
@@ -372,7 +390,7 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
         if mode_seeking:
             g_loss = g_loss + mode_seeking * nearness(fake, z)
         if classes:
-            g_loss = g_loss + classes * F.cross_entropy(D.named[1], fake_labels)
+            g_loss = g_loss + classes * naming_term(D.named[1], fake_labels, misnamed_only)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -434,6 +452,10 @@ LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, r
     **{f"G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head {w}": ({**NOW, "width": 40, "d_width": 32}, classifying(w),
                                                                 make_step("rp", r1=0.3, r2=0.3, classes=w))
        for w in (0.1, 0.03)},
+    # all of them cost recall: G's term on the digits the head misnames only, the others left free
+    "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head 1 on misnamed": (
+        {**NOW, "width": 40, "d_width": 32}, classifying(1.0, misnamed_only=True),
+        make_step("rp", r1=0.3, r2=0.3, classes=1.0, misnamed_only=True)),
 }
 
 
@@ -475,8 +497,8 @@ def train(lever: str, seed: int, epochs: int | None, data_dir: str, folder: str,
     with patched(lever):
         if resume is not None:
             check_trained_with(lever, resume, new_rate=lr is not None)
-            if naming_weight(lever) is not None:  # another lever's run: D gets its naming head
-                resume = with_classifier(resume, folder, seed, naming_weight(lever))
+            if naming_of(lever) is not None:  # another lever's run: D gets its naming head
+                resume = with_classifier(resume, folder, seed, naming_of(lever))
             given = {"epochs": epochs or None, "lr": lr, "keep_last": keep_last}
             # into folder: the run's own, a copy's, or a new branch's
             last = gan.resume(resume, {"data_dir": data_dir, "checkpoint_dir": f"{folder}/checkpoints",
@@ -497,7 +519,7 @@ def check_trained_with(lever: str, path: str, new_rate: bool = False) -> None:
     saved = peek(Path(path))
     if why := named_as(lever, saved):
         raise gan.GANError(f"{path} was not trained with the lever {lever!r} ({why}): pass the lever it was trained "
-                           "with (the one whose name ends in 'naming head' and its weight)")
+                           "with (the one whose name says its naming head)")
     wrong = unlike(lever, saved, new_rate)
     if wrong:
         said = ", ".join(f"{k} is {v}" for k, v in wrong.items())
@@ -508,17 +530,18 @@ def check_trained_with(lever: str, path: str, new_rate: bool = False) -> None:
 
 def named_as(lever: str, saved: dict | None) -> str | None:
     """Why a checkpoint (as peek reads it) is not a run of `lever` by its naming head, or None: a head the lever does
-    not have, or one trained at another weight. A naming lever takes checkpoints without the head as well
-    (`with_classifier` gives them one)."""
-    weights, weight = (saved or {}).get("D"), naming_weight(lever)
+    not have, or one trained otherwise. A naming lever takes checkpoints without the head as well (`with_classifier`
+    gives them one)."""
+    weights, naming = (saved or {}).get("D"), naming_of(lever)
     if not isinstance(weights, dict) or "classify.weight" not in weights:
         return None
-    if weight is None:
+    if naming is None:
         return "its D has a head that names the digit, which the lever does not have"
     trained = weights.get("naming")
-    if not torch.is_tensor(trained) or trained.numel() != 1 or float(trained) != weight:
-        return (f"its D's naming head was trained at weight {float(trained):g}" if torch.is_tensor(trained) and
-                trained.numel() == 1 else "its D's naming head has no weight recorded") + f", not {weight:g}"
+    if not torch.is_tensor(trained) or trained.shape != (2,):
+        return f"its D's naming head has no settings recorded, the lever's are {said(naming)}"
+    if trained.tolist() != [float(v) for v in naming]:
+        return f"its D's naming head was trained at {said((trained[0].item(), bool(trained[1])))}, not {said(naming)}"
     return None
 
 

@@ -540,7 +540,7 @@ def test_a_naming_head_starts_from_another_levers_run_learns_real_digits_and_ask
     assert said.startswith("Error: ") and "a head that names the digit" in said and said.count("\n") == 1
     said = refused_with("--lever", naming.replace("head 1", "head 0.1"), "--train", str(tmp_path / "ac"), "--epochs", "9",
                         "--resume", str(tmp_path / "ac" / "checkpoints" / "gan_epoch_8.pth"))  # another weight: the
-    assert "naming head was trained at weight 1, not 0.1" in said and said.count("\n") == 1  # run's own is kept
+    assert "naming head was trained at weight 1, not weight 0.1" in said and said.count("\n") == 1  # run's own is kept
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == kept  # nothing changed, nothing added
 
 
@@ -600,3 +600,15 @@ def test_two_naming_starts_at_once_into_one_folder_end_in_one_run_and_one_line(m
     assert all(code == 0 or (code == 1 and err.startswith("Error: ") and err.count("\n") == 1) for code, err in ended)
     assert [p.name for p in (tmp_path / "ac" / "start").iterdir()] == ["gan_epoch_1.pth"]
     assert torch.load(tmp_path / "ac" / "checkpoints" / "gan_epoch_2.pth", weights_only=True)["epoch"] == 2
+
+
+def test_the_misnamed_only_term_counts_the_digits_the_head_names_otherwise_and_no_others():
+    logits = torch.tensor([[5.0, 0.0], [0.0, 5.0], [0.0, 1.0], [2.0, 0.0]])  # names 0, 1, 1, 0
+    asked = torch.tensor([0, 1, 0, 1])  # the last two misnamed
+    every = search.F.cross_entropy(logits, asked, reduction="none")
+    assert torch.isclose(search.naming_term(logits, asked), every.mean())
+    assert torch.isclose(search.naming_term(logits, asked, misnamed_only=True), every[2:].sum() / 4)
+    assert search.naming_term(logits[:2], asked[:2], misnamed_only=True) == 0  # all named as asked: nothing asked
+    assert search.naming_of("G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head 1 on misnamed") == (1.0, True)
+    assert search.naming_of("G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head 0.1") == (0.1, False)
+    assert search.naming_of("G 40, D 32, rp, R1+R2 0.3, no-bn D") is None

@@ -94,8 +94,8 @@ def test_the_commands_that_train_the_shipped_model_again_ask_for_its_config_and_
         cfg = dataclasses.asdict(cfg)
         differ = {k for k in cfg if cfg[k] != shipped()["config"][k]}
         assert differ <= {"checkpoint_dir", "sample_dir", "data_dir", "device", "save_every"}, (doc.name, differ)
-        lever = search.LEVERS[re.search(r'--lever "([^"]+)"', commands[0]).group(1)]
-        assert (build_d, step) == lever[1:3] and build_d is search.no_batchnorm, doc.name
+        opening, closing = (search.LEVERS[re.search(r'--lever "([^"]+)"', c).group(1)] for c in commands)
+        assert (build_d, step) == closing[1:3] and opening[1] is search.no_batchnorm, doc.name  # the last one trains on
         game = inspect.getclosurevars(step).nonlocals  # what the docs say the step is: R3GAN's game
         assert (game["loss"], game["r1"], game["r2"], game["mode_seeking"], game["cr"]) == ("rp", 0.3, 0.3, 0, (0, 0))
 

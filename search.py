@@ -145,7 +145,7 @@ def with_classifier(path: str, folder: str, seed: int, naming: tuple[float, bool
     nn.init.normal_(head["weight"], 0.0, 0.02, generator=torch.Generator().manual_seed(seed))  # the DCGAN init's
     saved = {**saved, "run": run, "D": {**weights, **{f"classify.{k}": v for k, v in head.items()},
                                         "naming": torch.tensor([float(v) for v in naming])}}
-    group = saved["opt_d"]["param_groups"][0]  # the head's weights come last in D.parameters(): ClassifyingD
+    group = saved["opt_d"]["param_groups"][0]  # the head comes last in D.parameters() (ClassifyingDiscriminator)
     saved["opt_d"] = {**saved["opt_d"], "param_groups": [{**group, "params": [*group["params"], *range(
         len(group["params"]), len(group["params"]) + 2)]}]}
     try:

@@ -339,16 +339,22 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
     taken = weakref.WeakKeyDictionary()  # D's optimizer -> steps it has taken
 
     def d_pair(D, real, fake, labels, fake_labels):
+        """D's logits on real and fake, and with `classes` its naming head's on each (else None)."""
         if D.batchnorm:
             if classes:
                 raise gan.GANError("the naming head's terms need D without BatchNorm (search.classifying builds one)")
-            return D(aug(real), labels).float(), D(aug(fake), fake_labels).float()
+            return D(aug(real), labels).float(), D(aug(fake), fake_labels).float(), None
         both = torch.cat([labels, fake_labels]) if labels is not None else None
-        if classes:  # the naming head's logits kept aside (D.named: real's, generated's) for the terms below
-            logits, named = D(aug(torch.cat([real, fake])), both, classes=True)
-            D.named = named.float().split(real.size(0))
-            return logits.float().split(real.size(0))
-        return D(aug(torch.cat([real, fake])), both).float().split(real.size(0))
+        logits, named = named_too(D, aug(torch.cat([real, fake])), both)
+        n = real.size(0)
+        return (*logits.split(n), named.split(n) if named is not None else None)
+
+    def named_too(D, images, labels):
+        """D's logits, and with `classes` its naming head's (else None), as floats."""
+        if not classes:
+            return D(images, labels).float(), None
+        logits, named = D(images, labels, classes=True)
+        return logits.float(), named.float()
 
     def step(G, D, opt_g, opt_d, real, labels, real_target, _r1=0.0, amp=None):
         done = taken[opt_d] if opt_d in taken else steps_taken(opt_d)
@@ -361,13 +367,13 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
         if penal:
             real, fake_in = real.detach().requires_grad_(True), fake_in.requires_grad_(True)
         with amp():
-            d_real, d_fake = d_pair(D, real, fake_in, labels, fake_labels)
+            d_real, d_fake, named = d_pair(D, real, fake_in, labels, fake_labels)
             d_loss = (F.softplus(-(d_real - d_fake)).mean() if loss == "rp"
                       else F.softplus(-d_real).mean() + F.softplus(d_fake).mean())
         if penal:
             d_loss = d_loss + every * penalty(d_real, d_fake, real, fake_in, r1, r2)
         if classes:
-            d_loss = d_loss + classes * F.cross_entropy(D.named[0], labels)
+            d_loss = d_loss + classes * F.cross_entropy(named[0], labels)
         if any(cr):
             with amp():
                 d_loss = d_loss + consistency(D, real, fake_in, labels, fake_labels, d_real, d_fake, cr)
@@ -378,19 +384,16 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
         D.requires_grad_(False)
         with amp():
             if loss == "rp":
-                d_real_g, d_fake_g = d_pair(D, real.detach(), fake, labels, fake_labels)
+                d_real_g, d_fake_g, named = d_pair(D, real.detach(), fake, labels, fake_labels)
                 g_loss = F.softplus(-(d_fake_g - d_real_g)).mean()
-            elif classes:
-                d_fake_g, named = D(aug(fake), fake_labels, classes=True)
-                D.named = (None, named.float())
-                g_loss = F.softplus(-d_fake_g.float()).mean()
             else:
-                d_fake_g = D(aug(fake), fake_labels).float()
+                d_fake_g, fake_named = named_too(D, aug(fake), fake_labels)
+                named = (None, fake_named)
                 g_loss = F.softplus(-d_fake_g).mean()
         if mode_seeking:
             g_loss = g_loss + mode_seeking * nearness(fake, z)
         if classes:
-            g_loss = g_loss + classes * naming_term(D.named[1], fake_labels, misnamed_only)
+            g_loss = g_loss + classes * naming_term(named[1], fake_labels, misnamed_only)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()

@@ -82,44 +82,46 @@ class ClassifyingDiscriminator(gan.Discriminator):
     """D with a second head that names the digit, as AC-GAN's (Odena et al. 2017), beside the class projection: with
     classes=True it returns that head's 10 logits too. The step trains the head on real digits only and asks G to
     draw digits it names as asked (`make_step(classes=...)`). D keeps the terms' weight and whether G's applies to
-    the digits the head misnames only (`naming`: the two as floats) with its weights, so that a checkpoint says which
-    lever trained it."""
+    the digits the head misnames only (`naming`: the two as floats, and a third, 1, where the head is a probe: trained
+    on D's features detached, so that its term shapes the head alone, not D) with its weights, so that a checkpoint
+    says which lever trained it."""
 
-    def __init__(self, features: nn.Sequential, n_features: int, n_classes: int, naming: tuple[float, bool]):
+    def __init__(self, features: nn.Sequential, n_features: int, n_classes: int, naming: tuple):
         super().__init__(features, n_features, n_classes)
         self.classify = nn.Linear(n_features, n_classes)  # registered last: its weights come last in parameters()
         self.register_buffer("naming", torch.tensor([float(v) for v in naming]))
 
-    def forward(self, images, labels=None, classes: bool = False):
+    def forward(self, images, labels=None, classes: bool = False, detach: bool = False):
         h = self.features(images)
         logit = self.head(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
-        return (logit, self.classify(h)) if classes else logit
+        return (logit, self.classify(h.detach() if detach else h)) if classes else logit
 
 
-def classifying(weight: float, misnamed_only: bool = False):
+def classifying(weight: float, misnamed_only: bool = False, probe: bool = False):
     """A builder of the no-BatchNorm D with a head that names the digit (`ClassifyingDiscriminator`), for the terms'
-    `weight` and G's term on misnamed digits only or not (the builder's .naming)."""
+    `weight`, G's term on misnamed digits only or not, and the head a probe or not (the builder's .naming)."""
     def build(cfg):
         D = no_batchnorm(cfg)
         D = ClassifyingDiscriminator(D.features, D.head.in_features, cfg.n_classes, build.naming)
         D.head.apply(gan.init_dcgan_weights), D.classify.apply(gan.init_dcgan_weights)
         return D
-    build.naming = (float(weight), bool(misnamed_only))
+    build.naming = (float(weight), bool(misnamed_only)) + ((True,) if probe else ())
     return build
 
 
-def naming_of(lever: str) -> tuple[float, bool] | None:
-    """A lever's naming head: its terms' weight and whether G's is on misnamed digits only; None without one."""
+def naming_of(lever: str) -> tuple | None:
+    """A lever's naming head: its terms' weight, whether G's is on misnamed digits only (and True where the head is
+    a probe); None without one."""
     return getattr(parts(lever)[1], "naming", None)
 
 
 def said(naming) -> str:
-    """A naming head's settings in words: 'weight 1', 'weight 1 on misnamed digits only'."""
-    weight, only = naming
-    return f"weight {weight:g}" + (" on misnamed digits only" if only else "")
+    """A naming head's settings in words: 'weight 1', 'weight 1 on misnamed digits only', 'a probe, weight 1'."""
+    weight, only, *probe = naming
+    return ("a probe, " if any(probe) else "") + f"weight {weight:g}" + (" on misnamed digits only" if only else "")
 
 
-def with_classifier(path: str, folder: str, seed: int, naming: tuple[float, bool]) -> str:
+def with_classifier(path: str, folder: str, seed: int, naming: tuple) -> str:
     """How a run of a naming lever starts from an epoch of another lever's run: a copy of checkpoint `path` with a new
     naming head (DCGAN init, from `seed`; its terms as `naming` says) added to D and to D's optimizer (no moments yet,
     as Adam has for a weight before its first step), as a run of its own (a new run id, so it can never write into,
@@ -324,7 +326,7 @@ def steps_taken(opt: torch.optim.Optimizer) -> int:
 
 def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None, every: int = gan.R1_EVERY,
               mode_seeking: float = 0.0, cr: tuple[float, float] = (0.0, 0.0), classes: float = 0.0,
-              misnamed_only: bool = False):
+              misnamed_only: bool = False, probe: bool = False):
     """A train_step like gan.train_step with a choice of loss (bce: the default's; rp: relativistic pairing, R3GAN),
     lazy R1 and R2 penalties (every `every` steps, weight times `every`), an augmentation of D's inputs, and MSGAN's
     mode-seeking term (Mao et al. 2019; `nearness`) in G's loss at weight `mode_seeking` (the G loss it returns holds
@@ -332,28 +334,30 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
     `ClassifyingDiscriminator` the cross-entropy of its naming head at weight `classes`: on the real digits' labels
     in D's loss, on the asked-for labels of the generated ones in G's (AC-GAN's terms, D's on real digits only, so the
     head learns what real digits look like, not what G draws; G's, with `misnamed_only`, on the digits the head names
-    otherwise only: `naming_term`). The penalties fall on
+    otherwise only: `naming_term`; with `probe`, D's term reaches the head alone, through D's features detached, so
+    that the head reads D without reshaping it). The penalties fall on
     the run's steps 0, every, 2 every...: counted by D's optimizer, whose state a checkpoint keeps, so a resumed run
     puts them where the uninterrupted run would (read once per optimizer: on a GPU each read would wait for it)."""
     aug = augment or (lambda x: x)
     taken = weakref.WeakKeyDictionary()  # D's optimizer -> steps it has taken
 
-    def d_pair(D, real, fake, labels, fake_labels):
-        """D's logits on real and fake, and with `classes` its naming head's on each (else None)."""
+    def d_pair(D, real, fake, labels, fake_labels, detach=False):
+        """D's logits on real and fake, and with `classes` its naming head's on each (else None; `detach`: the
+        head's from D's features detached)."""
         if D.batchnorm:
             if classes:
                 raise gan.GANError("the naming head's terms need D without BatchNorm (search.classifying builds one)")
             return D(aug(real), labels).float(), D(aug(fake), fake_labels).float(), None
         both = torch.cat([labels, fake_labels]) if labels is not None else None
-        logits, named = named_too(D, aug(torch.cat([real, fake])), both)
+        logits, named = named_too(D, aug(torch.cat([real, fake])), both, detach)
         n = real.size(0)
         return (*logits.split(n), named.split(n) if named is not None else None)
 
-    def named_too(D, images, labels):
+    def named_too(D, images, labels, detach=False):
         """D's logits, and with `classes` its naming head's (else None), as floats."""
         if not classes:
             return D(images, labels).float(), None
-        logits, named = D(images, labels, classes=True)
+        logits, named = D(images, labels, classes=True, detach=detach)
         return logits.float(), named.float()
 
     def step(G, D, opt_g, opt_d, real, labels, real_target, _r1=0.0, amp=None):
@@ -367,7 +371,7 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
         if penal:
             real, fake_in = real.detach().requires_grad_(True), fake_in.requires_grad_(True)
         with amp():
-            d_real, d_fake, named = d_pair(D, real, fake_in, labels, fake_labels)
+            d_real, d_fake, named = d_pair(D, real, fake_in, labels, fake_labels, detach=probe)
             d_loss = (F.softplus(-(d_real - d_fake)).mean() if loss == "rp"
                       else F.softplus(-d_real).mean() + F.softplus(d_fake).mean())
         if penal:
@@ -459,6 +463,14 @@ LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, r
     "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head 1 on misnamed": (
         {**NOW, "width": 40, "d_width": 32}, classifying(1.0, misnamed_only=True),
         make_step("rp", r1=0.3, r2=0.3, classes=1.0, misnamed_only=True)),
+    # so did that: is it the head's term reshaping D's features? The head as a probe, on D's features detached (its
+    # term trains the head alone), with G's term on all digits at 0.1 and on misnamed digits only at 1
+    "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming probe 0.1": (
+        {**NOW, "width": 40, "d_width": 32}, classifying(0.1, probe=True),
+        make_step("rp", r1=0.3, r2=0.3, classes=0.1, probe=True)),
+    "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming probe 1 on misnamed": (
+        {**NOW, "width": 40, "d_width": 32}, classifying(1.0, misnamed_only=True, probe=True),
+        make_step("rp", r1=0.3, r2=0.3, classes=1.0, misnamed_only=True, probe=True)),
 }
 
 
@@ -544,7 +556,7 @@ def named_as(lever: str, saved: dict | None) -> str | None:
     if not torch.is_tensor(trained) or trained.shape != (2,):
         return f"its D's naming head has no settings recorded, the lever's are {said(naming)}"
     if trained.tolist() != [float(v) for v in naming]:
-        return f"its D's naming head was trained at {said((trained[0].item(), bool(trained[1])))}, not {said(naming)}"
+        return f"its D's naming head was trained at {said(trained.tolist())}, not {said(naming)}"
     return None
 
 

@@ -612,3 +612,31 @@ def test_the_misnamed_only_term_counts_the_digits_the_head_names_otherwise_and_n
     assert search.naming_of("G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head 1 on misnamed") == (1.0, True)
     assert search.naming_of("G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head 0.1") == (0.1, False)
     assert search.naming_of("G 40, D 32, rp, R1+R2 0.3, no-bn D") is None
+
+
+def test_a_probe_heads_term_trains_the_head_alone_and_g_still_learns_from_it():
+    """The probe levers: D's naming term reaches the head through D's features detached, so D's own weights take the
+    step they take without the term, to the bit, while the head learns and G's term (through D, not detached) moves G."""
+    cfg = gan.Config(width=4, d_width=4)
+    torch.manual_seed(0)
+    G0, D0 = gan.build_generator(cfg), search.classifying(1.0, probe=True)(cfg)
+    real, labels = torch.rand(8, 1, 28, 28) * 2 - 1, torch.arange(8)
+    after = {}
+    for classes, probe in ((0.0, False), (1.0, True), (1.0, False)):
+        G, D = copy.deepcopy(G0), copy.deepcopy(D0)
+        opt_g, opt_d = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
+        torch.manual_seed(1)
+        search.make_step("rp", classes=classes, probe=probe)(G, D, opt_g, opt_d, real, labels, 1.0,
+                                                            amp=contextlib.nullcontext)
+        after[classes, probe] = G.state_dict(), {k: v for k, v in D.state_dict().items() if "classify" not in k}, \
+            D.classify.weight.detach().clone()
+    (g0, d0, head0), (g_probe, d_probe, head_probe), (_, d_shaped, _) = after.values()
+    assert all(torch.equal(d0[k], d_probe[k]) for k in d0)  # D's body and heads: as without the term
+    assert any(not torch.equal(d0[k], d_shaped[k]) for k in d0)  # ...where the head that is not a probe reshapes them
+    assert torch.equal(head0, D0.classify.weight) and not torch.equal(head_probe, D0.classify.weight)
+    assert any(not torch.equal(g0[k], g_probe[k]) for k in g0)
+    lever = "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming probe 1 on misnamed"
+    assert search.naming_of(lever) == (1.0, True, True)
+    assert search.said(search.naming_of(lever)) == "a probe, weight 1 on misnamed digits only"
+    assert search.named_as(lever, {"D": {"classify.weight": 0, "naming": torch.tensor([1.0, 1.0])}}) == \
+        "its D's naming head was trained at weight 1 on misnamed digits only, not a probe, weight 1 on misnamed digits only"

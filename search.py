@@ -342,8 +342,8 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
     taken = weakref.WeakKeyDictionary()  # D's optimizer -> steps it has taken
 
     def d_pair(D, real, fake, labels, fake_labels, detach=False):
-        """D's logits on real and fake, and with `classes` its naming head's on each (else None; `detach`: the
-        head's from D's features detached)."""
+        """D's logits on real and fake, and with `classes` its naming head's on each (else None; with `classes`,
+        `detach` gives the head's from D's features detached)."""
         if D.batchnorm:
             if classes:
                 raise gan.GANError("the naming head's terms need D without BatchNorm (search.classifying builds one)")
@@ -360,7 +360,7 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
         logits, named = D(images, labels, classes=True, detach=detach)
         return logits.float(), named.float()
 
-    def step(G, D, opt_g, opt_d, real, labels, real_target, _r1=0.0, amp=None):
+    def step(G, D, opt_g, opt_d, real, labels, real_target, _r1=0.0, amp=None):  # D's loss holds its naming term
         done = taken[opt_d] if opt_d in taken else steps_taken(opt_d)
         taken[opt_d], lazy = done + 1, done % every == 0
         z, fake_labels = noise_and_labels(G, real.size(0), real.device, paired=bool(mode_seeking))
@@ -404,6 +404,7 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
         D.requires_grad_(True)
         return torch.stack([d_loss, g_loss, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean()]).detach()
 
+    step.probe = probe
     return step
 
 
@@ -553,9 +554,9 @@ def named_as(lever: str, saved: dict | None) -> str | None:
     if naming is None:
         return "its D has a head that names the digit, which the lever does not have"
     trained = weights.get("naming")
-    if not torch.is_tensor(trained) or trained.shape != (2,):
+    if not torch.is_tensor(trained) or trained.shape not in ((2,), (3,)):  # (3,): a probe's (`classifying`)
         return f"its D's naming head has no settings recorded, the lever's are {said(naming)}"
-    if trained.tolist() != [float(v) for v in naming]:
+    if trained.tolist() != torch.tensor([float(v) for v in naming]).tolist():  # as stored: 0.1 is 0.10000000149
         return f"its D's naming head was trained at {said(trained.tolist())}, not {said(naming)}"
     return None
 

@@ -614,9 +614,11 @@ def test_the_misnamed_only_term_counts_the_digits_the_head_names_otherwise_and_n
     assert search.naming_of("G 40, D 32, rp, R1+R2 0.3, no-bn D") is None
 
 
-def test_a_probe_heads_term_trains_the_head_alone_and_g_still_learns_from_it():
+@pytest.mark.parametrize("loss, r", [("rp", 0.3), ("bce", 0.0)])
+def test_a_probe_heads_term_trains_the_head_alone_and_g_still_learns_from_it(loss, r):
     """The probe levers: D's naming term reaches the head through D's features detached, so D's own weights take the
-    step they take without the term, to the bit, while the head learns and G's term (through D, not detached) moves G."""
+    step they take without the term, to the bit (also with the penalties of step 0), while the head learns and G's
+    term (through D, not detached) moves G."""
     cfg = gan.Config(width=4, d_width=4)
     torch.manual_seed(0)
     G0, D0 = gan.build_generator(cfg), search.classifying(1.0, probe=True)(cfg)
@@ -626,8 +628,8 @@ def test_a_probe_heads_term_trains_the_head_alone_and_g_still_learns_from_it():
         G, D = copy.deepcopy(G0), copy.deepcopy(D0)
         opt_g, opt_d = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
         torch.manual_seed(1)
-        search.make_step("rp", classes=classes, probe=probe)(G, D, opt_g, opt_d, real, labels, 1.0,
-                                                            amp=contextlib.nullcontext)
+        search.make_step(loss, r1=r, r2=r, classes=classes, probe=probe)(G, D, opt_g, opt_d, real, labels, 1.0,
+                                                                         amp=contextlib.nullcontext)
         after[classes, probe] = G.state_dict(), {k: v for k, v in D.state_dict().items() if "classify" not in k}, \
             D.classify.weight.detach().clone()
     (g0, d0, head0), (g_probe, d_probe, head_probe), (_, d_shaped, _) = after.values()
@@ -635,8 +637,44 @@ def test_a_probe_heads_term_trains_the_head_alone_and_g_still_learns_from_it():
     assert any(not torch.equal(d0[k], d_shaped[k]) for k in d0)  # ...where the head that is not a probe reshapes them
     assert torch.equal(head0, D0.classify.weight) and not torch.equal(head_probe, D0.classify.weight)
     assert any(not torch.equal(g0[k], g_probe[k]) for k in g0)
-    lever = "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming probe 1 on misnamed"
-    assert search.naming_of(lever) == (1.0, True, True)
-    assert search.said(search.naming_of(lever)) == "a probe, weight 1 on misnamed digits only"
-    assert search.named_as(lever, {"D": {"classify.weight": 0, "naming": torch.tensor([1.0, 1.0])}}) == \
+
+
+def test_each_naming_lever_says_a_probe_where_its_step_detaches_and_a_checkpoint_says_which_it_was():
+    for lever in search.LEVERS:
+        if search.naming_of(lever) is not None:
+            assert search.parts(lever)[2].probe == (len(search.naming_of(lever)) == 3) == ("probe" in lever), lever
+    probe, head = ("G 40, D 32, rp, R1+R2 0.3, no-bn D, naming " + k for k in ("probe 1 on misnamed", "head 1 on misnamed"))
+    assert search.naming_of(probe) == (1.0, True, True) and search.naming_of(head) == (1.0, True)
+    assert search.said(search.naming_of(probe)) == "a probe, weight 1 on misnamed digits only"
+    as_probe, as_head = ({"D": {"classify.weight": 0, "naming": torch.tensor(v)}} for v in ([1.0, 1.0, 1.0], [1.0, 1.0]))
+    assert search.named_as(probe, as_probe) is None and search.named_as(head, as_head) is None
+    light = {"D": {"classify.weight": 0, "naming": torch.tensor([0.1, 0.0])}}  # stored as 0.10000000149: the same
+    assert search.named_as("G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head 0.1", light) is None
+    assert search.named_as(probe, as_head) == \
         "its D's naming head was trained at weight 1 on misnamed digits only, not a probe, weight 1 on misnamed digits only"
+    assert search.named_as(head, as_probe) == \
+        "its D's naming head was trained at a probe, weight 1 on misnamed digits only, not weight 1 on misnamed digits only"
+
+
+def test_a_probe_run_starts_from_a_headless_checkpoint_goes_on_from_its_own_and_is_refused_to_a_head(
+        mnist_dir, tmp_path, monkeypatch, capsys):
+    """Found by a hostile pass: a probe's checkpoint (three settings in D's naming) was refused on resume by its own
+    lever, as if it recorded none."""
+    lever, probe = "G 40, D 32, rp, R1+R2 0.3, no-bn D", "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming probe 0.1"
+    run = ["search.py", "--data-dir", str(mnist_dir), "--seed", "1"]
+    for args in (["--lever", lever, "--train", str(tmp_path / "v7"), "--epochs", "1"],
+                 ["--lever", probe, "--train", str(tmp_path / "p"), "--epochs", "2", "--resume",
+                  str(tmp_path / "v7" / "checkpoints" / "gan_epoch_1.pth")],
+                 ["--lever", probe, "--train", str(tmp_path / "p"), "--epochs", "3", "--resume",
+                  str(tmp_path / "p" / "checkpoints" / "gan_epoch_2.pth")]):
+        monkeypatch.setattr("sys.argv", [*run, *args])
+        search.main()
+    third = torch.load(tmp_path / "p" / "checkpoints" / "gan_epoch_3.pth", weights_only=True)
+    assert third["epoch"] == 3 and torch.equal(third["D"]["naming"], torch.tensor([0.1, 0.0, 1.0]))
+    monkeypatch.setattr("sys.argv", [*run, "--lever", probe.replace("probe", "head"), "--train", str(tmp_path / "p"),
+                                     "--epochs", "4", "--resume", str(tmp_path / "p" / "checkpoints" / "gan_epoch_3.pth")])
+    with pytest.raises(SystemExit) as refused:
+        search.main()
+    said = capsys.readouterr().err
+    assert refused.value.code == 1 and said.count("\n") == 1
+    assert "naming head was trained at a probe, weight 0.1, not weight 0.1" in said

@@ -324,6 +324,28 @@ def steps_taken(opt: torch.optim.Optimizer) -> int:
     return int(opt.state[first]["step"]) if first in opt.state else 0
 
 
+def d_logits(D, images, labels, named: bool = False, detach: bool = False):
+    """D's logits, and with `named` its naming head's (else None), as floats; `detach`: the head's from D's features
+    detached (a probe's term then trains the head alone)."""
+    if not named:
+        return D(images, labels).float(), None
+    logits, names = D(images, labels, classes=True, detach=detach)
+    return logits.float(), names.float()
+
+
+def d_pair(D, real, fake, labels, fake_labels, aug, named: bool = False, detach: bool = False):
+    """D's logits on real and fake, in one pass where D has no BatchNorm, and with `named` its naming head's on each
+    (else None; `detach` as `d_logits`), all after `aug`."""
+    if D.batchnorm:
+        if named:
+            raise gan.GANError("the naming head's terms need D without BatchNorm (search.classifying builds one)")
+        return D(aug(real), labels).float(), D(aug(fake), fake_labels).float(), None
+    both = torch.cat([labels, fake_labels]) if labels is not None else None
+    logits, names = d_logits(D, aug(torch.cat([real, fake])), both, named, detach)
+    n = real.size(0)
+    return (*logits.split(n), names.split(n) if names is not None else None)
+
+
 def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None, every: int = gan.R1_EVERY,
               mode_seeking: float = 0.0, cr: tuple[float, float] = (0.0, 0.0), classes: float = 0.0,
               misnamed_only: bool = False, probe: bool = False):
@@ -341,25 +363,6 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
     aug = augment or (lambda x: x)
     taken = weakref.WeakKeyDictionary()  # D's optimizer -> steps it has taken
 
-    def d_pair(D, real, fake, labels, fake_labels, detach=False):
-        """D's logits on real and fake, and with `classes` its naming head's on each (else None; with `classes`,
-        `detach` gives the head's from D's features detached)."""
-        if D.batchnorm:
-            if classes:
-                raise gan.GANError("the naming head's terms need D without BatchNorm (search.classifying builds one)")
-            return D(aug(real), labels).float(), D(aug(fake), fake_labels).float(), None
-        both = torch.cat([labels, fake_labels]) if labels is not None else None
-        logits, named = named_too(D, aug(torch.cat([real, fake])), both, detach)
-        n = real.size(0)
-        return (*logits.split(n), named.split(n) if named is not None else None)
-
-    def named_too(D, images, labels, detach=False):
-        """D's logits, and with `classes` its naming head's (else None), as floats."""
-        if not classes:
-            return D(images, labels).float(), None
-        logits, named = D(images, labels, classes=True, detach=detach)
-        return logits.float(), named.float()
-
     def step(G, D, opt_g, opt_d, real, labels, real_target, _r1=0.0, amp=None):  # D's loss holds its naming term
         done = taken[opt_d] if opt_d in taken else steps_taken(opt_d)
         taken[opt_d], lazy = done + 1, done % every == 0
@@ -371,7 +374,7 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
         if penal:
             real, fake_in = real.detach().requires_grad_(True), fake_in.requires_grad_(True)
         with amp():
-            d_real, d_fake, named = d_pair(D, real, fake_in, labels, fake_labels, detach=probe)
+            d_real, d_fake, named = d_pair(D, real, fake_in, labels, fake_labels, aug, bool(classes), probe)
             d_loss = (F.softplus(-(d_real - d_fake)).mean() if loss == "rp"
                       else F.softplus(-d_real).mean() + F.softplus(d_fake).mean())
         if penal:
@@ -388,10 +391,10 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
         D.requires_grad_(False)
         with amp():
             if loss == "rp":
-                d_real_g, d_fake_g, named = d_pair(D, real.detach(), fake, labels, fake_labels)
+                d_real_g, d_fake_g, named = d_pair(D, real.detach(), fake, labels, fake_labels, aug, bool(classes))
                 g_loss = F.softplus(-(d_fake_g - d_real_g)).mean()
             else:
-                d_fake_g, fake_named = named_too(D, aug(fake), fake_labels)
+                d_fake_g, fake_named = d_logits(D, aug(fake), fake_labels, bool(classes))
                 named = (None, fake_named)
                 g_loss = F.softplus(-d_fake_g).mean()
         if mode_seeking:

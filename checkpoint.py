@@ -44,9 +44,30 @@ DIVERGED_ADVICE = "Try a lower --lr or --label-smoothing 0.9"  # said when a los
 
 def shell_path(path: str | Path) -> str:
     """`path` as a shell word that a command line reads as that path: quoted (spaces, quotes, backticks), and not
-    taken for an option where it starts with a dash."""
+    taken for an option where it starts with a dash; a path with a line break, an escape or another character that
+    does not print is written in bash's $'...' quoting (`\\n`, `\\x1b`), so that the command stays one line that a
+    terminal shows as it is and bash or zsh reads back as the path (`path_of` reads it back here)."""
     path = str(path)
-    return shlex.quote(f"./{path}" if path.startswith("-") else path)
+    path = f"./{path}" if path.startswith("-") else path
+    if path.isprintable():
+        return shlex.quote(path)
+    return "$'" + "".join(ansi_c(c) for c in path) + "'"
+
+
+def ansi_c(c: str) -> str:
+    """One character as $'...' quoting writes it: itself where it prints (a quote or backslash escaped), else its
+    code (\\x1b, \\u2028)."""
+    if c.isprintable():
+        return "\\" + c if c in "\\'" else c
+    return f"\\x{ord(c):02x}" if ord(c) < 0x80 else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
+
+
+def path_of(word: str) -> str:
+    """The path a word of shell_path's stands for."""
+    if word.startswith("$'") and word.endswith("'"):
+        return re.sub(r"\\(x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|.)",
+                      lambda m: chr(int(m[1][1:], 16)) if len(m[1]) > 1 else m[1], word[2:-1])
+    return shlex.split(word)[0]
 
 
 def resume_command(path: str | Path) -> str:
@@ -55,8 +76,9 @@ def resume_command(path: str | Path) -> str:
 
 
 # resume_command read back from a message (search.py rewrites it into its own): after a backtick or "with: ", as the
-# messages give it (a folder named like the command is not taken for it); group 1 the path as shlex.quote writes it
-RESUME_COMMAND = re.compile(r"""(?:(?<=`)|(?<=with: ))python cli\.py resume ((?:[\w@%+=:,./-]+|'[^']*'|"[^"]*")+)""")
+# messages give it (a folder named like the command is not taken for it); group 1 the path as shell_path writes it
+RESUME_COMMAND = re.compile(
+    r"""(?:(?<=`)|(?<=with: ))python cli\.py resume ((?:[\w@%+=:,./-]+|'[^']*'|"[^"]*")+|\$'(?:[^'\\]|\\.)*')""")
 
 
 def upgrade_config(saved: dict, file_format: int) -> dict:

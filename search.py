@@ -44,8 +44,8 @@ from torch import nn
 import evaluate
 import gan
 import rundir
-from checkpoint import (CHECKPOINT_KIND, RESUME_COMMAND, has_batchnorm, peek, resume_command, run_of, save_state,
-                        shell_path)
+from checkpoint import (CHECKPOINT_KIND, RESUME_COMMAND, has_batchnorm, path_of, peek, resume_command, run_of,
+                        save_state, shell_path)
 from config import BadValue
 from device import resolve_precision
 from files import TrainingInterrupted, hold_stop_signals
@@ -665,7 +665,7 @@ def tell(message: str, a: argparse.Namespace, prefix: str) -> int:
     130 after a stop, 1 after an error."""
     command = RESUME_COMMAND.search(message)
     if command:
-        path = shlex.split(command[1])[0]
+        path = path_of(command[1])
         saved = peek(Path(path))
         if lever_of(a.lever, saved):
             message = message[:command.start()] + again(a, path, saved, stopped=not prefix) + message[command.end():]

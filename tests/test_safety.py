@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import torch
 
-from checkpoint import resume_command, shell_path
+from checkpoint import RESUME_COMMAND, path_of, resume_command, shell_path
 from conftest import (ROOT, assert_identical_runs, assert_refused, cli, cli_process, config, forkserver, make_mnist,
                       one_clear_line, quiet, write_idx)
 
@@ -212,12 +212,19 @@ def test_ctrl_c_saves_the_last_step_says_how_to_resume_and_exits_130(tmp_path, s
 
 
 def test_a_printed_path_is_one_word_a_shell_reads_back_and_never_an_option(tmp_path):
+    """Also a path with a line break, a carriage return or a terminal escape (it was printed inside '...' with the
+    line break written as \\n, which a shell read back as a backslash and an n, and the escape sent to the terminal):
+    one printable line, in bash's $'...' quoting, that bash reads back as the path, and so does search.py."""
     for path in ("-d/ck/gan_epoch_2.pth", "--epochs=3/a.pth", "a b/`touch run1`/$(touch run2);touch run3'q'\"x.pth",
-                 "plain/gan_epoch_1.pth", "ü 数据/x.pth"):
-        shell = subprocess.run(["bash", "-c", f"printf %s {shell_path(path)}"], cwd=tmp_path, capture_output=True,
-                               text=True, check=True)
-        assert Path(shell.stdout) == Path(path) and not shell.stdout.startswith("-"), (path, shell.stdout)
-        assert shlex.split(resume_command(path))[:3] == ["python", "cli.py", "resume"]
+                 "plain/gan_epoch_1.pth", "ü 数据/x.pth", "two\nlines/x.pth", "-\x1b[31mred\r'q'\\n\t\u2028.pth"):
+        word = shell_path(path)
+        shell = subprocess.run(["bash", "-c", f"printf %s {word}"], cwd=tmp_path, capture_output=True, check=True)
+        back = os.fsdecode(shell.stdout)
+        assert Path(back) == Path(path) and not back.startswith("-"), (path, back)
+        assert word.isprintable() and path_of(word) == back
+        command = RESUME_COMMAND.search(f"saved it. Continue with: {resume_command(path)}")
+        assert command[0] == resume_command(path) and path_of(command[1]) == back
+    assert shell_path("two\nlines") == "$'two\\x0alines'"
     assert list(tmp_path.iterdir()) == []  # nothing in the names ran
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import pickle
 import re
 import shlex
@@ -45,28 +46,29 @@ DIVERGED_ADVICE = "Try a lower --lr or --label-smoothing 0.9"  # said when a los
 def shell_path(path: str | Path) -> str:
     """`path` as a shell word that a command line reads as that path: quoted (spaces, quotes, backticks), and not
     taken for an option where it starts with a dash; a path with a line break, an escape or another character that
-    does not print is written in bash's $'...' quoting (`\\n`, `\\x1b`), so that the command stays one line that a
-    terminal shows as it is and bash or zsh reads back as the path (`path_of` reads it back here)."""
+    does not print is written in bash's $'...' quoting, each byte that is not printable ASCII as \\xNN (its bytes as
+    the file system has them, so that any locale reads it back), so that the command stays one line that a terminal
+    shows as it is and bash or zsh reads back as the path (`path_of` reads it back here)."""
     path = str(path)
     path = f"./{path}" if path.startswith("-") else path
     if path.isprintable():
         return shlex.quote(path)
-    return "$'" + "".join(ansi_c(c) for c in path) + "'"
+    return "$'" + "".join(ansi_c(b) for b in os.fsencode(path)) + "'"
 
 
-def ansi_c(c: str) -> str:
-    """One character as $'...' quoting writes it: itself where it prints (a quote or backslash escaped), else its
-    code (\\x1b, \\u2028)."""
-    if c.isprintable():
+def ansi_c(byte: int) -> str:
+    """One byte as $'...' quoting writes it: printable ASCII as itself (a quote or backslash escaped), else \\xNN."""
+    c = chr(byte)
+    if " " <= c <= "~":
         return "\\" + c if c in "\\'" else c
-    return f"\\x{ord(c):02x}" if ord(c) < 0x80 else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
+    return f"\\x{byte:02x}"
 
 
 def path_of(word: str) -> str:
     """The path a word of shell_path's stands for."""
     if word.startswith("$'") and word.endswith("'"):
-        return re.sub(r"\\(x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|.)",
-                      lambda m: chr(int(m[1][1:], 16)) if len(m[1]) > 1 else m[1], word[2:-1])
+        parts = re.findall(r"\\x([0-9a-f]{2})|\\(.)|(.)", word[2:-1], flags=re.DOTALL)
+        return os.fsdecode(bytes(int(h, 16) if h else ord(e or c) for h, e, c in parts))
     return shlex.split(word)[0]
 
 

@@ -126,8 +126,7 @@ def with_options(owner, *extras: inspect.Parameter, for_resume: bool = False, le
 
 
 def fail(message: str, code: int = 1):
-    message = message.replace("\r", "\\r").replace("\n", "\\n")  # one line, even for a name with a newline
-    typer.echo(f"Error: {message}", err=True)
+    typer.echo(f"Error: {config.one_line(message)}", err=True)  # one line, even for a name with a newline
     raise typer.Exit(code)
 
 
@@ -158,7 +157,7 @@ def run_gan(action):
             raise
     except TrainingInterrupted as e:  # saved, and says how to continue: not an error
         stopping()
-        typer.echo(str(e), err=True)
+        typer.echo(config.one_line(str(e)), err=True)
         raise typer.Exit(130) from None
     except BadValue as e:
         fail(e.for_cli())
@@ -193,11 +192,12 @@ def discard_stdout() -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def echo(line: str) -> None:
-    """A line on stdout. When its reader has gone, the line and those after it are dropped: the work they report is
-    done, and its exit status is the one to give."""
+def echo(line: str, raw: bool = False) -> None:
+    """A line on stdout, one line that prints as it is (`config.one_line`; `raw`: as given, JSON's lines, say). When
+    its reader has gone, the line and those after it are dropped: the work they report is done, and its exit status
+    is the one to give."""
     try:
-        typer.echo(line)
+        typer.echo(line if raw else config.one_line(line))
     except BrokenPipeError:
         discard_stdout()
 
@@ -230,9 +230,10 @@ class TrainingBars:
         bars_where_seen(self.progress)
         self.console, self.epochs_bar, self.steps_bar, self.epoch, self.closed = self, None, None, None, False
 
-    def print(self, *args, **kwargs) -> None:  # into a file or pipe, a line stays one line (for grep)
-        kwargs.setdefault("soft_wrap", not self.progress.console.is_terminal)
-        self.safely(self.progress.console.print, *args, **kwargs)
+    def print(self, line: str) -> None:  # into a file or pipe, a line stays one line (for grep); a folder named
+        # [x] or with a line break printed as it is, not read as Rich's markup or run over two lines
+        self.safely(self.progress.console.print, config.one_line(line), soft_wrap=not self.progress.console.is_terminal,
+                    markup=False, highlight=False)
 
     def safely(self, write, *args, **kwargs) -> None:
         if self.closed:
@@ -445,7 +446,7 @@ def evaluate(ctx: typer.Context,
         report = ev.evaluate_file(ask.checkpoint, ask.n, ask.data_dir, ask.checkpoint_dir, ask.seed, ask.device,
                                   ask.cas, log=lambda line: typer.echo(line, err=True), spread=ask.spread)
         if as_json:
-            echo(json.dumps(report, indent=1))
+            echo(json.dumps(report, indent=1), raw=True)
         elif report["lens"] is None:
             echo(f"{report['checkpoint']} draws a flat folder or a dataset without a classifier of its own: no "
                  f"classifier can score it. Look at its grids (python cli.py generate --checkpoint "
@@ -457,9 +458,11 @@ def evaluate(ctx: typer.Context,
 
 def print_report(report: dict) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     names, floor, scores = report["classes"], report["real_floor"], report["generator"]
+    cells = [escape(config.one_line(name)) for name in names]  # a class folder's name as it is, not Rich's markup
     table = Table(caption="Precision is blind to noise-like samples in this feature space: read it with FID and "
                           "recall.",
                   caption_justify="left")
@@ -469,10 +472,10 @@ def print_report(report: dict) -> None:
             (f"Inception Score (max {len(names)})", "inception_score", "{:.2f}"),
             ("class coverage (entropy, 1 = even)", "coverage_entropy", "{:.3f}"),
             ("precision (quality)", "precision", "{:.3f}"), ("recall (variety)", "recall", "{:.3f}"),
-            *((f"share of {name}", f"share_{c}", "{:.1%}") for c, name in enumerate(names)), ("images", "n", "{:,}")]
+            *((f"share of {name}", f"share_{c}", "{:.1%}") for c, name in enumerate(cells)), ("images", "n", "{:,}")]
     for label, key, form in rows:
         table.add_row(label, form.format(scores[key]), form.format(floor[key]))
-    for c, name in enumerate(names if "recall_per_class" in scores else []):
+    for c, name in enumerate(cells if "recall_per_class" in scores else []):
         table.add_row(f"precision / recall of {name}", f"{scores['precision_per_class'][c]:.3f} / "
                       f"{scores['recall_per_class'][c]:.3f}", f"{floor['precision_per_class'][c]:.3f} / "
                       f"{floor['recall_per_class'][c]:.3f}")
@@ -480,8 +483,8 @@ def print_report(report: dict) -> None:
     accuracy = report["classifier_accuracy"]
     accuracy = f" (its classifier: {accuracy:.2%} test accuracy)" if accuracy else ""
     spread = f" (noise spread {report['spread']:.10g})" if report["spread"] != 1 else ""
-    console.print(f"{report['note'] or report['checkpoint']}: {report['n']:,} samples{spread} vs {report['lens']}"
-                  f"{accuracy}, {report['seconds']:.1f}s", markup=False, highlight=False)
+    said = f"{report['note'] or report['checkpoint']}: {report['n']:,} samples{spread} vs {report['lens']}{accuracy}"
+    console.print(config.one_line(f"{said}, {report['seconds']:.1f}s"), markup=False, highlight=False)
     console.print(table)
     if report["label_agreement"]:
         echo("classifier agrees with the asked-for class: " +

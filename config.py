@@ -25,6 +25,12 @@ class GANError(Exception):
     """A problem the user can fix (bad input, missing file, full disk); the CLI prints it as one line."""
 
 
+def one_line(text: str) -> str:
+    """`text` with each character that does not print (a line break, a terminal escape, in a folder's name, say)
+    written as Python writes it in a string (\\n, \\x1b): one line that a terminal shows as it is."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class BadValue(GANError, ValueError):
     """A value out of range. The message names options as {name}: Python callers read `name`, the CLI `--name`."""
 

@@ -46,7 +46,7 @@ import gan
 import rundir
 from checkpoint import (CHECKPOINT_KIND, RESUME_COMMAND, has_batchnorm, path_of, peek, resume_command, run_of,
                         save_state, shell_path)
-from config import BadValue
+from config import BadValue, one_line
 from device import resolve_precision
 from files import TrainingInterrupted, hold_stop_signals
 
@@ -663,7 +663,7 @@ def tell(message: str, a: argparse.Namespace, prefix: str) -> int:
     `python cli.py resume PATH`, where PATH is this lever's, into the --train --resume command that builds the lever's
     networks (with this command's --epochs where PATH has fewer, and after a stop its --lr). Returns the exit status:
     130 after a stop, 1 after an error."""
-    command = RESUME_COMMAND.search(message)
+    command = ([None, *RESUME_COMMAND.finditer(message)])[-1]  # the last: a folder's name may hold the words
     if command:
         path = path_of(command[1])
         saved = peek(Path(path))
@@ -671,7 +671,7 @@ def tell(message: str, a: argparse.Namespace, prefix: str) -> int:
             message = message[:command.start()] + again(a, path, saved, stopped=not prefix) + message[command.end():]
     if a.train is not None and ("--checkpoint-dir" in message or "--sample-dir" in message):
         message += " (here: --train FOLDER, whose checkpoints and samples go to FOLDER/checkpoints and FOLDER/samples)"
-    print(prefix + message, file=sys.stderr)
+    print(prefix + one_line(message), file=sys.stderr)
     return 130 if not prefix else 1
 
 

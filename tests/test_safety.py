@@ -225,6 +225,11 @@ def test_a_printed_path_is_one_word_a_shell_reads_back_and_never_an_option(tmp_p
         command = RESUME_COMMAND.search(f"saved it. Continue with: {resume_command(path)}")
         assert command[0] == resume_command(path) and path_of(command[1]) == back
     assert shell_path("two\nlines") == "$'two\\x0alines'"
+    for raw in (b"by\xffte\n", "ü\n数据".encode()):  # a name that is not UTF-8, and one read back in any locale
+        path = os.fsdecode(raw)
+        shell = subprocess.run(["bash", "-c", f"printf %s {shell_path(path)}"], cwd=tmp_path, capture_output=True,
+                               check=True, env={**os.environ, "LC_ALL": "C"})
+        assert shell.stdout == raw and shell_path(path).isascii() and path_of(shell_path(path)) == path
     assert list(tmp_path.iterdir()) == []  # nothing in the names ran
 
 
@@ -238,6 +243,30 @@ def test_sigterm_saves_and_exits_130(fork, tmp_path, small_data):
     line = one_clear_line(run.stderr(), r"stopped by SIGTERM", r"python cli\.py resume .*_interrupted\.pth")
     assert gan.load_checkpoint(line.rsplit(" ", 1)[-1])[0]["pos"] > 0
     assert check_folder(ck) == []
+
+
+def test_a_folder_named_with_a_line_break_an_escape_and_brackets_is_shown_as_it_is_and_its_command_resumes(
+        fork, tmp_path, small_data):
+    """Found by a hostile pass: such a folder's name sent the escape to the terminal, ran the stop message over two
+    lines, and Rich read [/b] as markup (a traceback in the first epoch's line); the command to continue named
+    another path. Now every line is one printable line, and the printed command, pasted into bash, resumes."""
+    ck = tmp_path / "ck [x] [/b]\n\x1b[31m"
+    run = Forked(fork, ["train", *TINY, "--epochs", "100", *SMALL, "--data-dir", small_data, "--checkpoint-dir", ck,
+                        "--sample-dir", tmp_path / "samples"], tmp_path / "logs")
+    assert wait_for(lambda: (ck / "gan_epoch_1.pth").exists(), 120, run.alive), run.log()
+    run.signal(signal.SIGTERM)
+    assert run.wait() == 130, run.log()
+    line = one_clear_line(run.stderr(), r"stopped by SIGTERM")
+    assert line.isprintable() and "ck [x] [/b]\\n\\x1b[31m/gan_epoch_1_interrupted.pth" in line, line  # as Python writes it
+    epoch = [x for x in run.out.read_text().splitlines() if x.startswith("epoch 1/")]
+    assert len(epoch) == 1 and epoch[0].isprintable() and "ck [x] [/b]\\n\\x1b[31m/gan_epoch_1.pth" in epoch[0], run.log()
+    command = line.partition("Continue with: ")[2]
+    assert command.startswith("python cli.py resume $'") and command.endswith("_interrupted.pth'"), command
+    done = subprocess.run(["bash", "-c", f"{sys.executable} {command.removeprefix('python ')} --epochs 2 {' '.join(SMALL)}"
+                                         f" --data-dir {shlex.quote(str(small_data))}"], cwd=Path(cli.__file__).parent,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert gan.load_checkpoint(ck / "gan_epoch_2.pth")[0]["epoch"] == 2 and not list(ck.glob("*_interrupted.pth"))
 
 
 def test_second_ctrl_c_exits_at_once_and_corrupts_nothing(fork, tmp_path, small_data):

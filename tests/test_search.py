@@ -343,6 +343,16 @@ def test_train_says_how_to_continue_refuses_what_it_would_lose_and_restores_gan_
     said = capsys.readouterr().err.strip()
     assert stop.value.code == 130 and said.isprintable() and said.count("python search.py") == 1, said
     assert said.endswith("--train $'line\\x0abreak \\x1b[2J' --resume $'line\\x0abreak \\x1b[2J/c/x.pth'"), said
+    odd = "w with: python cli.py resume x"  # the words of the command in the folder's name: the command is the last
+    monkeypatch.setattr(gan, "train", lambda cfg, **hooks: (_ for _ in ()).throw(TrainingInterrupted(
+        f"stopped by SIGINT in epoch 3 after step 5; saved {odd}/c/x.pth. Continue with: "
+        f"{resume_command(odd + '/c/x.pth')}")))
+    monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", "d", "--lever", lever, f"--train={odd}"])
+    with pytest.raises(SystemExit) as stop:
+        search.main()
+    said = capsys.readouterr().err.strip()
+    assert said.startswith(f"stopped by SIGINT in epoch 3 after step 5; saved {odd}/c/x.pth. Continue with: python "
+                           "search.py ") and said.endswith(f"--resume '{odd}/c/x.pth'"), said
     monkeypatch.undo()
 
     for other, why in (("default, rate down in the second half", "changes the rate per epoch"),

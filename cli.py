@@ -22,6 +22,7 @@ if __name__ == "__main__" and hasattr(signal, "pthread_sigmask"):
 import dataclasses
 import enum
 import inspect
+import math
 import os
 import sys
 import typing
@@ -233,7 +234,7 @@ class TrainingBars:
     def print(self, line: str) -> None:  # into a file or pipe, a line stays one line (for grep); a folder named
         # [x] or with a line break printed as it is, not read as Rich's markup or run over two lines
         self.safely(self.progress.console.print, config.one_line(line), soft_wrap=not self.progress.console.is_terminal,
-                    markup=False, highlight=False)
+                    markup=False, highlight=False, emoji=False)
 
     def safely(self, write, *args, **kwargs) -> None:
         if self.closed:
@@ -443,26 +444,37 @@ def evaluate(ctx: typer.Context,
         import json
 
         import evaluate as ev
+        from checkpoint import shell_path
         report = ev.evaluate_file(ask.checkpoint, ask.n, ask.data_dir, ask.checkpoint_dir, ask.seed, ask.device,
-                                  ask.cas, log=lambda line: typer.echo(line, err=True), spread=ask.spread)
+                                  ask.cas, log=lambda line: typer.echo(config.one_line(line), err=True),
+                                  spread=ask.spread)
         if as_json:
-            echo(json.dumps(report, indent=1), raw=True)
+            echo(json.dumps(no_nan(report), indent=1, allow_nan=False), raw=True)
         elif report["lens"] is None:
             echo(f"{report['checkpoint']} draws a flat folder or a dataset without a classifier of its own: no "
                  f"classifier can score it. Look at its grids (python cli.py generate --checkpoint "
-                 f"{report['checkpoint']}).")
+                 f"{shell_path(report['checkpoint'])}).")
         else:
             print_report(report)
     run_gan(action)
 
 
+def no_nan(value):
+    """`value` (a report) with each NaN as None: JSON has no NaN (a class with no samples has no precision)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: no_nan(v) for k, v in value.items()}
+    return [no_nan(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
 def print_report(report: dict) -> None:
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     names, floor, scores = report["classes"], report["real_floor"], report["generator"]
-    cells = [escape(config.one_line(name)) for name in names]  # a class folder's name as it is, not Rich's markup
+    cells = [config.one_line(name) for name in names]  # a class folder's name as it is (a Text: not Rich's markup)
     table = Table(caption="Precision is blind to noise-like samples in this feature space: read it with FID and "
                           "recall.",
                   caption_justify="left")
@@ -474,17 +486,17 @@ def print_report(report: dict) -> None:
             ("precision (quality)", "precision", "{:.3f}"), ("recall (variety)", "recall", "{:.3f}"),
             *((f"share of {name}", f"share_{c}", "{:.1%}") for c, name in enumerate(cells)), ("images", "n", "{:,}")]
     for label, key, form in rows:
-        table.add_row(label, form.format(scores[key]), form.format(floor[key]))
+        table.add_row(Text(label), form.format(scores[key]), form.format(floor[key]))
     for c, name in enumerate(cells if "recall_per_class" in scores else []):
-        table.add_row(f"precision / recall of {name}", f"{scores['precision_per_class'][c]:.3f} / "
+        table.add_row(Text(f"precision / recall of {name}"), f"{scores['precision_per_class'][c]:.3f} / "
                       f"{scores['recall_per_class'][c]:.3f}", f"{floor['precision_per_class'][c]:.3f} / "
                       f"{floor['recall_per_class'][c]:.3f}")
-    console = quiet_when_piped(Console())
+    console = quiet_when_piped(Console(emoji=False, markup=False, highlight=False))  # :cat: in a name stays :cat:
     accuracy = report["classifier_accuracy"]
     accuracy = f" (its classifier: {accuracy:.2%} test accuracy)" if accuracy else ""
     spread = f" (noise spread {report['spread']:.10g})" if report["spread"] != 1 else ""
     said = f"{report['note'] or report['checkpoint']}: {report['n']:,} samples{spread} vs {report['lens']}{accuracy}"
-    console.print(config.one_line(f"{said}, {report['seconds']:.1f}s"), markup=False, highlight=False)
+    console.print(config.one_line(f"{said}, {report['seconds']:.1f}s"), soft_wrap=True)
     console.print(table)
     if report["label_agreement"]:
         echo("classifier agrees with the asked-for class: " +

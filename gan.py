@@ -31,7 +31,7 @@ from torch import nn
 from checkpoint import TrainingState, read_generator, read_training_checkpoint
 from config import LABEL_FREE, LABELS  # noqa: F401  (the label-dependent defaults, for readers of gan.LABELS)
 from config import (DATASETS, KEPT_FIELDS, MODEL_FIELDS, R1_EVERY, STAT_NAMES, BadType, BadValue, Config, Drawing,
-                    GANError, check_minutes, check_spread, check_unchanged, resumed)
+                    GANError, check_minutes, check_spread, check_unchanged, one_line, resumed)
 from device import autocast, device_of, device_settings, own_random_state, resolve_device, resolve_precision
 from files import TrainingInterrupted  # noqa: F401  (what train raises on Ctrl-C, for callers of gan)
 from record import check_sample_count, check_tensorboard, format_stats, load_matplotlib, plot_samples
@@ -324,7 +324,7 @@ def train(cfg: Config, resume: str | Path | None = None, minutes: float | None =
     `on_step(epoch, epochs, step, steps, stats)` the progress within one, and `evaluate(G, cfg, device) -> dict`
     quality numbers every cfg.eval_every epochs. `saved`: the checkpoint `resume` names, if read already.
     """
-    say = console.print if console is not None else print
+    say = console.print if console is not None else lambda line: print(one_line(line))  # a folder's name as it is
     check_minutes(minutes)
     if cfg.eval_every and evaluate is None:
         raise GANError("--eval-every needs an evaluation hook: pass evaluate=evaluate.evaluate_during_training")
@@ -538,7 +538,7 @@ def generate_and_plot_samples(generator: nn.Module | str | Path | None = None, n
     by_class = class_labels(generator, ask.n, None) if ask.digit is None and ask.nrow is None else None
     written = plot_samples(images, by_class, generator.n_classes, ask.out, ask.nrow, show, ask.force)
     if getattr(generator, "note", None):  # said once the drawing is done: one line on stderr, never before an error
-        print(generator.note, file=sys.stderr)
+        print(one_line(generator.note), file=sys.stderr)
     if written is not None and say is not None:
         say(f"wrote {ask.n} images{f' of {class_title(generator, ask.digit)}' if ask.digit is not None else ''} from "
             f"{getattr(generator, 'origin', 'the generator')} to {written}")

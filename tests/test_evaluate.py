@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import cli
 import evaluate as ev
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mnist_real_500.npz"
@@ -146,8 +147,8 @@ def test_evaluate_command_prints_json(run_cli, train_args, mnist_dir, tmp_path):
     checkpoint = tmp_path / "ckpt" / "gan_epoch_1.pth"
     result = run_cli("evaluate", checkpoint, "--n", "64", "--data-dir", mnist_dir, "--device", "cpu", "--json")
     assert result.exit_code == 0, result
-    report = json.loads(result.output)
-    assert report["n"] == 64 and report["checkpoint"] == str(checkpoint)
+    report = json.loads(result.output, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))  # as strict as
+    assert report["n"] == 64 and report["checkpoint"] == str(checkpoint)  # other languages' readers
     per_class = {"precision_per_class", "recall_per_class"}  # a conditional model's, next to the real digits' own
     assert set(report["generator"]) == KEYS | per_class and set(report["real_floor"]) == KEYS | per_class
     assert report["real_floor"]["n"] == 64
@@ -156,6 +157,13 @@ def test_evaluate_command_prints_json(run_cli, train_args, mnist_dir, tmp_path):
                     "--device", "cpu")
     assert table.exit_code == 0, table
     assert "real floor" in table.output and "FID" in table.output and "recall" in table.output
+
+
+def test_a_score_that_is_nan_is_null_in_json():
+    """Found by a hostile pass: a class with no samples has no precision, and --json wrote NaN, which is not JSON."""
+    report = {"generator": {"precision_per_class": [0.9, float("nan")], "fid": 3.0}, "classes": ("0", "1")}
+    assert json.loads(json.dumps(cli.no_nan(report), allow_nan=False)) == {
+        "generator": {"precision_per_class": [0.9, None], "fid": 3.0}, "classes": ["0", "1"]}
 
 
 @pytest.mark.parametrize("args, says", [

@@ -250,16 +250,16 @@ def test_a_folder_named_with_a_line_break_an_escape_and_brackets_is_shown_as_it_
     """Found by a hostile pass: such a folder's name sent the escape to the terminal, ran the stop message over two
     lines, and Rich read [/b] as markup (a traceback in the first epoch's line); the command to continue named
     another path. Now every line is one printable line, and the printed command, pasted into bash, resumes."""
-    ck = tmp_path / "ck [x] [/b]\n\x1b[31m"
+    ck = tmp_path / "ck [x] [/b]:smile:\n\x1b[31m"
     run = Forked(fork, ["train", *TINY, "--epochs", "100", *SMALL, "--data-dir", small_data, "--checkpoint-dir", ck,
                         "--sample-dir", tmp_path / "samples"], tmp_path / "logs")
     assert wait_for(lambda: (ck / "gan_epoch_1.pth").exists(), 120, run.alive), run.log()
     run.signal(signal.SIGTERM)
     assert run.wait() == 130, run.log()
     line = one_clear_line(run.stderr(), r"stopped by SIGTERM")
-    assert line.isprintable() and "ck [x] [/b]\\n\\x1b[31m/gan_epoch_1_interrupted.pth" in line, line  # as Python writes it
+    assert line.isprintable() and "ck [x] [/b]:smile:\\n\\x1b[31m/gan_epoch_1_interrupted.pth" in line, line  # as Python writes it
     epoch = [x for x in run.out.read_text().splitlines() if x.startswith("epoch 1/")]
-    assert len(epoch) == 1 and epoch[0].isprintable() and "ck [x] [/b]\\n\\x1b[31m/gan_epoch_1.pth" in epoch[0], run.log()
+    assert len(epoch) == 1 and epoch[0].isprintable() and "ck [x] [/b]:smile:\\n\\x1b[31m/gan_epoch_1.pth" in epoch[0], run.log()
     command = line.partition("Continue with: ")[2]
     assert command.startswith("python cli.py resume $'") and command.endswith("_interrupted.pth'"), command
     done = subprocess.run(["bash", "-c", f"{sys.executable} {command.removeprefix('python ')} --epochs 2 {' '.join(SMALL)}"

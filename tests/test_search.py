@@ -697,3 +697,16 @@ def test_a_probe_run_starts_from_a_headless_checkpoint_goes_on_from_its_own_and_
     said = capsys.readouterr().err
     assert refused.value.code == 1 and said.count("\n") == 1
     assert "naming head was trained at a probe, weight 0.1, not weight 0.1" in said
+
+
+def test_a_runs_lines_show_a_folders_name_on_one_printable_line(mnist_dir, tmp_path, monkeypatch, capsys):
+    """Found by a hostile pass: search.py's epoch and done lines (gan.train's own print) sent a folder's escape and
+    line break to the terminal as they were."""
+    odd = tmp_path / "sr\x1b]0;T\x07 a\nb"
+    monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", str(mnist_dir), "--lever", "G 40, D 32, rp, R1+R2 0.3, "
+                                     "no-bn D", "--epochs", "1", "--train", str(odd)])
+    search.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert (odd / "checkpoints" / "gan_epoch_1.pth").is_file()
+    assert [x for x in lines if x.startswith("epoch 1/1")] and all(x.isprintable() for x in lines), lines
+    assert any("sr\\x1b]0;T\\x07 a\\nb/checkpoints/gan_epoch_1.pth" in x for x in lines), lines

@@ -53,7 +53,7 @@ class OneLineErrors(TyperGroup):
             if type(e).__name__ == "NoArgsIsHelpError":  # the help is already printed: that is the whole answer
                 sys.exit(e.exit_code)
             where = f"`{e.ctx.command_path} --help`" if getattr(e, "ctx", None) else "--help"
-            typer.echo(f"Error: {e.format_message()} (see {where})", err=True)
+            typer.echo(f"Error: {config.one_line(e.format_message())} (see {where})", err=True)
             code = e.exit_code
         except typer.Abort:
             typer.echo("Error: aborted", err=True)
@@ -231,8 +231,9 @@ class TrainingBars:
         bars_where_seen(self.progress)
         self.console, self.epochs_bar, self.steps_bar, self.epoch, self.closed = self, None, None, None, False
 
-    def print(self, line: str) -> None:  # into a file or pipe, a line stays one line (for grep); a folder named
-        # [x] or with a line break printed as it is, not read as Rich's markup or run over two lines
+    def print(self, line: str) -> None:
+        """A line as it is: one line into a file or pipe too (for grep), a folder named [x] or :smile: or with a
+        line break not read as Rich's markup or emoji, nor run over two lines."""
         self.safely(self.progress.console.print, config.one_line(line), soft_wrap=not self.progress.console.is_terminal,
                     markup=False, highlight=False, emoji=False)
 
@@ -460,8 +461,9 @@ def evaluate(ctx: typer.Context,
 
 
 def no_nan(value):
-    """`value` (a report) with each NaN as None: JSON has no NaN (a class with no samples has no precision)."""
-    if isinstance(value, float) and math.isnan(value):
+    """`value` (a report) with each NaN or infinity as None: JSON has neither (a class with no samples has no
+    precision)."""
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
         return {k: no_nan(v) for k, v in value.items()}
@@ -474,7 +476,7 @@ def print_report(report: dict) -> None:
     from rich.text import Text
 
     names, floor, scores = report["classes"], report["real_floor"], report["generator"]
-    cells = [config.one_line(name) for name in names]  # a class folder's name as it is (a Text: not Rich's markup)
+    cells = [config.one_line(name) for name in names]  # a class folder's name, in a Text below: never Rich's markup
     table = Table(caption="Precision is blind to noise-like samples in this feature space: read it with FID and "
                           "recall.",
                   caption_justify="left")

@@ -320,7 +320,8 @@ def train(cfg: Config, resume: str | Path | None = None, minutes: float | None =
 
     With `resume`, everything comes from that checkpoint (networks, optimizers, epoch, fixed noise, history, random
     state) and training continues exactly where it stopped, up to cfg.epochs epochs in all. With `minutes`, it
-    stops after that much time, saving where it got to, as Ctrl-C does. Hooks: `console.print` gets a line per epoch,
+    stops after that much time, saving where it got to, as Ctrl-C does. Hooks: `console.print` gets a line per epoch
+    (as it is: a Rich console of your own may read a folder's name as markup; without one, print, one line each),
     `on_step(epoch, epochs, step, steps, stats)` the progress within one, and `evaluate(G, cfg, device) -> dict`
     quality numbers every cfg.eval_every epochs. `saved`: the checkpoint `resume` names, if read already.
     """

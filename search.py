@@ -663,7 +663,7 @@ def tell(message: str, a: argparse.Namespace, prefix: str) -> int:
     `python cli.py resume PATH`, where PATH is this lever's, into the --train --resume command that builds the lever's
     networks (with this command's --epochs where PATH has fewer, and after a stop its --lr). Returns the exit status:
     130 after a stop, 1 after an error."""
-    command = ([None, *RESUME_COMMAND.finditer(message)])[-1]  # the last: a folder's name may hold the words
+    *_, command = [None, *RESUME_COMMAND.finditer(message)]  # the last: a folder's name may hold the words
     if command:
         path = path_of(command[1])
         saved = peek(Path(path))
@@ -701,8 +701,8 @@ def check_args(a: argparse.Namespace) -> None:
         raise SystemExit("Error: --resume needs a checkpoint of a --train run, e.g. --resume runs/v7/checkpoints/"
                          "gan_epoch_45.pth")
     if a.resume is not None and a.train is not None and Path(a.train).resolve() == Path(a.resume).resolve().parent:
-        raise SystemExit(f"Error: --train {a.train} is the run's checkpoints folder: pass the run's folder, the one "
-                         f"above it ({Path(a.train).resolve().parent})")
+        raise SystemExit(one_line(f"Error: --train {a.train} is the run's checkpoints folder: pass the run's folder, "
+                                  f"the one above it ({Path(a.train).resolve().parent})"))
     if a.resume is not None and a.train is None:
         raise SystemExit("Error: --resume continues a --train run: pass --train with the run's folder too")
     if a.keep_last is not None and a.train is None:

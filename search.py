@@ -89,7 +89,7 @@ class ClassifyingDiscriminator(gan.Discriminator):
     def __init__(self, features: nn.Sequential, n_features: int, n_classes: int, naming: tuple):
         super().__init__(features, n_features, n_classes)
         self.classify = nn.Linear(n_features, n_classes)  # registered last: its weights come last in parameters()
-        self.register_buffer("naming", torch.tensor([float(v) for v in naming]))
+        self.register_buffer("naming", as_stored(naming))
 
     def forward(self, images, labels=None, classes: bool = False, detach: bool = False):
         h = self.features(images)
@@ -107,6 +107,11 @@ def classifying(weight: float, misnamed_only: bool = False, probe: bool = False)
         return D
     build.naming = (float(weight), bool(misnamed_only)) + ((True,) if probe else ())
     return build
+
+
+def as_stored(naming: tuple) -> torch.Tensor:
+    """A naming head's settings as D's `naming` buffer keeps them: float32 (0.1 is 0.10000000149)."""
+    return torch.tensor([float(v) for v in naming])
 
 
 def naming_of(lever: str) -> tuple | None:
@@ -146,7 +151,7 @@ def with_classifier(path: str, folder: str, seed: int, naming: tuple) -> str:
     head = {"weight": torch.empty(n_classes, n_features), "bias": torch.zeros(n_classes)}
     nn.init.normal_(head["weight"], 0.0, 0.02, generator=torch.Generator().manual_seed(seed))  # the DCGAN init's
     saved = {**saved, "run": run, "D": {**weights, **{f"classify.{k}": v for k, v in head.items()},
-                                        "naming": torch.tensor([float(v) for v in naming])}}
+                                        "naming": as_stored(naming)}}
     group = saved["opt_d"]["param_groups"][0]  # the head comes last in D.parameters() (ClassifyingDiscriminator)
     saved["opt_d"] = {**saved["opt_d"], "param_groups": [{**group, "params": [*group["params"], *range(
         len(group["params"]), len(group["params"]) + 2)]}]}
@@ -414,6 +419,13 @@ def make_step(loss: str = "bce", r1: float = 0.0, r2: float = 0.0, augment=None,
 BEFORE = {"beta1": 0.5, "ema": 0.999, "width": 16}  # the labelled default before this search: every lever changes it
 NOW = {"beta1": 0.0, "ema": 0.99, "width": 16}  # the labelled default after its first round: the later rounds' base
 # (the fourth look's width 20 became the default after it: config.LABELS)
+def naming_lever(weight: float, misnamed_only: bool = False, probe: bool = False) -> tuple:
+    """v7's recipe (G 40, D 32, rp, R1+R2 0.3, no-bn D) with a naming head: its D and its step, told the head's
+    settings once."""
+    return ({**NOW, "width": 40, "d_width": 32}, classifying(weight, misnamed_only, probe),
+            make_step("rp", r1=0.3, r2=0.3, classes=weight, misnamed_only=misnamed_only, probe=probe))
+
+
 LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, rate factor or None[, G builder]])
     "baseline": ({}, None, None),
     "beta1=0": ({"beta1": 0.0}, None, None),
@@ -457,24 +469,15 @@ LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, r
                                            make_step("rp", r1=0.3, r2=0.3)),
     # v7's recipe with a head in D that names the digit (AC-GAN's terms, weight 1), for the target of every digit
     # drawn as asked: trained as v7's second stage, from its first stage's epoch 50 (`with_classifier`)
-    "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head 1": ({**NOW, "width": 40, "d_width": 32}, classifying(1.0),
-                                                         make_step("rp", r1=0.3, r2=0.3, classes=1.0)),
+    "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head 1": naming_lever(1.0),
     # at weight 1 every digit was drawn as asked and recall fell: the same at lower weights, for the trade between them
-    **{f"G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head {w}": ({**NOW, "width": 40, "d_width": 32}, classifying(w),
-                                                                make_step("rp", r1=0.3, r2=0.3, classes=w))
-       for w in (0.1, 0.03)},
+    **{f"G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head {w}": naming_lever(w) for w in (0.1, 0.03)},
     # all of them cost recall: G's term on the digits the head misnames only, the others left free
-    "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head 1 on misnamed": (
-        {**NOW, "width": 40, "d_width": 32}, classifying(1.0, misnamed_only=True),
-        make_step("rp", r1=0.3, r2=0.3, classes=1.0, misnamed_only=True)),
+    "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head 1 on misnamed": naming_lever(1.0, misnamed_only=True),
     # so did that: is it the head's term reshaping D's features? The head as a probe, on D's features detached (its
     # term trains the head alone), with G's term on all digits at 0.1 and on misnamed digits only at 1
-    "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming probe 0.1": (
-        {**NOW, "width": 40, "d_width": 32}, classifying(0.1, probe=True),
-        make_step("rp", r1=0.3, r2=0.3, classes=0.1, probe=True)),
-    "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming probe 1 on misnamed": (
-        {**NOW, "width": 40, "d_width": 32}, classifying(1.0, misnamed_only=True, probe=True),
-        make_step("rp", r1=0.3, r2=0.3, classes=1.0, misnamed_only=True, probe=True)),
+    "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming probe 0.1": naming_lever(0.1, probe=True),
+    "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming probe 1 on misnamed": naming_lever(1.0, misnamed_only=True, probe=True),
 }
 
 
@@ -559,7 +562,7 @@ def named_as(lever: str, saved: dict | None) -> str | None:
     trained = weights.get("naming")
     if not torch.is_tensor(trained) or trained.shape not in ((2,), (3,)):  # (3,): a probe's (`classifying`)
         return f"its D's naming head has no settings recorded, the lever's are {said(naming)}"
-    if trained.tolist() != torch.tensor([float(v) for v in naming]).tolist():  # as stored: 0.1 is 0.10000000149
+    if trained.tolist() != as_stored(naming).tolist():
         return f"its D's naming head was trained at {said(trained.tolist())}, not {said(naming)}"
     return None
 

@@ -321,36 +321,29 @@ def test_train_says_how_to_continue_refuses_what_it_would_lose_and_restores_gan_
         search.main()
     assert stop.value.code == 130 and capsys.readouterr().err.strip().endswith(
         "--train r --epochs 70 --lr 0.00012345678 --resume r/c/x.pth")
+    def stopped_in(odd: str, data_dir: str = "d") -> str:
+        """What search.py says when gan.train, run in folder `odd`, stops as rundir says it after a Ctrl-C."""
+        monkeypatch.setattr(gan, "train", lambda cfg, **hooks: (_ for _ in ()).throw(TrainingInterrupted(
+            f"stopped by SIGINT in epoch 3 after step 5; saved {odd}/c/x.pth. Continue with: "
+            f"{resume_command(odd + '/c/x.pth')}")))
+        monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", data_dir, "--lever", lever, f"--train={odd}"])
+        with pytest.raises(SystemExit) as stop:
+            search.main()
+        assert stop.value.code == 130
+        return capsys.readouterr().err.strip()
+
     # a folder a shell would split, unquote and run, that starts like an option and holds the words of the command
     odd = "-Bob's runs `date` python cli.py resume x"
-    monkeypatch.setattr(gan, "train", lambda cfg, **hooks: (_ for _ in ()).throw(TrainingInterrupted(
-        f"stopped by SIGINT in epoch 3 after step 5; saved {odd}/c/x.pth. Continue with: "
-        f"{resume_command(odd + '/c/x.pth')}")))
-    monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", "my data", "--lever", lever, f"--train={odd}"])
-    with pytest.raises(SystemExit) as stop:
-        search.main()
-    said = capsys.readouterr().err.strip()
-    assert stop.value.code == 130 and said.count("python search.py") == 1, said
+    said = stopped_in(odd, "my data")
+    assert said.count("python search.py") == 1, said
     assert shlex.split(said.partition("Continue with: ")[2]) == [
         "python", "search.py", "--data-dir", "my data", "--lever", lever, "--train", f"./{odd}", "--resume",
         f"./{odd}/c/x.pth"]
-    odd = "line\nbreak \x1b[2J"  # a line break and a terminal's clear-screen: one line, nothing sent to the terminal
-    monkeypatch.setattr(gan, "train", lambda cfg, **hooks: (_ for _ in ()).throw(TrainingInterrupted(
-        f"stopped by SIGINT in epoch 3 after step 5; saved it. Continue with: {resume_command(odd + '/c/x.pth')}")))
-    monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", "d", "--lever", lever, f"--train={odd}"])
-    with pytest.raises(SystemExit) as stop:
-        search.main()
-    said = capsys.readouterr().err.strip()
-    assert stop.value.code == 130 and said.isprintable() and said.count("python search.py") == 1, said
+    said = stopped_in("line\nbreak \x1b[2J")  # a line break and a terminal's clear-screen: one line, sent as text
+    assert said.isprintable() and said.count("python search.py") == 1, said
     assert said.endswith("--train $'line\\x0abreak \\x1b[2J' --resume $'line\\x0abreak \\x1b[2J/c/x.pth'"), said
     odd = "w with: python cli.py resume x"  # the words of the command in the folder's name: the command is the last
-    monkeypatch.setattr(gan, "train", lambda cfg, **hooks: (_ for _ in ()).throw(TrainingInterrupted(
-        f"stopped by SIGINT in epoch 3 after step 5; saved {odd}/c/x.pth. Continue with: "
-        f"{resume_command(odd + '/c/x.pth')}")))
-    monkeypatch.setattr("sys.argv", ["search.py", "--data-dir", "d", "--lever", lever, f"--train={odd}"])
-    with pytest.raises(SystemExit) as stop:
-        search.main()
-    said = capsys.readouterr().err.strip()
+    said = stopped_in(odd)
     assert said.startswith(f"stopped by SIGINT in epoch 3 after step 5; saved {odd}/c/x.pth. Continue with: python "
                            "search.py ") and said.endswith(f"--resume '{odd}/c/x.pth'"), said
     monkeypatch.undo()

@@ -352,7 +352,8 @@ def generate(ctx: typer.Context, **options):
     def action(gan):
         import digits
         gan.generate_and_plot_samples(ask.checkpoint, n=ask.n, nrow=ask.nrow, seed=ask.seed, out=ask.out, show=False,
-                                      digit=ask.digit, sampler=digits.rejection_sampler(ask.min_confidence, ask.spread),
+                                      digit=ask.digit, sampler=digits.rejection_sampler(ask.min_confidence, ask.spread,
+                                                                                        ask.check, echo),
                                       checkpoint_dir=ask.checkpoint_dir, device=ask.device, force=ask.force,
                                       say=lambda line: echo(line + wide))
     run_gan(action)
@@ -370,7 +371,10 @@ def export_command(options: dict) -> None:
     ask = asked(Export, **options)
 
     def action(gan):
+        import json
+
         import digits
+        from files import EXPORT_MANIFEST
         from rich.progress import Progress
         G, _ = gan.load_generator(ask.checkpoint, ask.device, ask.checkpoint_dir)
         progress, task = bars_where_seen(Progress()), []
@@ -382,10 +386,13 @@ def export_command(options: dict) -> None:
             progress.advance(task[0], k)
         try:
             target = digits.export_samples(G, ask.n, ask.out, ask.format, ask.seed, ask.digit, ask.min_confidence,
-                                           ask.force, progress=advance, spread=ask.spread)
+                                           ask.force, progress=advance, spread=ask.spread, check=ask.check)
         finally:
             if task:
                 progress.stop()
+        left = json.loads((target / EXPORT_MANIFEST).read_text()).get("unchecked")
+        if left:
+            echo(digits.unchecked_note(left, ask.n, ask.check))
         echo(f"wrote {ask.n} images with labels from {G.origin} to {target}/ ({ask.format}"
              + (f", noise spread {ask.spread:.10g})" if ask.spread != 1 else ")")
              + (f"; {G.note}" if G.note else ""))
@@ -446,9 +453,16 @@ def evaluate(ctx: typer.Context,
 
         import evaluate as ev
         from checkpoint import shell_path
+        import digits
+        said = set()
+
+        def log(line):  # to stderr, and a note said for each of the scored draws once
+            if line not in said:
+                said.add(line)
+                typer.echo(config.one_line(line), err=True)
         report = ev.evaluate_file(ask.checkpoint, ask.n, ask.data_dir, ask.checkpoint_dir, ask.seed, ask.device,
-                                  ask.cas, log=lambda line: typer.echo(config.one_line(line), err=True),
-                                  spread=ask.spread)
+                                  ask.cas, log=log, spread=ask.spread,
+                                  sample=digits.rejection_sampler(spread=ask.spread, check=ask.check, say=log))
         if as_json:
             echo(json.dumps(no_nan(report), indent=1, allow_nan=False), raw=True)
         elif report["lens"] is None:
@@ -497,6 +511,7 @@ def print_report(report: dict) -> None:
     accuracy = report["classifier_accuracy"]
     accuracy = f" (its classifier: {accuracy:.2%} test accuracy)" if accuracy else ""
     spread = f" (noise spread {report['spread']:.10g})" if report["spread"] != 1 else ""
+    spread += f", checked at {report['check']:g}" if report.get("check") else ""
     said = f"{report['note'] or report['checkpoint']}: {report['n']:,} samples{spread} vs {report['lens']}{accuracy}"
     console.print(config.one_line(f"{said}, {report['seconds']:.1f}s"), soft_wrap=True)
     console.print(table)

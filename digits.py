@@ -4,10 +4,12 @@ datasets in bulk, and walks through the latent space.
     python cli.py generate --digit 7 --checkpoint unconditional.pth    # rejection sampling through the classifier
     python cli.py export --n 60000 --out synth --format idx            # a labelled MNIST-style dataset folder
     python cli.py interpolate --method slerp                          # images morphing into one another
-    from digits import keep_digit, export_samples, interpolate
+    from digits import checked, keep_digit, export_samples, interpolate
 
 The shipped MNIST classifier (evaluate.py) says what an MNIST generator cannot say itself: which digit an
-unconditional sample is, and how sure it is that a sample is the digit it is labelled. This file builds on gan.py
+unconditional sample is, and how sure it is that a sample is the digit it is labelled. A second one, the checker
+(same recipe, another seed), redraws the digits a conditional MNIST model draws as another digit: a check made by
+the classifier that scores would grade its own choice. This file builds on gan.py
 (sampling), evaluate.py (the classifier) and files.py (locks, folders that appear whole); nothing imports it but
 cli.py. Interpolation needs no classifier but is sampling beyond one call of G, like the rest.
 """
@@ -27,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 import evaluate
-from config import BadValue, Export, GANError, Walk, check_int, check_spread
+from config import BadValue, Export, GANError, Walk, check_check, check_int, check_spread
 from files import (EXPORT_MANIFEST, OLD, PARTIAL, FolderLock, StopRequest, new_folders, remove_orphans,
                    stop_signals_held, temporary)
 from gan import Generator, check_not_misread, class_index, class_labels, device_of, draw, generate
@@ -44,6 +46,17 @@ def classify(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The shipped MNIST classifier's label and confidence for each image."""
     confidence, labels = class_probabilities(images).max(dim=1)
     return labels, confidence
+
+
+CHECKER = evaluate.WEIGHTS.parent / "mnist_checker.pt"  # `train-classifier --seed 1`: not the scoring classifier
+_checker: list = []
+
+
+def checker_confidence(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The checker's probability that each image (N, 1, 28, 28) in [0, 1] is its label."""
+    if not _checker:
+        _checker.append(evaluate.load_classifier(CHECKER))
+    return evaluate.embed(_checker[0], images)[1][torch.arange(len(labels)), labels]
 
 
 def is_mnist(G: Generator) -> bool:
@@ -78,6 +91,29 @@ def keep_digit(G: Generator, n: int, digit: int, seed: int | None = None, min_co
     return torch.cat(kept), torch.cat(confidences)
 
 
+def checked(G: Generator, n: int, seed: int | None = None, digit: int | str | None = None, spread: float = 1.0,
+            check: float = 0.5, rounds: int = 10) -> tuple[torch.Tensor, int]:
+    """gan.generate's n images, each digit that the checker gives its label a probability below `check` drawn again
+    from new noise (up to `rounds` times), and how many are left as first drawn (a model that rarely draws them as
+    asked). Only a conditional MNIST model is checked; any other's draw, and check 0, is gan.generate's."""
+    check, images = check_check(check), generate(G, n, seed=seed, digit=digit, spread=spread)
+    if not check or not G.n_classes or not is_mnist(G):
+        return images, 0
+    labels = class_labels(G, n, digit)
+    rng = torch.Generator().manual_seed((seed + 1) % 2**63) if seed is not None else None  # not the first draw's noise
+    todo = torch.nonzero(checker_confidence(images, labels) < check).flatten()
+    for _ in range(rounds):
+        if not len(todo):
+            break
+        z = torch.randn(len(todo), G.latent_dim, generator=rng) * spread
+        again = torch.cat([draw(G, z[i:i + 1024].to(device_of(G)), labels[todo[i:i + 1024]])
+                           for i in range(0, len(todo), 1024)])
+        kept = checker_confidence(again, labels[todo]) >= check
+        images[todo[kept]] = again[kept]
+        todo = todo[~kept]
+    return images, len(todo)
+
+
 def check_can_keep(G: Generator) -> None:
     """Only an MNIST model's samples can be told apart by digit (the shipped classifier knows no other images)."""
     if not is_mnist(G):
@@ -86,34 +122,45 @@ def check_can_keep(G: Generator) -> None:
                        f"ask for: train with a subfolder per class (or, for MNIST, without --no-conditional)")
 
 
-def rejection_sampler(min_confidence: float = 0.9, spread: float = 1.0):
-    """A sampler for gan.generate_and_plot_samples that draws a chosen digit from any MNIST generator, its noise
-    scaled by `spread`."""
-    spread = check_spread(spread)
+def rejection_sampler(min_confidence: float = 0.9, spread: float = 1.0, check: float = 0.0, say=None):
+    """A sampler for gan.generate_and_plot_samples (and evaluate) that draws a chosen digit from any MNIST generator,
+    its noise scaled by `spread`, a conditional one's digits `checked`; say(line) tells of digits left unchecked."""
+    spread, check = check_spread(spread), check_check(check)
 
     def sample(G: Generator, n: int, seed: int | None = None, digit: int | str | None = None) -> torch.Tensor:
         if digit is None or G.n_classes:
-            return generate(G, n, seed=seed, digit=digit, spread=spread)
+            images, left = checked(G, n, seed, digit, spread, check)
+            if left and say:
+                say(unchecked_note(left, n, check))
+            return images
         check_can_keep(G)
         return keep_digit(G, n, digit, seed, min_confidence, spread=spread)[0]
+    sample.check = check
     return sample
+
+
+def unchecked_note(left: int, n: int, check: float) -> str:
+    return (f"note: {left:,} of {n:,} digits are kept as first drawn: the checker gave their label below {check:g} in "
+            f"every one of their draws (a model that rarely draws them as asked: train longer, or pass --check 0)")
 
 
 # ---- bulk export ----
 
-def labelled(G: Generator, n: int, seed: int, digit: int | None, min_confidence: float, spread: float = 1.0):
+def labelled(G: Generator, n: int, seed: int, digit: int | None, min_confidence: float, spread: float = 1.0,
+             check: float = 0.0):
     """n images with a label each (-1: none known) and the MNIST classifier's confidence that the image is that digit
-    (NaN where there is no classifier to ask: the label is the model's condition, or none)."""
+    (NaN where there is no classifier to ask: the label is the model's condition, or none), and how many digits were
+    left unchecked (see `checked`)."""
     if not is_mnist(G):
         images, labels = generate(G, n, seed=seed, digit=digit, spread=spread), class_labels(G, n, digit)
-        return images, labels if labels is not None else torch.full((n,), -1), torch.full((n,), float("nan"))
+        return images, labels if labels is not None else torch.full((n,), -1), torch.full((n,), float("nan")), 0
     if digit is not None and not G.n_classes:
         images, confidence = keep_digit(G, n, digit, seed, min_confidence, spread=spread)
-        return images, torch.full((n,), digit), confidence
-    images, labels = generate(G, n, seed=seed, digit=digit, spread=spread), class_labels(G, n, digit)
+        return images, torch.full((n,), digit), confidence, 0
+    (images, left), labels = checked(G, n, seed, digit, spread, check), class_labels(G, n, digit)
     probs = class_probabilities(images)
     labels = labels if labels is not None else probs.argmax(dim=1)
-    return images, labels, probs[torch.arange(n), labels]
+    return images, labels, probs[torch.arange(n), labels], left
 
 
 class ImageFile:
@@ -163,18 +210,19 @@ def write_labels(folder: Path, fmt: str, labels: np.ndarray) -> None:
 def export_samples(G: Generator, n: int = Export.n, out: str | Path | None = None, format: str = Export.format,
                    seed: int | None = None, digit: int | str | None = None,
                    min_confidence: float = Export.min_confidence, force: bool = Export.force, batch: int = 1000,
-                   progress=None, spread: float = Export.spread) -> Path:
+                   progress=None, spread: float = Export.spread, check: float = Export.check) -> Path:
     """Write n generated images and their labels to the folder `out`, a batch at a time (memory stays bounded).
 
     png: 00000.png ...; npy: images.npy, float32 (n, C, H, W) in [0, 1], and labels.npy; idx: MNIST's own format
     (images-idx3-ubyte, labels-idx1-ubyte; 28x28 grey only), which torchvision and most MNIST loaders read. Every
     format also gets labels.csv (the label, the MNIST classifier's confidence in it, and a class's name) and
-    export.json, what was written (the seed and the noise's `spread` included). The folder appears whole at the end,
+    export.json, what was written (the seed, the noise's `spread` and the `check` included). A conditional MNIST
+    model's digits are `checked` at `check`. The folder appears whole at the end,
     and no other export writes it meanwhile; an existing one is replaced only with `force`, and only if it is an
     earlier export. Ctrl-C leaves nothing behind.
     """
     ask = Export(n=n, out=None if out is None else str(out), format=format, seed=seed, digit=digit,
-                 min_confidence=min_confidence, force=force, spread=spread)
+                 min_confidence=min_confidence, force=force, spread=spread, check=check)
     if ask.format == "idx" and (G.cfg.size, G.cfg.n_channels) != (28, 1):
         raise BadValue(f"{{format}} idx (the default) holds 28x28 grey images only; "
                        f"{getattr(G, 'origin', 'this model')} draws {G.cfg.size}x{G.cfg.size} "
@@ -237,7 +285,7 @@ def is_export_file(name: str) -> bool:
 
 def write_export(G: Generator, ask: Export, folder: Path, base_seed: int, digit: int | None, batch: int,
                  progress) -> None:
-    cfg, n = G.cfg, ask.n
+    cfg, n, left = G.cfg, ask.n, 0
     all_labels, names = np.zeros(n, dtype=np.int64), cfg.classes or None  # --images runs: the classes' names too
     shape = (n, cfg.n_channels, cfg.size, cfg.size)
     with ImageFile(folder, ask.format, shape) as images_out, open(folder / "labels.csv", "w", newline="") as file:
@@ -245,7 +293,9 @@ def write_export(G: Generator, ask: Export, folder: Path, base_seed: int, digit:
         table.writerow(["index", "label", "confidence", *(["class"] if names else [])])
         for start in range(0, n, batch):
             count = min(batch, n - start)  # each batch its own seed: repeatable, and no giant noise tensor
-            images, labels, confidence = labelled(G, count, base_seed + start, digit, ask.min_confidence, ask.spread)
+            images, labels, confidence, unchecked = labelled(G, count, base_seed + start, digit, ask.min_confidence,
+                                                             ask.spread, ask.check)
+            left += unchecked
             images_out.write(images)
             all_labels[start:start + count] = labels.numpy()
             table.writerows([start + i, int(label), f"{float(c):.4f}", *([names[int(label)]] if names else [])]
@@ -253,7 +303,9 @@ def write_export(G: Generator, ask: Export, folder: Path, base_seed: int, digit:
             if progress:
                 progress(count)
     write_labels(folder, ask.format, all_labels)
-    manifest = {"n": n, "format": ask.format, "seed": base_seed, "spread": ask.spread, "digit": digit,
+    checks = bool(cfg.conditional and is_mnist(G) and ask.check)
+    manifest = {"n": n, "format": ask.format, "seed": base_seed, "spread": ask.spread,
+                "check": ask.check if checks else None, "unchecked": left if checks else None, "digit": digit,
                 "dataset": cfg.dataset, "conditional": cfg.conditional, "classes": cfg.classes,
                 "shape": list(shape[1:])}
     (folder / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")

@@ -332,14 +332,19 @@ def shipped_classifier(device: torch.device | str = "cpu") -> Classifier:
 
 
 def evaluate_generator(G: nn.Module, n: int, lens: Lens | str | Path, seed: int = 0,
-                       device: torch.device | str = "cpu", spread: float = 1.0) -> dict:
+                       device: torch.device | str = "cpu", spread: float = 1.0, sample=None) -> dict:
     """Draw n images from G (repeatable for a seed; a conditional G's classes in turn) and score them through
-    `lens` (or the MNIST test set of the data folder it names), per class too for a conditional G."""
+    `lens` (or the MNIST test set of the data folder it names), per class too for a conditional G. `sample(G, n,
+    seed, digit)` draws instead of gan.generate (the CLI's: digits.rejection_sampler, its digits checked)."""
     lens = lens if isinstance(lens, Lens) else mnist_lens(lens, device)
     real = test_features(lens)  # first, so that missing data fails before any generating
-    images = generate(G, n, seed=seed, spread=spread)
+    images = drawn(G, n, seed, None, spread, sample)
     fake_feats, fake_probs = embed(lens.model, images)
     return score(fake_feats, fake_probs, real, fake_labels=class_labels(G, n, None), real_labels=lens.test[1])
+
+
+def drawn(G: nn.Module, n: int, seed: int, digit: int | None, spread: float, sample) -> torch.Tensor:
+    return sample(G, n, seed, digit) if sample else generate(G, n, seed=seed, digit=digit, spread=spread)
 
 
 def real_floor(lens: Lens | str | Path, n: int, seed: int = 0, device: torch.device | str = "cpu") -> dict:
@@ -361,12 +366,12 @@ def check_enough(lens: Lens, have: int, part: str, least: int) -> None:
 
 
 def label_agreement(G: nn.Module, n_per_class: int, seed: int = 0, device: torch.device | str = "cpu",
-                    lens: Lens | None = None, spread: float = 1.0) -> dict:
+                    lens: Lens | None = None, spread: float = 1.0, sample=None) -> dict:
     """For a conditional generator: the share of samples asked to be class c that the classifier calls c."""
     model = lens.model if lens is not None else shipped_classifier(device)
     shares = {}
     for c in range(G.n_classes):
-        _, probs = embed(model, generate(G, n_per_class, seed=seed + c, digit=c, spread=spread))
+        _, probs = embed(model, drawn(G, n_per_class, seed + c, c, spread, sample))
         shares[c] = float((probs.argmax(1) == c).float().mean())
     return shares
 
@@ -378,7 +383,7 @@ CAS_RECIPE = ("a fresh LeNet-style classifier (the evaluation one), {epochs} pas
 
 def classification_accuracy_score(G: nn.Module, n: int, lens: Lens | str | Path, seed: int = 0,
                                   epochs: int = CAS_EPOCHS, device: torch.device | str = "cpu",
-                                  batch_size: int = 128, spread: float = 1.0) -> dict:
+                                  batch_size: int = 128, spread: float = 1.0, sample=None) -> dict:
     """Is G's output good training data? The test accuracy of a classifier trained only on n labelled images drawn
     from G (n / classes of each; n rounded down to a multiple of the classes and to the real training images at
     hand), next to the same classifier trained the same way on n real training images, twice (seeds `seed` and
@@ -397,7 +402,7 @@ def classification_accuracy_score(G: nn.Module, n: int, lens: Lens | str | Path,
     for s in (seed, seed + 1):
         pick = torch.randperm(len(real_images), generator=torch.Generator().manual_seed(s))[:n]
         real.append(fit(real_images[pick], real_labels[pick], s))
-    generated = fit(generate(G, n, seed=seed, spread=spread), class_labels(G, n, None), seed)
+    generated = fit(drawn(G, n, seed, None, spread, sample), class_labels(G, n, None), seed)
     test_labels = lens.test[1]
     overall = lambda per_class: float(sum(a * int((test_labels == c).sum()) for c, a in enumerate(per_class))  # noqa
                                       / len(test_labels))
@@ -413,11 +418,12 @@ def classification_accuracy_score(G: nn.Module, n: int, lens: Lens | str | Path,
 
 def evaluate_file(checkpoint: str | Path | None = None, n: int = Scoring.n, data_dir: str | Path = Scoring.data_dir,
                   checkpoint_dir: str | Path | None = None, seed: int = Scoring.seed, device: str = Scoring.device,
-                  cas: bool = Scoring.cas, log=print, spread: float = Scoring.spread) -> dict:
+                  cas: bool = Scoring.cas, log=print, spread: float = Scoring.spread, sample=None) -> dict:
     """What `python cli.py evaluate` reports for a checkpoint or generator file (None: the newest in checkpoint_dir,
     or the shipped model): its scores and the real-data floor through the lens that fits the model (MNIST's, or for
     a model of class folders a classifier trained on the folder), how often the classifier agrees with the asked-for
-    class, and on request the accuracy score. A model of a flat folder or another dataset has no lens: None."""
+    class, and on request the accuracy score. A model of a flat folder or another dataset has no lens: None.
+    `sample(G, n, seed, digit)`, where given, draws the images scored (its `check`, if any, is reported)."""
     ask = Scoring(checkpoint=checkpoint, checkpoint_dir=checkpoint_dir, n=n, data_dir=str(data_dir), seed=seed,
                   device=str(device), cas=cas, spread=spread)
     check_sample_count(ask.n, as_grid=False)
@@ -435,13 +441,14 @@ def evaluate_file(checkpoint: str | Path | None = None, n: int = Scoring.n, data
     floor = real_floor(lens, ask.n, seed=ask.seed, device=device)  # first: it checks the training images
     if ask.cas:  # before the minutes of generating and scoring
         check_enough(lens, floor["n"], "training", G.n_classes)
-    scores = evaluate_generator(G, ask.n, lens, seed=ask.seed, device=device, spread=ask.spread)
-    agreement = (label_agreement(G, max(100, ask.n // G.n_classes), ask.seed, lens=lens, spread=ask.spread)
-                 if G.n_classes else None)
-    accuracy_score = (classification_accuracy_score(G, ask.n, lens, ask.seed, device=device, spread=ask.spread)
-                      if ask.cas else None)
+    scores = evaluate_generator(G, ask.n, lens, seed=ask.seed, device=device, spread=ask.spread, sample=sample)
+    agreement = (label_agreement(G, max(100, ask.n // G.n_classes), ask.seed, lens=lens, spread=ask.spread,
+                                 sample=sample) if G.n_classes else None)
+    accuracy_score = (classification_accuracy_score(G, ask.n, lens, ask.seed, device=device, spread=ask.spread,
+                                                    sample=sample) if ask.cas else None)
+    checks = G.n_classes and cfg.dataset == "mnist" and getattr(sample, "check", 0)
     return {"checkpoint": G.origin, "note": G.note, "n": ask.n, "seed": ask.seed, "spread": ask.spread,
-            "lens": lens.what,
+            "check": sample.check if checks else None, "lens": lens.what,
             "classes": lens.names,
             "classifier_accuracy": lens.accuracy, "generator": scores, "real_floor": floor,
             "label_agreement": agreement, "classification_accuracy": accuracy_score,

@@ -197,7 +197,7 @@ def test_evaluate_reports_label_agreement_for_a_conditional_model(conditional_ch
     ckpt = conditional_checkpoint / "ckpt" / "generator_final.pth"
     result = run_cli("evaluate", ckpt, "--n", "50", "--data-dir", mnist_dir, "--json", "--device", "cpu")
     assert result.exit_code == 0, result
-    agreement = json.loads(result.output)["label_agreement"]
+    agreement = json.loads(result.stdout)["label_agreement"]
     assert sorted(agreement) == [str(d) for d in range(10)] and all(0 <= v <= 1 for v in agreement.values())
 
 
@@ -225,7 +225,7 @@ def test_spread_scales_the_noise_of_generate_export_and_evaluate(conditional_che
     for spread in ("1", "1.5"):
         result = run_cli("evaluate", ckpt, "--n", "50", "--data-dir", mnist_dir, "--json", "--spread", spread)
         assert result.exit_code == 0, result
-        reports.append(json.loads(result.output))
+        reports.append(json.loads(result.stdout))
     assert [r["spread"] for r in reports] == [1, 1.5]
     assert reports[0]["generator"]["fid"] != reports[1]["generator"]["fid"]
 
@@ -351,3 +351,55 @@ def test_only_mnist_models_get_a_classifier_confidence(tmp_path, monkeypatch, ru
         rows = list(csv.DictReader(open(out / "labels.csv")))
         assert len(rows) == 20 and all(r["confidence"] == "nan" for r in rows)  # no MNIST classifier's view of a garment
         assert [int(r["label"]) for r in rows] == ([3] * 20 if "--digit" in command else [i % 10 for i in range(20)])
+
+
+# ---- --check: a conditional MNIST model's digits read by a second classifier ----
+
+def test_a_digit_the_model_never_draws_as_asked_is_kept_as_drawn_and_counted():
+    """A model that always draws the next digit: every draw fails the check, so after its rounds of redrawing each
+    digit is its first draw again (nothing invented), and the count says how many."""
+    wrong = gan.Generator(RealDigitsOfLabel(shift=1), latent_dim=4, n_classes=10)
+    images, left = digits.checked(wrong, 30, seed=2, check=0.5, rounds=3)
+    assert left == 30 and torch.equal(images, gan.generate(wrong, 30, seed=2))
+    good = gan.Generator(RealDigitsOfLabel(), latent_dim=4, n_classes=10)
+    assert digits.checked(good, 30, seed=2, check=0.5)[1] == 0
+    note = digits.unchecked_note(30, 30, 0.5)
+    assert note.startswith("note: 30 of 30 digits are kept as first drawn") and "--check 0" in note
+
+
+def test_check_is_said_by_generate_export_and_evaluate(conditional_checkpoint, run_cli, mnist_dir, tmp_path):
+    """The tiny model's bars fail the check: generate and export say how many digits are unchecked, export.json and
+    evaluate's report record the threshold; --check 0 draws as the model does and says nothing of a check."""
+    import json
+    ckpt = conditional_checkpoint / "ckpt" / "generator_final.pth"
+    result = run_cli("generate", "--checkpoint", ckpt, "--n", "20", "--out", tmp_path / "g.png", "--seed", "1")
+    assert result.exit_code == 0 and re.search(r"^note: \d+ of 20 digits are kept as first drawn", result.output,
+                                                 re.M), result
+    result = run_cli("export", "--checkpoint", ckpt, "--n", "20", "--format", "npy", "--out", tmp_path / "ex",
+                     "--seed", "1")
+    assert result.exit_code == 0, result
+    manifest = json.loads((tmp_path / "ex" / "export.json").read_text())
+    assert manifest["check"] == 0.5 and 0 < manifest["unchecked"] <= 20
+    assert f"note: {manifest['unchecked']} of 20 digits are kept as first drawn" in result.output
+    result = run_cli("export", "--checkpoint", ckpt, "--n", "20", "--format", "npy", "--out", tmp_path / "ex0",
+                     "--seed", "1", "--check", "0")
+    assert result.exit_code == 0 and "note:" not in result.output, result
+    assert json.loads((tmp_path / "ex0" / "export.json").read_text())["check"] is None
+    G = gan.load_generator(ckpt)[0]
+    assert np.allclose(np.load(tmp_path / "ex0" / "images.npy"), gan.generate(G, 20, seed=1).numpy())
+    reports = {}
+    for check in ("0.5", "0"):
+        result = run_cli("evaluate", ckpt, "--n", "50", "--data-dir", mnist_dir, "--json", "--check", check)
+        assert result.exit_code == 0, result
+        reports[check] = json.loads(result.stdout)  # a note goes to stderr: stdout stays JSON
+    assert reports["0.5"]["check"] == 0.5 and reports["0"]["check"] is None
+    result = run_cli("evaluate", ckpt, "--n", "50", "--data-dir", mnist_dir)
+    assert result.exit_code == 0 and "50 samples, checked at 0.5 vs" in result.stdout, result
+
+
+@pytest.mark.parametrize("value", ["1", "-0.1", "nan", "2"])
+def test_a_check_out_of_range_is_one_line_for_every_command(value, run_cli, tmp_path):
+    for command in (["generate"], ["export", "--out", tmp_path / "ex"], ["evaluate"]):
+        line = assert_refused(run_cli(*command, "--check", value), r"--check must be in \[0, 1\) \(0: no check\), got")
+        assert line.endswith(value.lstrip("-")), line
+    assert not list(tmp_path.iterdir())  # nothing written

@@ -147,7 +147,7 @@ def test_evaluate_command_prints_json(run_cli, train_args, mnist_dir, tmp_path):
     checkpoint = tmp_path / "ckpt" / "gan_epoch_1.pth"
     result = run_cli("evaluate", checkpoint, "--n", "64", "--data-dir", mnist_dir, "--device", "cpu", "--json")
     assert result.exit_code == 0, result
-    report = json.loads(result.output, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))  # as strict as
+    report = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))  # as strict as
     assert report["n"] == 64 and report["checkpoint"] == str(checkpoint)  # other languages' readers
     per_class = {"precision_per_class", "recall_per_class"}  # a conditional model's, next to the real digits' own
     assert set(report["generator"]) == KEYS | per_class and set(report["real_floor"]) == KEYS | per_class

@@ -188,3 +188,25 @@ def test_evaluate_on_a_folder_with_too_few_digits_says_so_before_any_work(tmp_pa
         write_idx(raw / "t10k-images-idx3-ubyte", data["images"][-50:])
         write_idx(raw / "t10k-labels-idx1-ubyte", data["labels"][-50:])
         assert_refused(run_cli("evaluate", SHIPPED, "--n", "100", "--data-dir", raw.parent.parent, *extra), said)
+
+
+def test_checked_draws_redraw_only_the_digits_the_checker_reads_as_another():
+    """--check: a digit that the checker (not the scoring classifier) gives its label below the threshold is drawn
+    again from new noise; every other one is the model's own draw, untouched, and the scoring classifier, which the
+    check never asked, agrees with the labels more often."""
+    G, _ = gan.load_generator(SHIPPED)
+    labels, first = gan.class_labels(G, 1000, None), gan.generate(G, 1000, seed=0)
+    images, left = digits.checked(G, 1000, seed=0, check=0.5)
+    redrawn = digits.checker_confidence(first, labels) < 0.5
+    assert left == 0 and 0 < int(redrawn.sum()) < 60  # the shipped model draws about 99% as asked
+    assert torch.equal(images[~redrawn], first[~redrawn])
+    assert (images[redrawn] != first[redrawn]).flatten(1).any(1).all()
+    assert (digits.checker_confidence(images, labels) >= 0.5).all()
+    agreement = lambda x: float((digits.classify(x)[0] == labels).float().mean())  # noqa: E731
+    assert agreement(images) >= agreement(first) + 0.003
+    assert torch.equal(digits.checked(G, 1000, seed=0, check=0.5)[0], images)  # repeatable for a seed
+    assert torch.equal(digits.checked(G, 1000, seed=0, check=0)[0], first)  # 0: the model's own draw
+    checker, scorer = ev.load_classifier(digits.CHECKER), ev.shipped_classifier()
+    assert digits.CHECKER != ev.WEIGHTS and checker.meta["seed"] != scorer.meta["seed"]
+    assert not torch.equal(checker.state_dict()["head.1.weight"], scorer.state_dict()["head.1.weight"])
+    assert checker.meta["test_accuracy"] >= 0.99

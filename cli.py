@@ -351,11 +351,12 @@ def generate(ctx: typer.Context, **options):
 
     def action(gan):
         import digits
+        sampler = digits.rejection_sampler(ask.min_confidence, ask.spread, ask.check)
         gan.generate_and_plot_samples(ask.checkpoint, n=ask.n, nrow=ask.nrow, seed=ask.seed, out=ask.out, show=False,
-                                      digit=ask.digit, sampler=digits.rejection_sampler(ask.min_confidence, ask.spread,
-                                                                                        ask.check, echo),
-                                      checkpoint_dir=ask.checkpoint_dir, device=ask.device, force=ask.force,
-                                      say=lambda line: echo(line + wide))
+                                      digit=ask.digit, sampler=sampler, checkpoint_dir=ask.checkpoint_dir,
+                                      device=ask.device, force=ask.force, say=lambda line: echo(line + wide))
+        if sampler.unchecked:  # said once the images are written
+            echo(digits.unchecked_note(sampler.unchecked, ask.n, ask.check))
     run_gan(action)
 
 
@@ -390,12 +391,12 @@ def export_command(options: dict) -> None:
         finally:
             if task:
                 progress.stop()
-        left = json.loads((target / EXPORT_MANIFEST).read_text()).get("unchecked")
-        if left:
-            echo(digits.unchecked_note(left, ask.n, ask.check))
         echo(f"wrote {ask.n} images with labels from {G.origin} to {target}/ ({ask.format}"
              + (f", noise spread {ask.spread:.10g})" if ask.spread != 1 else ")")
              + (f"; {G.note}" if G.note else ""))
+        left = json.loads((target / EXPORT_MANIFEST).read_text()).get("unchecked")
+        if left:  # after the line of what was written, as generate says it
+            echo(digits.unchecked_note(left, ask.n, ask.check))
     run_gan(action)
 
 
@@ -454,15 +455,12 @@ def evaluate(ctx: typer.Context,
         import evaluate as ev
         from checkpoint import shell_path
         import digits
-        said = set()
-
-        def log(line):  # to stderr, and a note said for each of the scored draws once
-            if line not in said:
-                said.add(line)
-                typer.echo(config.one_line(line), err=True)
+        sampler = digits.rejection_sampler(spread=ask.spread, check=ask.check)  # drawn as generate and export draw
         report = ev.evaluate_file(ask.checkpoint, ask.n, ask.data_dir, ask.checkpoint_dir, ask.seed, ask.device,
-                                  ask.cas, log=log, spread=ask.spread,
-                                  sample=digits.rejection_sampler(spread=ask.spread, check=ask.check, say=log))
+                                  ask.cas, log=lambda line: typer.echo(config.one_line(line), err=True),
+                                  spread=ask.spread, sample=sampler)
+        if report.get("unchecked"):  # on stderr: --json's stdout stays JSON
+            typer.echo(digits.unchecked_note(report["unchecked"], report["drawn"], ask.check), err=True)
         if as_json:
             echo(json.dumps(no_nan(report), indent=1, allow_nan=False), raw=True)
         elif report["lens"] is None:
@@ -511,7 +509,7 @@ def print_report(report: dict) -> None:
     accuracy = report["classifier_accuracy"]
     accuracy = f" (its classifier: {accuracy:.2%} test accuracy)" if accuracy else ""
     spread = f" (noise spread {report['spread']:.10g})" if report["spread"] != 1 else ""
-    spread += f", checked at {report['check']:g}" if report.get("check") else ""
+    spread += f", checked at {report['check']:.10g}" if report.get("check") else ""
     said = f"{report['note'] or report['checkpoint']}: {report['n']:,} samples{spread} vs {report['lens']}{accuracy}"
     console.print(config.one_line(f"{said}, {report['seconds']:.1f}s"), soft_wrap=True)
     console.print(table)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 import evaluate
-from config import BadValue, Export, GANError, Walk, check_check, check_int, check_spread
+from config import BadValue, Drawing, Export, GANError, Walk, check_check, check_int, check_spread
 from files import (EXPORT_MANIFEST, OLD, PARTIAL, FolderLock, StopRequest, new_folders, remove_orphans,
                    stop_signals_held, temporary)
 from gan import Generator, check_not_misread, class_index, class_labels, device_of, draw, generate
@@ -48,14 +48,25 @@ def classify(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return labels, confidence
 
 
-CHECKER = evaluate.WEIGHTS.parent / "mnist_checker.pt"  # `train-classifier --seed 1`: not the scoring classifier
+CHECKER = evaluate.CHECKER  # `train-classifier --seed 1`: the scoring classifier's recipe, not the scoring classifier
 _checker: list = []
 
 
 def checker_confidence(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The checker's probability that each image (N, 1, 28, 28) in [0, 1] is its label."""
     if not _checker:
-        _checker.append(evaluate.load_classifier(CHECKER))
+        restore = (f"it is the checker of --check, which ships with the project: restore it (git checkout "
+                   f"{CHECKER.parent.name}/{CHECKER.name}), or pass --check 0 to draw unchecked")
+        if not CHECKER.is_file():
+            raise GANError(f"no checker at {CHECKER}: {restore}")
+        try:
+            model = evaluate.load_classifier(CHECKER)
+        except GANError:
+            raise GANError(f"{CHECKER} does not load as a classifier (damaged?): {restore}") from None
+        if model.shape != (1, 28, 28) or model.n_classes != 10:
+            raise GANError(f"{CHECKER} reads {model.shape} images in {model.n_classes} classes, not MNIST's digits: "
+                           f"{restore}")
+        _checker.append(model)
     return evaluate.embed(_checker[0], images)[1][torch.arange(len(labels)), labels]
 
 
@@ -96,11 +107,14 @@ def checked(G: Generator, n: int, seed: int | None = None, digit: int | str | No
     """gan.generate's n images, each digit that the checker gives its label a probability below `check` drawn again
     from new noise (up to `rounds` times), and how many are left as first drawn (a model that rarely draws them as
     asked). Only a conditional MNIST model is checked; any other's draw, and check 0, is gan.generate's."""
-    check, images = check_check(check), generate(G, n, seed=seed, digit=digit, spread=spread)
+    check, rounds = check_check(check), check_int("rounds", rounds, 0)
+    images = generate(G, n, seed=seed, digit=digit, spread=spread)
     if not check or not G.n_classes or not is_mnist(G):
         return images, 0
     labels = class_labels(G, n, digit)
-    rng = torch.Generator().manual_seed((seed + 1) % 2**63) if seed is not None else None  # not the first draw's noise
+    rng = torch.Generator().manual_seed(seed) if seed is not None else None
+    if rng is not None:  # on past the first draw's noise: no other seed's draw is met again
+        torch.randn(n, G.latent_dim, generator=rng)
     todo = torch.nonzero(checker_confidence(images, labels) < check).flatten()
     for _ in range(rounds):
         if not len(todo):
@@ -122,26 +136,27 @@ def check_can_keep(G: Generator) -> None:
                        f"ask for: train with a subfolder per class (or, for MNIST, without --no-conditional)")
 
 
-def rejection_sampler(min_confidence: float = 0.9, spread: float = 1.0, check: float = 0.0, say=None):
+def rejection_sampler(min_confidence: float = 0.9, spread: float = 1.0, check: float = Drawing.check):
     """A sampler for gan.generate_and_plot_samples (and evaluate) that draws a chosen digit from any MNIST generator,
-    its noise scaled by `spread`, a conditional one's digits `checked`; say(line) tells of digits left unchecked."""
+    its noise scaled by `spread`, a conditional MNIST one's digits `checked` at `check` as the commands draw them.
+    `.unchecked` counts the digits of all its draws so far left as first drawn, of `.drawn` (a model's classes or a
+    class; a label-free model's digits kept by the scoring classifier are not counted)."""
     spread, check = check_spread(spread), check_check(check)
 
     def sample(G: Generator, n: int, seed: int | None = None, digit: int | str | None = None) -> torch.Tensor:
         if digit is None or G.n_classes:
             images, left = checked(G, n, seed, digit, spread, check)
-            if left and say:
-                say(unchecked_note(left, n, check))
+            sample.unchecked, sample.drawn = sample.unchecked + left, sample.drawn + n
             return images
         check_can_keep(G)
         return keep_digit(G, n, digit, seed, min_confidence, spread=spread)[0]
-    sample.check = check
+    sample.check, sample.spread, sample.unchecked, sample.drawn = check, spread, 0, 0
     return sample
 
 
 def unchecked_note(left: int, n: int, check: float) -> str:
-    return (f"note: {left:,} of {n:,} digits are kept as first drawn: the checker gave their label below {check:g} in "
-            f"every one of their draws (a model that rarely draws them as asked: train longer, or pass --check 0)")
+    return (f"note: {left:,} of {n:,} digits are kept as first drawn: the checker gave their label below {check:.10g} "
+            f"in every one of their draws (a model that rarely draws them as asked: train longer, or pass --check 0)")
 
 
 # ---- bulk export ----

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from checkpoint import check_weights, read_torch_file, save_state
-from config import ClassifierRun, Config, GANError, Scoring
+from config import BadValue, ClassifierRun, Config, GANError, Scoring
 from device import own_random_state, resolve_device
 from files import FolderLock, new_folders
 from gan import class_labels, generate, load_generator, load_pixels
@@ -45,6 +45,7 @@ from metrics import K, class_coverage, frechet_distance, inception_score, precis
 from record import check_sample_count
 
 WEIGHTS = Path(__file__).resolve().parent / "assets" / "mnist_classifier.pt"
+CHECKER = WEIGHTS.parent / "mnist_checker.pt"  # the same recipe, seed 1: what --check asks (digits.py); never scores
 CLASSIFIER_KIND = "mnist-lenet-classifier"
 FORMAT = 2  # 2: the file names the images' channels and size and the number of classes (1: MNIST's 1, 28, 10)
 BATCH = 1000  # images per classifier forward pass
@@ -169,9 +170,10 @@ def train_classifier(data_dir: str | Path = ClassifierRun.data_dir, out: str | P
     it (never over the shipped one, nor over a file that is not a classifier). About a minute per epoch on 2 cores."""
     ask = ClassifierRun(data_dir=str(data_dir), out=str(out), epochs=epochs, seed=seed, device=device, force=force)
     out = Path(ask.out)
-    if out.resolve() == WEIGHTS.resolve():
-        raise GANError(f"--out {out} is the classifier that ships with the project, which every score is measured "
-                       f"in: it is not replaced; choose another --out")
+    shipped = {WEIGHTS.resolve(): "which every score is measured in", CHECKER.resolve(): "the checker of --check"}
+    if out.resolve() in shipped:
+        raise GANError(f"--out {out} is a classifier that ships with the project, {shipped[out.resolve()]}: it is not "
+                       f"replaced; choose another --out")
     if out.is_dir():
         raise GANError(f"--out {out} is a folder: name the file to write, such as {out / 'classifier.pt'}")
     device = resolve_device(ask.device)
@@ -427,6 +429,10 @@ def evaluate_file(checkpoint: str | Path | None = None, n: int = Scoring.n, data
     ask = Scoring(checkpoint=checkpoint, checkpoint_dir=checkpoint_dir, n=n, data_dir=str(data_dir), seed=seed,
                   device=str(device), cas=cas, spread=spread)
     check_sample_count(ask.n, as_grid=False)
+    own = getattr(sample, "spread", 1.0)
+    if sample is not None and own != ask.spread:
+        raise BadValue(f"{{spread}} {ask.spread:.10g} is not the sampler's own ({own:.10g}), which draws the images "
+                       f"scored: give the spread to the sampler only")
     device = resolve_device(ask.device)
     G, cfg = load_generator(ask.checkpoint, device, ask.checkpoint_dir)
     t0 = time.perf_counter()
@@ -448,7 +454,9 @@ def evaluate_file(checkpoint: str | Path | None = None, n: int = Scoring.n, data
                                                     sample=sample) if ask.cas else None)
     checks = G.n_classes and cfg.dataset == "mnist" and getattr(sample, "check", 0)
     return {"checkpoint": G.origin, "note": G.note, "n": ask.n, "seed": ask.seed, "spread": ask.spread,
-            "check": sample.check if checks else None, "lens": lens.what,
+            "check": sample.check if checks else None, "unchecked": sample.unchecked if checks else None,
+            "drawn": sample.drawn if checks else None,
+            "lens": lens.what,
             "classes": lens.names,
             "classifier_accuracy": lens.accuracy, "generator": scores, "real_floor": floor,
             "label_agreement": agreement, "classification_accuracy": accuracy_score,

@@ -15,6 +15,7 @@ from torch import nn
 import digits
 import gan
 from conftest import FIXTURE, ROOT, RealDigitsOfLabel, assert_refused, grid_size, make_mnist
+from rundir import SHIPPED_GENERATOR as SHIPPED
 
 
 
@@ -387,12 +388,16 @@ def test_check_is_said_by_generate_export_and_evaluate(conditional_checkpoint, r
     assert json.loads((tmp_path / "ex0" / "export.json").read_text())["check"] is None
     G = gan.load_generator(ckpt)[0]
     assert np.allclose(np.load(tmp_path / "ex0" / "images.npy"), gan.generate(G, 20, seed=1).numpy())
-    reports = {}
+    reports, stderr = {}, {}
     for check in ("0.5", "0"):
         result = run_cli("evaluate", ckpt, "--n", "50", "--data-dir", mnist_dir, "--json", "--check", check)
         assert result.exit_code == 0, result
-        reports[check] = json.loads(result.stdout)  # a note goes to stderr: stdout stays JSON
+        reports[check], stderr[check] = json.loads(result.stdout), result.stderr  # a note: stderr; stdout is JSON
+    assert "note:" not in stderr["0"]
     assert reports["0.5"]["check"] == 0.5 and reports["0"]["check"] is None
+    checked = reports["0.5"]
+    assert checked["drawn"] == 50 + 10 * 100 and 0 < checked["unchecked"] <= checked["drawn"]  # scored + agreement
+    assert f"note: {checked['unchecked']:,} of 1,050 digits are kept as first drawn" in stderr["0.5"]
     result = run_cli("evaluate", ckpt, "--n", "50", "--data-dir", mnist_dir)
     assert result.exit_code == 0 and "50 samples, checked at 0.5 vs" in result.stdout, result
 
@@ -403,3 +408,36 @@ def test_a_check_out_of_range_is_one_line_for_every_command(value, run_cli, tmp_
         line = assert_refused(run_cli(*command, "--check", value), r"--check must be in \[0, 1\) \(0: no check\), got")
         assert line.endswith(value.lstrip("-")), line
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_missing_damaged_or_foreign_checker_is_one_line_and_check_0_still_draws(run_cli, tmp_path, monkeypatch):
+    import evaluate as ev
+    foreign = tmp_path / "five.pt"  # a real classifier of this tool, but of five classes of colour images
+    ev.save_classifier(ev.Classifier(3, 32, 5), foreign, {"test_accuracy": 0.9})
+    for path, content, says in ((tmp_path / "damaged.pt", b"not a torch file", "does not load as a classifier"),
+                                (tmp_path / "missing.pt", None, "no checker at"),
+                                (foreign, None, r"reads \(3, 32, 32\) images in 5 classes")):
+        if content is not None:
+            path.write_bytes(content)
+        monkeypatch.setattr(digits, "CHECKER", path)
+        monkeypatch.setattr(digits, "_checker", [])  # not the one loaded by an earlier test
+        line = assert_refused(run_cli("generate", "--n", "10", "--out", tmp_path / "g.png", "--checkpoint", SHIPPED),
+                              says, r"it is the checker of --check", work_began=True)
+        assert str(path) in line and "--check 0" in line, line
+        assert not (tmp_path / "g.png").exists()
+    result = run_cli("generate", "--n", "10", "--out", tmp_path / "g.png", "--checkpoint", SHIPPED, "--check", "0")
+    assert result.exit_code == 0 and (tmp_path / "g.png").is_file(), result
+
+
+def test_the_shipped_checker_is_never_written_over_and_the_api_refuses_bad_values(run_cli, mnist_dir, tmp_path):
+    import evaluate as ev
+    before = digits.CHECKER.read_bytes()
+    result = run_cli("train-classifier", "--data-dir", mnist_dir, "--out", digits.CHECKER, "--force", "--epochs", "1")
+    assert_refused(result, r"is a classifier that ships with the project, the checker of --check: it is not replaced")
+    assert digits.CHECKER.read_bytes() == before
+    good = gan.Generator(RealDigitsOfLabel(), latent_dim=4, n_classes=10)
+    for rounds in (-1, 1.5, True, None):
+        with pytest.raises(gan.GANError, match="rounds"):
+            digits.checked(good, 10, seed=0, rounds=rounds)
+    with pytest.raises(gan.GANError, match=r"spread 1.5 is not the sampler's own \(0.5\)"):
+        ev.evaluate_file(SHIPPED, n=20, data_dir=mnist_dir, spread=1.5, sample=digits.rejection_sampler(spread=0.5))

@@ -456,7 +456,7 @@ def test_a_command_whose_stdout_reader_is_gone_still_succeeds(tmp_path, generato
                         ["export", "--n", "20", "--out", tmp_path / "ex", "--format", "npy",
                          "--checkpoint", generator_file],
                         ["evaluate", generator_file, "--n", "64", "--data-dir", small_data,
-                         "--device", "cpu"],
+                         "--device", "cpu", "--check", "0"],  # a tiny model fails the check: a note on stderr
                         ["train-classifier", "--data-dir", small_data, "--out", clf, "--epochs", "1",
                          "--device", "cpu"]):
             done = subprocess.run([sys.executable, "cli.py", *map(str, command)],
@@ -491,7 +491,9 @@ def test_train_and_export_into_a_file_write_their_lines_and_no_bar(tmp_path, sma
     export = subprocess.run([sys.executable, "cli.py", "export", "--n", "20", "--out", str(tmp_path / "ex"), "--format",
                              "npy", "--checkpoint", str(generator_file)], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=120)
-    assert export.returncode == 0 and export.stdout.startswith("wrote 20 images") and export.stdout.count("\n") == 1
+    said = export.stdout.splitlines()  # the line of what was written, and (a tiny model's) the --check note: no bar
+    assert export.returncode == 0 and said[0].startswith("wrote 20 images") and export.stdout.endswith("\n")
+    assert len(said) <= 2 and all(line.startswith("note: ") for line in said[1:]), export.stdout
 
 
 def test_damaged_data_and_odd_paths_say_what_is_wrong(tmp_path, run_cli, generator_file):

@@ -326,7 +326,7 @@ def check_field(panel: str):
     return option(0.5, "MNIST models with labels: redraw any digit that a second classifier (assets/mnist_checker.pt, "
                   "not the one that scores) gives its label a probability below this; 0 keeps every draw as the model "
                   "made it. At 0.5 the shipped model draws each digit as asked 99.3% of the time or more, against "
-                  "98.3% unchecked, at a recall 0.003 lower (docs/results.md).", panel)
+                  "98.3% unchecked, at a recall 0.0015 lower (docs/results.md).", panel)
 
 
 MIN_SPREAD, MAX_SPREAD = 0.01, 3.0  # at 3 a DCGAN draws mostly noise; below 0.01 every image of a class is alike

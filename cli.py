@@ -460,7 +460,7 @@ def evaluate(ctx: typer.Context,
                                   ask.cas, log=lambda line: typer.echo(config.one_line(line), err=True),
                                   spread=ask.spread, sample=sampler)
         if report.get("unchecked"):  # on stderr: --json's stdout stays JSON
-            typer.echo(digits.unchecked_note(report["unchecked"], report["drawn"], ask.check), err=True)
+            typer.echo(digits.unchecked_note(report["unchecked"], report["n"], ask.check, "scored"), err=True)
         if as_json:
             echo(json.dumps(no_nan(report), indent=1, allow_nan=False), raw=True)
         elif report["lens"] is None:

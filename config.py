@@ -541,7 +541,7 @@ def check_folder_name(name: str, value) -> None:
 
 def check_check(value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        shown = f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+        shown = f"{value:.15g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
         raise BadValue(f"{{check}} must be in [0, 1) (0: no check), got {shown}")
     return float(value)
 

@@ -66,6 +66,9 @@ def checker_confidence(images: torch.Tensor, labels: torch.Tensor) -> torch.Tens
         if model.shape != (1, 28, 28) or model.n_classes != 10:
             raise GANError(f"{CHECKER} reads {model.shape} images in {model.n_classes} classes, not MNIST's digits: "
                            f"{restore}")
+        scorer = evaluate.shipped_classifier().state_dict()
+        if all(torch.equal(v, scorer[k]) for k, v in model.state_dict().items()):
+            raise GANError(f"{CHECKER} is the scoring classifier itself, which would grade its own choice: {restore}")
         _checker.append(model)
     return evaluate.embed(_checker[0], images)[1][torch.arange(len(labels)), labels]
 
@@ -139,23 +142,23 @@ def check_can_keep(G: Generator) -> None:
 def rejection_sampler(min_confidence: float = 0.9, spread: float = 1.0, check: float = Drawing.check):
     """A sampler for gan.generate_and_plot_samples (and evaluate) that draws a chosen digit from any MNIST generator,
     its noise scaled by `spread`, a conditional MNIST one's digits `checked` at `check` as the commands draw them.
-    `.unchecked` counts the digits of all its draws so far left as first drawn, of `.drawn` (a model's classes or a
-    class; a label-free model's digits kept by the scoring classifier are not counted)."""
+    `.unchecked` counts the digits of all its draws so far left as first drawn (a conditional MNIST model's)."""
     spread, check = check_spread(spread), check_check(check)
 
     def sample(G: Generator, n: int, seed: int | None = None, digit: int | str | None = None) -> torch.Tensor:
         if digit is None or G.n_classes:
             images, left = checked(G, n, seed, digit, spread, check)
-            sample.unchecked, sample.drawn = sample.unchecked + left, sample.drawn + n
+            sample.unchecked += left
             return images
         check_can_keep(G)
         return keep_digit(G, n, digit, seed, min_confidence, spread=spread)[0]
-    sample.check, sample.spread, sample.unchecked, sample.drawn = check, spread, 0, 0
+    sample.check, sample.spread, sample.unchecked = check, spread, 0
     return sample
 
 
-def unchecked_note(left: int, n: int, check: float) -> str:
-    return (f"note: {left:,} of {n:,} digits are kept as first drawn: the checker gave their label below {check:.10g} "
+def unchecked_note(left: int, n: int, check: float, which: str = "") -> str:
+    return (f"note: {left:,} of {n:,} {which + ' ' if which else ''}digits are kept as first drawn: the checker gave "
+            f"their label below {check:.15g} "
             f"in every one of their draws (a model that rarely draws them as asked: train longer, or pass --check 0)")
 
 

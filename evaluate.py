@@ -170,10 +170,10 @@ def train_classifier(data_dir: str | Path = ClassifierRun.data_dir, out: str | P
     it (never over the shipped one, nor over a file that is not a classifier). About a minute per epoch on 2 cores."""
     ask = ClassifierRun(data_dir=str(data_dir), out=str(out), epochs=epochs, seed=seed, device=device, force=force)
     out = Path(ask.out)
-    shipped = {WEIGHTS.resolve(): "which every score is measured in", CHECKER.resolve(): "the checker of --check"}
-    if out.resolve() in shipped:
-        raise GANError(f"--out {out} is a classifier that ships with the project, {shipped[out.resolve()]}: it is not "
-                       f"replaced; choose another --out")
+    for shipped, what in ((WEIGHTS, "which every score is measured in"), (CHECKER, "the checker of --check")):
+        if out.resolve() == shipped.resolve() or (out.exists() and shipped.exists() and out.samefile(shipped)):
+            raise GANError(f"--out {out} is a classifier that ships with the project, {what}: it is not replaced; "
+                           f"choose another --out")  # samefile: another spelling on a case-blind disk (a Mac's)
     if out.is_dir():
         raise GANError(f"--out {out} is a folder: name the file to write, such as {out / 'classifier.pt'}")
     device = resolve_device(ask.device)
@@ -425,12 +425,14 @@ def evaluate_file(checkpoint: str | Path | None = None, n: int = Scoring.n, data
     or the shipped model): its scores and the real-data floor through the lens that fits the model (MNIST's, or for
     a model of class folders a classifier trained on the folder), how often the classifier agrees with the asked-for
     class, and on request the accuracy score. A model of a flat folder or another dataset has no lens: None.
-    `sample(G, n, seed, digit)`, where given, draws the images scored (its `check`, if any, is reported)."""
+    `sample(G, n, seed, digit)`, where given, draws the images scored (its `check`, if any, is reported, and how many
+    of the n scored were left unchecked); without it G's own draws are scored, where the CLI passes
+    digits.rejection_sampler() so that evaluate scores what generate and export draw."""
     ask = Scoring(checkpoint=checkpoint, checkpoint_dir=checkpoint_dir, n=n, data_dir=str(data_dir), seed=seed,
                   device=str(device), cas=cas, spread=spread)
     check_sample_count(ask.n, as_grid=False)
-    own = getattr(sample, "spread", 1.0)
-    if sample is not None and own != ask.spread:
+    own = getattr(sample, "spread", ask.spread)  # a sampler of one's own that says nothing of a spread: not asked
+    if own != ask.spread:
         raise BadValue(f"{{spread}} {ask.spread:.10g} is not the sampler's own ({own:.10g}), which draws the images "
                        f"scored: give the spread to the sampler only")
     device = resolve_device(ask.device)
@@ -447,15 +449,16 @@ def evaluate_file(checkpoint: str | Path | None = None, n: int = Scoring.n, data
     floor = real_floor(lens, ask.n, seed=ask.seed, device=device)  # first: it checks the training images
     if ask.cas:  # before the minutes of generating and scoring
         check_enough(lens, floor["n"], "training", G.n_classes)
+    before = getattr(sample, "unchecked", 0)
     scores = evaluate_generator(G, ask.n, lens, seed=ask.seed, device=device, spread=ask.spread, sample=sample)
+    unchecked = getattr(sample, "unchecked", 0) - before  # of the n scored (the agreement and --cas draw more)
     agreement = (label_agreement(G, max(100, ask.n // G.n_classes), ask.seed, lens=lens, spread=ask.spread,
                                  sample=sample) if G.n_classes else None)
     accuracy_score = (classification_accuracy_score(G, ask.n, lens, ask.seed, device=device, spread=ask.spread,
                                                     sample=sample) if ask.cas else None)
     checks = G.n_classes and cfg.dataset == "mnist" and getattr(sample, "check", 0)
     return {"checkpoint": G.origin, "note": G.note, "n": ask.n, "seed": ask.seed, "spread": ask.spread,
-            "check": sample.check if checks else None, "unchecked": sample.unchecked if checks else None,
-            "drawn": sample.drawn if checks else None,
+            "check": sample.check if checks else None, "unchecked": unchecked if checks else None,
             "lens": lens.what,
             "classes": lens.names,
             "classifier_accuracy": lens.accuracy, "generator": scores, "real_floor": floor,

@@ -366,6 +366,7 @@ def test_a_digit_the_model_never_draws_as_asked_is_kept_as_drawn_and_counted():
     assert digits.checked(good, 30, seed=2, check=0.5)[1] == 0
     note = digits.unchecked_note(30, 30, 0.5)
     assert note.startswith("note: 30 of 30 digits are kept as first drawn") and "--check 0" in note
+    assert "below 0.999999999999 in" in digits.unchecked_note(1, 2, 0.999999999999)  # not rounded up to 1
 
 
 def test_check_is_said_by_generate_export_and_evaluate(conditional_checkpoint, run_cli, mnist_dir, tmp_path):
@@ -396,8 +397,9 @@ def test_check_is_said_by_generate_export_and_evaluate(conditional_checkpoint, r
     assert "note:" not in stderr["0"]
     assert reports["0.5"]["check"] == 0.5 and reports["0"]["check"] is None
     checked = reports["0.5"]
-    assert checked["drawn"] == 50 + 10 * 100 and 0 < checked["unchecked"] <= checked["drawn"]  # scored + agreement
-    assert f"note: {checked['unchecked']:,} of 1,050 digits are kept as first drawn" in stderr["0.5"]
+    assert 0 < checked["unchecked"] <= 50  # of the 50 scored, not of the agreement's draws as well
+    assert stderr["0.5"].count("note:") == 1
+    assert f"note: {checked['unchecked']} of 50 scored digits are kept as first drawn" in stderr["0.5"]
     result = run_cli("evaluate", ckpt, "--n", "50", "--data-dir", mnist_dir)
     assert result.exit_code == 0 and "50 samples, checked at 0.5 vs" in result.stdout, result
 
@@ -414,7 +416,10 @@ def test_a_missing_damaged_or_foreign_checker_is_one_line_and_check_0_still_draw
     import evaluate as ev
     foreign = tmp_path / "five.pt"  # a real classifier of this tool, but of five classes of colour images
     ev.save_classifier(ev.Classifier(3, 32, 5), foreign, {"test_accuracy": 0.9})
+    scorer = tmp_path / "scorer.pt"
+    scorer.write_bytes(ev.WEIGHTS.read_bytes())
     for path, content, says in ((tmp_path / "damaged.pt", b"not a torch file", "does not load as a classifier"),
+                                (scorer, None, "is the scoring classifier itself"),
                                 (tmp_path / "missing.pt", None, "no checker at"),
                                 (foreign, None, r"reads \(3, 32, 32\) images in 5 classes")):
         if content is not None:

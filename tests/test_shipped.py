@@ -195,17 +195,17 @@ def test_checked_draws_redraw_only_the_digits_the_checker_reads_as_another():
     again from new noise; every other one is the model's own draw, untouched, and the scoring classifier, which the
     check never asked, agrees with the labels more often."""
     G, _ = gan.load_generator(SHIPPED)
-    labels, first = gan.class_labels(G, 1000, None), gan.generate(G, 1000, seed=0)
-    images, left = digits.checked(G, 1000, seed=0, check=0.5)
+    labels, first = gan.class_labels(G, 3000, None), gan.generate(G, 3000, seed=0)
+    images, left = digits.checked(G, 3000, seed=0, check=0.5)
     redrawn = digits.checker_confidence(first, labels) < 0.5
-    assert left == 0 and 0 < int(redrawn.sum()) < 60  # the shipped model draws about 99% as asked
+    assert left == 0 and 0 < int(redrawn.sum()) < 150  # the shipped model draws about 99% as asked (24-30 here)
     assert torch.equal(images[~redrawn], first[~redrawn])
     assert (images[redrawn] != first[redrawn]).flatten(1).any(1).all()
     assert (digits.checker_confidence(images, labels) >= 0.5).all()
-    agreement = lambda x: float((digits.classify(x)[0] == labels).float().mean())  # noqa: E731
-    assert agreement(images) >= agreement(first) + 0.003
-    assert torch.equal(digits.checked(G, 1000, seed=0, check=0.5)[0], images)  # repeatable for a seed
-    assert torch.equal(digits.checked(G, 1000, seed=0, check=0)[0], first)  # 0: the model's own draw
+    agreeing = lambda x: int((digits.classify(x)[0] == labels).sum())  # noqa: E731
+    assert agreeing(images) >= agreeing(first) + 8  # 17-20 more on an AMD Zen 4, seeds 0-2: margin for other CPUs
+    assert torch.equal(digits.checked(G, 3000, seed=0, check=0.5)[0], images)  # repeatable for a seed
+    assert torch.equal(digits.checked(G, 3000, seed=0, check=0)[0], first)  # 0: the model's own draw
     checker, scorer = ev.load_classifier(digits.CHECKER), ev.shipped_classifier()
     assert digits.CHECKER != ev.WEIGHTS and checker.meta["seed"] != scorer.meta["seed"]
     assert not torch.equal(checker.state_dict()["head.1.weight"], scorer.state_dict()["head.1.weight"])

@@ -467,6 +467,9 @@ LEVERS = {  # name -> (config changes, D builder or None, train_step or None[, r
     # its D half as wide again: for the last two targets (recall, every digit drawn as asked), D's capacity
     "G 40, D 48, rp, R1+R2 0.3, no-bn D": ({**NOW, "width": 40, "d_width": 48}, no_batchnorm,
                                            make_step("rp", r1=0.3, r2=0.3)),
+    # G half as wide again (R3GAN's game keeps D from pulling away, which sank G 48 under the old one): for recall
+    "G 48, D 32, rp, R1+R2 0.3, no-bn D": ({**NOW, "width": 48, "d_width": 32}, no_batchnorm,
+                                           make_step("rp", r1=0.3, r2=0.3)),
     # v7's recipe with a head in D that names the digit (AC-GAN's terms, weight 1), for the target of every digit
     # drawn as asked: trained as v7's second stage, from its first stage's epoch 50 (`with_classifier`)
     "G 40, D 32, rp, R1+R2 0.3, no-bn D, naming head 1": naming_lever(1.0),

@@ -216,6 +216,14 @@ def test_consistency_shifts_each_image_on_its_own_and_only_d_is_asked_to_ignore_
         **search.NOW, "width": 20}
 
 
+def test_the_wider_g_lever_is_v7s_recipe_with_g_at_48():
+    """The G 48 row of docs/results.md: v7's lever with G's width alone changed (D 32 without BatchNorm)."""
+    v7, wide = search.LEVERS["G 40, D 32, rp, R1+R2 0.3, no-bn D"], search.LEVERS["G 48, D 32, rp, R1+R2 0.3, no-bn D"]
+    assert wide[0] == {**v7[0], "width": 48} and wide[1] is v7[1] is search.no_batchnorm
+    cfg = search.lever_config("G 48, D 32, rp, R1+R2 0.3, no-bn D", seed=1)
+    assert (cfg.width, cfg.d_width, cfg.beta1, cfg.ema, cfg.seed) == (48, 32, 0.0, 0.99, 1)
+
+
 def test_train_keeps_a_model_of_a_lever_through_gan_train_resumes_it_and_restores_gan(mnist_dir, tmp_path,
                                                                                        monkeypatch, capsys):
     """`search.py --train FOLDER`, how the shipped models (v5, and v6's and v7's first 50 epochs) were trained: the lever's D and

@@ -1,7 +1,7 @@
 """Command line for the GAN: a thin Typer skin over gan.py (and evaluate.py, digits.py).
 
     python cli.py train --epochs 10 --data-dir ./data
-    python cli.py resume checkpoints/gan_epoch_5.pth --epochs 20
+    python cli.py resume checkpoints/gan_epoch_10.pth --epochs 20
     python cli.py generate --n 16
 
 Every command's options come from a dataclass of config.py (default, help, choices and panel of each field), the

@@ -2,8 +2,8 @@
 
     python search.py --data-dir ../shared/data --lever "beta1=0" --seed 0 --epochs 30 --at 10 20 30 > rows.jsonl
 
-Each run trains the labelled default of the search's time (`python cli.py train --width 16`: DCGAN, batch 256, Adam
-8e-4, bf16 where the CPU is fast at it) with one lever changed, and scores G's moving average at the epochs --at
+Each run trains the labelled default of the search's time (`python cli.py train --width 16 --beta1 0.5 --ema 0.999`: DCGAN,
+batch 256, Adam 8e-4, bf16 where the CPU is fast at it) with one lever changed, and scores G's moving average at the epochs --at
 names with the built-in evaluation (n = 10,000 against the MNIST test set: FID, precision, recall). The levers that
 are not options of the product are defined here, as small changes to gan.py's step and networks; the moving-average
 decay is measured in every run at once, from extra averages of the same G. No checkpoints are written: it is a

@@ -2,14 +2,14 @@
 
     python search.py --data-dir ../shared/data --lever "beta1=0" --seed 0 --epochs 30 --at 10 20 30 > rows.jsonl
 
-Each run trains the labelled default of the search's time (`python cli.py train --width 16 --beta1 0.5 --ema 0.999`: DCGAN,
-batch 256, Adam 8e-4, bf16 where the CPU is fast at it) with one lever changed, and scores G's moving average at the epochs --at
-names with the built-in evaluation (n = 10,000 against the MNIST test set: FID, precision, recall). The levers that
-are not options of the product are defined here, as small changes to gan.py's step and networks; the moving-average
-decay is measured in every run at once, from extra averages of the same G. No checkpoints are written: it is a
-measurement, not a run. With --train FOLDER it is a run instead: the lever trains through gan.train itself, writing
-checkpoints, grids and the final generator as `cli.py train` does, and --resume (with --lr, a new rate) continues
-such a run; that is how the shipped model v7 was trained (50 epochs, then 20 at half the rate):
+Each run trains the labelled default of the search's time (`python cli.py train --width 16 --beta1 0.5 --ema 0.999`:
+DCGAN, batch 256, Adam 8e-4, bf16 where the CPU is fast at it) with one lever changed, and scores G's moving average
+at the epochs --at names with the built-in evaluation (n = 10,000 against the MNIST test set: FID, precision, recall).
+The levers that are not options of the product are defined here, as small changes to gan.py's step and networks; the
+moving-average decay is measured in every run at once, from extra averages of the same G. No checkpoints are written:
+it is a measurement, not a run. With --train FOLDER it is a run instead: the lever trains through gan.train itself,
+writing checkpoints, grids and the final generator as `cli.py train` does, and --resume (with --lr, a new rate)
+continues such a run; that is how the shipped model v7 was trained (50 epochs, then 20 at half the rate):
 
     python search.py --data-dir data --lever "G 40, D 32, rp, R1+R2 0.3, no-bn D" --epochs 50 --seed 1 --train runs/v7
     python search.py --data-dir data --lever "G 40, D 32, rp, R1+R2 0.3, no-bn D" --epochs 70 --lr 4e-4 \

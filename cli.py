@@ -529,5 +529,11 @@ def print_report(report: dict) -> None:
 if __name__ == "__main__":
     try:
         app()
+    except SystemExit as e:
+        if e.code == 130:  # interrupted, and said so: skip Python's finalization, where a library's thread once aborted
+            stopping()     # the process (a SIGABRT and "Fatal Python error" instead of exit 130, a stop during import)
+            sys.stdout.flush(), sys.stderr.flush()
+            os._exit(130)
+        raise
     finally:  # the work is done and its outcome said: a stop signal during Python's exit would only kill it by signal
         stopping()

@@ -9,11 +9,12 @@ The levers that are not options of the product are defined here, as small change
 moving-average decay is measured in every run at once, from extra averages of the same G. No checkpoints are written:
 it is a measurement, not a run. With --train FOLDER it is a run instead: the lever trains through gan.train itself,
 writing checkpoints, grids and the final generator as `cli.py train` does, and --resume (with --lr, a new rate)
-continues such a run; that is how the shipped model v7 was trained (50 epochs, then 20 at half the rate):
+continues such a run; that is how the shipped model v8 was trained (50 epochs, then on at half the rate; it is the
+second run's epoch 65, runs/v8/checkpoints/gan_epoch_65.pth):
 
-    python search.py --data-dir data --lever "G 40, D 32, rp, R1+R2 0.3, no-bn D" --epochs 50 --seed 1 --train runs/v7
-    python search.py --data-dir data --lever "G 40, D 32, rp, R1+R2 0.3, no-bn D" --epochs 70 --lr 4e-4 \
-        --train runs/v7 --resume runs/v7/checkpoints/gan_epoch_50.pth
+    python search.py --data-dir data --lever "G 40, D 48, rp, R1+R2 0.3, no-bn D" --epochs 50 --seed 3 --train runs/v8
+    python search.py --data-dir data --lever "G 40, D 48, rp, R1+R2 0.3, no-bn D" --epochs 70 --lr 4e-4 \
+        --train runs/v8 --resume runs/v8/checkpoints/gan_epoch_50.pth
 """
 
 from __future__ import annotations

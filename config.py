@@ -318,15 +318,15 @@ def seed_field(what: str = "repeatable results"):
 def spread_field(panel: str):
     return option(1.0, "How wide the noise is drawn (its standard deviation): above 1, more varied and less typical "
                   "images; below 1, more typical and more alike (the truncation trick). At 1.1 the shipped model's "
-                  "recall rises from 0.85 to 0.87 (real digits': 0.875) and its FID from 2.6 to 4.8 (docs/results.md).",
+                  "recall rises from 0.86 to 0.87 (real digits': 0.875) and its FID from 2.4 to 3.9 (docs/results.md).",
                   panel)
 
 
 def check_field(panel: str):
     return option(0.5, "MNIST models with labels: redraw any digit that a second classifier (assets/mnist_checker.pt, "
                   "not the one that scores) gives its label a probability below this; 0 keeps every draw as the model "
-                  "made it. At 0.5 the shipped model draws each digit as asked 99.3% of the time or more, against "
-                  "98.3% unchecked, at a recall 0.0015 lower (docs/results.md).", panel)
+                  "made it. At 0.5 the shipped model draws each digit as asked 99.1% of the time or more, against "
+                  "98.0% unchecked, at a recall 0.002 lower (docs/results.md).", panel)
 
 
 MIN_SPREAD, MAX_SPREAD = 0.01, 3.0  # at 3 a DCGAN draws mostly noise; below 0.01 every image of a class is alike

@@ -285,10 +285,12 @@ def check_target(out_dir: Path, force: bool) -> int | None:
     identity (inode) of the export to replace, or None when there is none."""
     if not out_dir.exists():
         return None
-    if not force:
-        raise GANError(f"{out_dir} already exists: choose another --out, or pass --force to replace an earlier export")
     exported = out_dir.is_dir() and (out_dir / EXPORT_MANIFEST).is_file()
     strangers = [p.name for p in out_dir.iterdir() if not (p.is_file() and is_export_file(p.name))] if exported else []
+    if not force:  # --force is offered only where it would work
+        hint = ", or pass --force to replace this earlier export" if exported and not strangers else \
+            " (it is not an export of this tool, so --force would not replace it either)"
+        raise GANError(f"{out_dir} already exists: choose another --out{hint}")
     if not exported or strangers:
         what = f"holds {strangers[0]}, which no export writes" if strangers else "is not an export of this tool"
         raise GANError(f"--force replaces only an earlier export, and {out_dir} {what}: choose another --out")

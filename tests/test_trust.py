@@ -124,6 +124,9 @@ def generator_file(tmp_path_factory, small_data) -> Path:
 def test_export_force_never_deletes_a_folder_that_is_not_an_export(tmp_path, run_cli, generator_file):
     run_folder = generator_file.parent
     before = {p.name: sha(p) for p in run_folder.iterdir() if p.is_file()}
+    result = run_cli("export", "--checkpoint", generator_file, "--n", "10", "--out", run_folder)
+    assert_refused(result, r"already exists: choose another --out \(it is not an export of this tool, so --force")
+    assert "pass --force" not in result.output  # not offered where it would be refused next
     result = run_cli("export", "--checkpoint", generator_file, "--n", "10", "--out", run_folder, "--force")
     assert_refused(result, r"--force replaces only an earlier export")
     assert {p.name: sha(p) for p in run_folder.iterdir() if p.is_file()} == before  # every checkpoint intact
@@ -147,6 +150,9 @@ def test_export_force_replaces_an_earlier_export(tmp_path, run_cli, generator_fi
         assert result.exit_code == 0, result
     assert json.loads((out / "export.json").read_text())["seed"] == 2
     assert np.load(out / "images.npy").shape == (12, 1, 28, 28)
+    result = run_cli("export", "--checkpoint", generator_file, "--n", "12", "--out", out, "--format", "npy")
+    assert_refused(result, r"already exists: choose another --out, or pass --force to replace this earlier export")
+    assert json.loads((out / "export.json").read_text())["seed"] == 2  # without --force, kept as it was
 
 
 def test_two_exports_started_together_to_one_folder_one_is_refused(tmp_path, generator_file):
